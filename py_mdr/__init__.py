@@ -1,0 +1,35 @@
+"""py-mdr: OCSF 1.3.0 events and Python logs to MDR over the Splunk HEC protocol.
+
+The heavy parts (models, HTTP stack) load on first use, so ``import py_mdr`` stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "2.0.0"
+OCSF_VERSION = "1.3.0"
+
+if TYPE_CHECKING:
+    from py_mdr.client import MDRClient
+    from py_mdr.handler import MDRHandler
+    from py_mdr.serialize import to_dict, to_json
+    from py_mdr.validate import validate
+
+_LAZY = {
+    "MDRClient": "py_mdr.client",
+    "MDRHandler": "py_mdr.handler",
+    "to_dict": "py_mdr.serialize",
+    "to_json": "py_mdr.serialize",
+    "validate": "py_mdr.validate",
+}
+
+__all__ = ["OCSF_VERSION", "MDRClient", "MDRHandler", "__version__", "to_dict", "to_json", "validate"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'py_mdr' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -1,0 +1,222 @@
+"""The hand-written base under every generated OCSF model.
+
+Construction is forgiving on purpose (as the published py-mdr was): nothing is validated, nested
+objects and lists appear on first touch, unknown attributes are kept as extras. Strictness lives
+in :func:`py_mdr.validate.validate`, which reports every problem at once with its path.
+
+Each generated class carries its schema facts in ``__ocsf__`` (a :class:`ModelSpec`): names,
+types, requirements, enums and constraints, nothing more. Object classes are imported lazily
+through their dotted path, so importing one event class does not import the whole schema.
+"""
+
+from __future__ import annotations
+
+import enum
+import importlib
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+_PACKAGE = "py_mdr.ocsf_models"
+
+# ``Attr.obj`` of the schema's free-form ``object`` type (``unmapped``): a plain dict.
+GENERIC_OBJECT = "object"
+
+# Requirement levels, as the schema spells them.
+REQUIRED = "required"
+RECOMMENDED = "recommended"
+OPTIONAL = "optional"
+
+
+class OCSFIntEnum(enum.IntEnum):
+    """An OCSF ``*_id`` enum; ``caption`` is the schema's caption of the value."""
+
+    __captions__: ClassVar[Mapping[int, str]] = {}
+
+    @property
+    def caption(self) -> str:
+        return type(self).__captions__[int(self)]
+
+
+class OCSFStrEnum(str, enum.Enum):
+    """One of the few OCSF string-valued enums (TLP, HTTP method, CVSS depth)."""
+
+    __captions__: ClassVar[Mapping[str, str]] = {}
+
+    @property
+    def caption(self) -> str:
+        return type(self).__captions__[str(self.value)]
+
+
+@dataclass(frozen=True)
+class Attr:
+    """Schema facts for one attribute.
+
+    ``type`` is an OCSF type name (``string_t``) or an object name (``product``); ``obj`` is the
+    dotted path of the object's model (``objects.product:Product``), ``enum`` the enum class, and
+    ``sibling`` the caption attribute that goes with an ``*_id`` attribute.
+    """
+
+    type: str
+    requirement: str = OPTIONAL
+    is_array: bool = False
+    obj: str | None = None
+    enum: type[enum.Enum] | None = None
+    sibling: str | None = None
+    profile: str | None = None
+    json_name: str = ""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Schema facts for one class or object; ``uid`` is ``None`` for objects."""
+
+    name: str
+    caption: str
+    attributes: Mapping[str, Attr]
+    uid: int | None = None
+    category_uid: int | None = None
+    category_name: str | None = None
+    constraints: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def is_event(self) -> bool:
+        return self.uid is not None
+
+    @property
+    def url(self) -> str:
+        kind = "classes" if self.is_event else "objects"
+        return f"https://schema.ocsf.io/1.3.0/{kind}/{self.name}"
+
+
+def load_model(path: str) -> type[OCSFModel]:
+    """Import ``"objects.product:Product"`` relative to the models package."""
+    module_name, _, class_name = path.partition(":")
+    module = importlib.import_module(f"{_PACKAGE}.{module_name}")
+    model: type[OCSFModel] = getattr(module, class_name)
+    return model
+
+
+_EMPTY_SPEC = ModelSpec(name="object", caption="Object", attributes={})
+
+
+class OCSFModel(BaseModel):
+    """Base of every generated model: a pydantic model with forgiving, fast construction."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        defer_build=True,
+        populate_by_name=True,
+        arbitrary_types_allowed=True,
+        protected_namespaces=(),
+        revalidate_instances="never",
+    )
+
+    __ocsf__: ClassVar[ModelSpec] = _EMPTY_SPEC
+    # python attribute name for each JSON name that is a Python keyword ("class" -> "class_")
+    __ocsf_aliases__: ClassVar[Mapping[str, str]] = {}
+
+    def __init__(self, /, **data: Any) -> None:
+        values: dict[str, Any] = {}
+        extra: dict[str, Any] = {}
+        cls = type(self)
+        attributes = cls.__ocsf__.attributes
+        aliases = cls.__ocsf_aliases__
+        for key, value in data.items():
+            name = aliases.get(key, key)
+            attr = attributes.get(name)
+            if attr is None:
+                extra[key] = value
+            elif attr.obj is not None and value is not None:
+                values[name] = _coerce_object(attr, value)
+            else:
+                values[name] = value
+        object.__setattr__(self, "__dict__", values)
+        object.__setattr__(self, "__pydantic_fields_set__", set(values))
+        object.__setattr__(self, "__pydantic_extra__", extra)
+        object.__setattr__(self, "__pydantic_private__", None)
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for attributes missing from __dict__: unset fields and extras.
+        attr = type(self).__ocsf__.attributes.get(name)
+        if attr is None:
+            return super().__getattr__(name)  # extras, or a clear AttributeError
+        if attr.is_array:
+            value: Any = []
+        elif attr.obj == GENERIC_OBJECT:
+            value = {}
+        elif attr.obj is not None:
+            value = load_model(attr.obj)()
+        else:
+            return None
+        self.__dict__[name] = value
+        return value
+
+    def validate_event(self) -> list[Any]:
+        """Every schema problem of this model, with attribute paths (see ``py_mdr.validate``)."""
+        from py_mdr.validate import validate
+
+        return validate(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-ready OCSF form: empties pruned, enums as ints, derived values filled."""
+        from py_mdr.serialize import to_dict
+
+        return to_dict(self)
+
+    @classmethod
+    def model_rebuild(
+        cls,
+        *,
+        force: bool = False,
+        raise_errors: bool = True,
+        _parent_namespace_depth: int = 2,
+        _types_namespace: Mapping[str, Any] | None = None,
+    ) -> bool | None:
+        """Make the lazily imported object classes visible to pydantic before it builds."""
+        _import_closure(cls)
+        return super().model_rebuild(
+            force=force,
+            raise_errors=raise_errors,
+            _parent_namespace_depth=_parent_namespace_depth,
+            _types_namespace=_types_namespace,
+        )
+
+
+def _coerce_object(attr: Attr, value: Any) -> Any:
+    """Turn nested dicts into models so ``event.metadata.product`` works after ``Model(**d)``."""
+    assert attr.obj is not None
+    if attr.is_array and isinstance(value, list) and attr.obj != GENERIC_OBJECT:
+        if any(isinstance(item, dict) for item in value):
+            model = load_model(attr.obj)
+            return [model(**item) if isinstance(item, dict) else item for item in value]
+        return value
+    if isinstance(value, dict) and attr.obj != GENERIC_OBJECT:
+        return load_model(attr.obj)(**value)
+    return value
+
+
+def _import_closure(root: type[OCSFModel]) -> None:
+    """Import every object model reachable from ``root`` and publish it in each module's globals.
+
+    The generated modules import object classes only for type checkers; pydantic needs them at
+    run time when it builds a schema (``model_dump``, ``model_json_schema``).
+    """
+    seen: set[type[OCSFModel]] = set()
+    todo = [root]
+    while todo:
+        model = todo.pop()
+        if model in seen:
+            continue
+        seen.add(model)
+        module_globals = vars(sys.modules[model.__module__])
+        for attr in model.__ocsf__.attributes.values():
+            if attr.obj is None or attr.obj == GENERIC_OBJECT:
+                continue
+            child = load_model(attr.obj)
+            module_globals.setdefault(child.__name__, child)
+            todo.append(child)
+

@@ -1,0 +1,206 @@
+"""Explicit strictness: every OCSF 1.3.0 schema problem of an event, each with its path.
+
+Construction of models is forgiving; this is where the schema is enforced. ``validate`` checks
+the serialized form (what goes on the wire), so a model and the dict it serializes to give the
+same answer.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from py_mdr.ocsf_models._base import GENERIC_OBJECT, REQUIRED, Attr, ModelSpec, OCSFModel, load_model
+from py_mdr.ocsf_models._registry import CLASSES, TYPES
+from py_mdr.serialize import to_dict
+
+_PYTHON_TYPES: dict[str, tuple[type, ...]] = {
+    "string_t": (str,),
+    "integer_t": (int,),
+    "long_t": (int,),
+    "float_t": (int, float),
+    "boolean_t": (bool,),
+}
+_TYPE_WORDS = {
+    "string_t": "a string",
+    "integer_t": "an integer",
+    "long_t": "an integer",
+    "float_t": "a number",
+    "boolean_t": "true or false",
+}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One schema violation: where (dotted path, list indexes in brackets), what kind, and why."""
+
+    path: str
+    kind: str  # missing | constraint | type | enum | unknown | profile | class
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path or '<event>'}: {self.message}"
+
+
+def validate(event: OCSFModel | Mapping[str, Any]) -> list[Problem]:
+    """Return every schema problem of ``event`` (a model or a serialized event dict); [] if none."""
+    if isinstance(event, OCSFModel):
+        spec = type(event).__ocsf__
+        data = to_dict(event)
+        if spec.uid is None:
+            return _check_object(data, spec, "", set())
+    elif isinstance(event, Mapping):
+        data = dict(event)
+        class_uid = data.get("class_uid")
+        path = CLASSES.get(class_uid) if type(class_uid) is int else None
+        if path is None:
+            hint = "set class_uid to one of the OCSF 1.3.0 class uids (see `py-mdr schema`)"
+            word = "missing" if class_uid is None else f"unknown class_uid {class_uid!r}"
+            return [Problem("class_uid", "class", f"{word}: {hint}")]
+        spec = load_model(path).__ocsf__
+    else:
+        return [Problem("", "type", f"expected an OCSF model or a dict, got {type(event).__name__}")]
+    metadata = data.get("metadata")
+    declared = metadata.get("profiles") if isinstance(metadata, Mapping) else None
+    profiles = {p for p in declared if isinstance(p, str)} if isinstance(declared, list) else set()
+    problems = _check_object(data, spec, "", profiles)
+    problems += _check_event_ids(data, spec)
+    return problems
+
+
+def _check_event_ids(data: Mapping[str, Any], spec: ModelSpec) -> list[Problem]:
+    problems = []
+    if data.get("class_uid") != spec.uid:
+        problems.append(Problem("class_uid", "class", f"must be {spec.uid} for {spec.caption}"))
+    if "category_uid" in data and data["category_uid"] != spec.category_uid:
+        problems.append(
+            Problem("category_uid", "class", f"must be {spec.category_uid} for {spec.caption}")
+        )
+    class_uid, activity, type_uid = data.get("class_uid"), data.get("activity_id"), data.get("type_uid")
+    if type(class_uid) is int and type(activity) is int and type(type_uid) is int:
+        if type_uid != class_uid * 100 + activity:
+            expected = class_uid * 100 + activity
+            problems.append(
+                Problem("type_uid", "class", f"is {type_uid}, must be class_uid * 100 + activity_id = {expected}")
+            )
+    return problems
+
+
+def _check_object(
+    data: Any, spec: ModelSpec, path: str, profiles: set[str]
+) -> list[Problem]:
+    if not isinstance(data, Mapping):
+        return [Problem(path, "type", f"must be an object ({spec.caption}), got {_kind(data)}")]
+    problems: list[Problem] = []
+    by_json = _attributes_by_json_name(spec)
+    for key, value in data.items():
+        where = f"{path}.{key}" if path else key
+        attr = by_json.get(key)
+        if attr is None:
+            problems.append(Problem(where, "unknown", f"{spec.caption} has no attribute {key!r}"))
+            continue
+        if attr.profile and attr.profile not in profiles:
+            problems.append(
+                Problem(
+                    where,
+                    "profile",
+                    f"belongs to the {attr.profile!r} profile: add {attr.profile!r} to metadata.profiles",
+                )
+            )
+        problems += _check_value(value, attr, where, profiles)
+    for name, attr in spec.attributes.items():
+        key = attr.json_name or name
+        if attr.requirement != REQUIRED or key in data:
+            continue
+        if attr.profile and attr.profile not in profiles:
+            continue
+        where = f"{path}.{key}" if path else key
+        problems.append(Problem(where, "missing", f"required attribute of {spec.caption} is missing"))
+    problems += _check_constraints(data, spec, path)
+    return problems
+
+
+def _check_value(value: Any, attr: Attr, path: str, profiles: set[str]) -> list[Problem]:
+    if attr.is_array:
+        if not isinstance(value, list):
+            return [Problem(path, "type", f"must be a list, got {_kind(value)}")]
+        problems: list[Problem] = []
+        for index, item in enumerate(value):
+            problems += _check_single(item, attr, f"{path}[{index}]", profiles)
+        return problems
+    return _check_single(value, attr, path, profiles)
+
+
+def _check_single(value: Any, attr: Attr, path: str, profiles: set[str]) -> list[Problem]:
+    if attr.obj == GENERIC_OBJECT:
+        if isinstance(value, Mapping):
+            return []
+        return [Problem(path, "type", f"must be an object, got {_kind(value)}")]
+    if attr.obj is not None:
+        return _check_object(value, load_model(attr.obj).__ocsf__, path, profiles)
+    primitive, max_len, limits = TYPES.get(attr.type, (attr.type, None, None))
+    if primitive == "json_t":
+        return []
+    expected = _PYTHON_TYPES.get(primitive, (object,))
+    if not isinstance(value, expected) or (isinstance(value, bool) and primitive != "boolean_t"):
+        word = _TYPE_WORDS.get(primitive, primitive)
+        return [Problem(path, "type", f"must be {word} ({attr.type}), got {_kind(value)}")]
+    if max_len is None and primitive == "string_t":
+        max_len = TYPES["string_t"][1]
+    if isinstance(value, str) and max_len is not None and len(value) > max_len:
+        return [Problem(path, "type", f"is {len(value)} characters, at most {max_len} allowed")]
+    if limits is not None and not limits[0] <= value <= limits[1]:
+        return [Problem(path, "type", f"{value} is outside {limits[0]}..{limits[1]}")]
+    if attr.enum is not None and not _in_enum(value, attr.enum):
+        allowed = ", ".join(str(v) for v in attr.enum.__captions__)  # type: ignore[attr-defined]
+        return [Problem(path, "enum", f"{value!r} is not one of the defined values ({allowed})")]
+    return []
+
+
+def _in_enum(value: Any, enum_type: type[enum.Enum]) -> bool:
+    captions: Mapping[Any, str] = enum_type.__captions__  # type: ignore[attr-defined]
+    return value in captions
+
+
+def _check_constraints(data: Mapping[str, Any], spec: ModelSpec, path: str) -> list[Problem]:
+    problems = []
+    for kind, names in spec.constraints.items():
+        present = [name for name in names if _lookup(data, name) is not None]
+        listed = ", ".join(names)
+        if kind == "at_least_one" and not present:
+            message = f"{spec.caption} needs at least one of: {listed}"
+            problems.append(Problem(path, "constraint", message))
+        elif kind == "just_one" and len(present) != 1:
+            message = f"{spec.caption} needs exactly one of: {listed} (found {len(present)})"
+            problems.append(Problem(path, "constraint", message))
+    return problems
+
+
+def _lookup(data: Mapping[str, Any], dotted: str) -> Any:
+    current: Any = data
+    for part in dotted.split("."):
+        if not isinstance(current, Mapping):
+            return None
+        current = current.get(part)
+    return current
+
+
+_by_json: dict[int, dict[str, Attr]] = {}
+
+
+def _attributes_by_json_name(spec: ModelSpec) -> dict[str, Attr]:
+    table = _by_json.get(id(spec))
+    if table is None:
+        table = {attr.json_name or name: attr for name, attr in spec.attributes.items()}
+        _by_json[id(spec)] = table
+    return table
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}.get(
+        type(value), type(value).__name__
+    )
