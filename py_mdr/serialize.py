@@ -114,7 +114,8 @@ def dumps(data: Any) -> bytes:
 
 _STRING_TYPES = frozenset({"string_t"})
 _Converter = Callable[[Any], Any]
-_Plan = dict[str, tuple[str, "_Converter"]]
+# attribute name -> (JSON name, converter, the one type that needs no conversion)
+_Plan = dict[str, tuple[str, "_Converter", type | None]]
 _plans: dict[type[Any], _Plan] = {}
 _spec_plans: dict[int, _Plan] = {}
 
@@ -196,10 +197,12 @@ def _convert(spec: ModelSpec, items: Iterable[tuple[str, Any]], plan: _Plan) -> 
             if value is not None:
                 out[name] = value
             continue
-        json_name, convert = step
-        value = convert(value)
-        if value is not None:
-            out[json_name] = value
+        json_name, convert, ready = step
+        if type(value) is not ready:
+            value = convert(value)
+            if value is None:
+                continue
+        out[json_name] = value
     _derive(spec, out)
     return out
 
@@ -220,9 +223,10 @@ def _plan_for_spec(spec: ModelSpec) -> _Plan:
         plan = {}
         for name, attr in spec.attributes.items():
             convert = _converter(attr)
+            ready = _READY.get(convert)
             if attr.is_array:
-                convert = _array(convert)
-            plan[name] = (attr.json_name or name, convert)
+                convert, ready = _array(convert), None
+            plan[name] = (attr.json_name or name, convert, ready)
             if attr.json_name:  # accept the JSON spelling in dicts ("class" as well as "class_")
                 plan[attr.json_name] = plan[name]
         _spec_plans[key] = plan
@@ -280,6 +284,10 @@ def _generic_object(value: Any) -> Any:
     return _prune(json_safe(value))
 
 
+# Values of these exact types pass through their converter unchanged (str is never empty-pruned).
+_READY: dict[_Converter, type] = {_string: str, _integer: int, _timestamp: int}
+
+
 def _object_converter(path: str) -> _Converter:
     def convert(value: Any) -> Any:
         if isinstance(value, OCSFModel):
@@ -317,29 +325,33 @@ def _prune(value: Any) -> Any:
 
 def _derive(spec: ModelSpec, out: dict[str, Any]) -> None:
     """Fill ``*_id``/caption pairs, and for events the class facts, type_uid and defaults."""
-    if spec.uid is not None:
-        out.setdefault("class_uid", spec.uid)
-        out.setdefault("category_uid", spec.category_uid)
-        out.setdefault("time", int(_time.time() * 1000))
-        if "activity_id" not in out and "activity_name" not in out:
-            out["activity_id"] = 0
-        if "severity_id" not in out and "severity" not in out:
-            out["severity_id"] = 0
-        metadata = out.get("metadata")
-        if isinstance(metadata, dict):
-            metadata.setdefault("version", OCSF_VERSION)
-        else:
-            out["metadata"] = {"version": OCSF_VERSION}
-    for id_name, caption_name, enum_type in _sibling_pairs(spec):
+    pairs = _sibling_pairs(spec)
+    if spec.uid is None:
+        for id_name, caption_name, enum_type in pairs:
+            if id_name in out or caption_name in out:
+                _fill_pair(out, id_name, caption_name, enum_type)
+        return
+    out.setdefault("class_uid", spec.uid)
+    out.setdefault("category_uid", spec.category_uid)
+    out.setdefault("time", int(_time.time() * 1000))
+    if "activity_id" not in out and "activity_name" not in out:
+        out["activity_id"] = 0
+    if "severity_id" not in out and "severity" not in out:
+        out["severity_id"] = 0
+    metadata = out.get("metadata")
+    if isinstance(metadata, dict):
+        metadata.setdefault("version", OCSF_VERSION)
+    else:
+        out["metadata"] = {"version": OCSF_VERSION}
+    for id_name, caption_name, enum_type in pairs:
         _fill_pair(out, id_name, caption_name, enum_type)
-    if spec.uid is not None:
-        activity = out.get("activity_id")
-        class_uid = out.get("class_uid")
-        if "type_uid" not in out and type(activity) is int and type(class_uid) is int:
-            out["type_uid"] = class_uid * 100 + activity
-        type_enum = spec.attributes["type_uid"].enum if "type_uid" in spec.attributes else None
-        if type_enum is not None:
-            _fill_pair(out, "type_uid", "type_name", type_enum)
+    activity = out.get("activity_id")
+    class_uid = out.get("class_uid")
+    if "type_uid" not in out and type(activity) is int and type(class_uid) is int:
+        out["type_uid"] = class_uid * 100 + activity
+    type_enum = spec.attributes["type_uid"].enum if "type_uid" in spec.attributes else None
+    if type_enum is not None:
+        _fill_pair(out, "type_uid", "type_name", type_enum)
 
 
 _pairs: dict[int, list[tuple[str, str, type[enum.Enum]]]] = {}
@@ -348,11 +360,10 @@ _pairs: dict[int, list[tuple[str, str, type[enum.Enum]]]] = {}
 def _sibling_pairs(spec: ModelSpec) -> list[tuple[str, str, type[enum.Enum]]]:
     pairs = _pairs.get(id(spec))
     if pairs is None:
-        pairs = [
-            (attr.json_name or name, attr.sibling, attr.enum)
-            for name, attr in spec.attributes.items()
-            if attr.sibling and attr.enum is not None and name != "type_uid"
-        ]
+        pairs = []
+        for name, attr in spec.attributes.items():
+            if attr.sibling and attr.enum is not None and name != "type_uid":
+                pairs.append((attr.json_name or name, attr.sibling, attr.enum))
         _pairs[id(spec)] = pairs
     return pairs
 

@@ -12,7 +12,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from py_mdr.ocsf_models._base import GENERIC_OBJECT, REQUIRED, Attr, ModelSpec, OCSFModel, load_model
+from py_mdr.ocsf_models._base import (
+    GENERIC_OBJECT,
+    REQUIRED,
+    Attr,
+    ModelSpec,
+    OCSFModel,
+    load_model,
+)
 from py_mdr.ocsf_models._registry import CLASSES, TYPES
 from py_mdr.serialize import to_dict
 
@@ -61,7 +68,9 @@ def validate(event: OCSFModel | Mapping[str, Any]) -> list[Problem]:
             return [Problem("class_uid", "class", f"{word}: {hint}")]
         spec = load_model(path).__ocsf__
     else:
-        return [Problem("", "type", f"expected an OCSF model or a dict, got {type(event).__name__}")]
+        return [
+            Problem("", "type", f"expected an OCSF model or a dict, got {type(event).__name__}")
+        ]
     metadata = data.get("metadata")
     declared = metadata.get("profiles") if isinstance(metadata, Mapping) else None
     profiles = {p for p in declared if isinstance(p, str)} if isinstance(declared, list) else set()
@@ -78,19 +87,16 @@ def _check_event_ids(data: Mapping[str, Any], spec: ModelSpec) -> list[Problem]:
         problems.append(
             Problem("category_uid", "class", f"must be {spec.category_uid} for {spec.caption}")
         )
-    class_uid, activity, type_uid = data.get("class_uid"), data.get("activity_id"), data.get("type_uid")
+    class_uid, activity, type_uid = (data.get(k) for k in ("class_uid", "activity_id", "type_uid"))
     if type(class_uid) is int and type(activity) is int and type(type_uid) is int:
-        if type_uid != class_uid * 100 + activity:
-            expected = class_uid * 100 + activity
-            problems.append(
-                Problem("type_uid", "class", f"is {type_uid}, must be class_uid * 100 + activity_id = {expected}")
-            )
+        expected = class_uid * 100 + activity
+        if type_uid != expected:
+            message = f"is {type_uid}, must be class_uid * 100 + activity_id = {expected}"
+            problems.append(Problem("type_uid", "class", message))
     return problems
 
 
-def _check_object(
-    data: Any, spec: ModelSpec, path: str, profiles: set[str]
-) -> list[Problem]:
+def _check_object(data: Any, spec: ModelSpec, path: str, profiles: set[str]) -> list[Problem]:
     if not isinstance(data, Mapping):
         return [Problem(path, "type", f"must be an object ({spec.caption}), got {_kind(data)}")]
     problems: list[Problem] = []
@@ -106,7 +112,8 @@ def _check_object(
                 Problem(
                     where,
                     "profile",
-                    f"belongs to the {attr.profile!r} profile: add {attr.profile!r} to metadata.profiles",
+                    f"belongs to the {attr.profile!r} profile: "
+                    f"add {attr.profile!r} to metadata.profiles",
                 )
             )
         problems += _check_value(value, attr, where, profiles)
@@ -117,7 +124,9 @@ def _check_object(
         if attr.profile and attr.profile not in profiles:
             continue
         where = f"{path}.{key}" if path else key
-        problems.append(Problem(where, "missing", f"required attribute of {spec.caption} is missing"))
+        problems.append(
+            Problem(where, "missing", f"required attribute of {spec.caption} is missing")
+        )
     problems += _check_constraints(data, spec, path)
     return problems
 
@@ -151,17 +160,21 @@ def _check_single(value: Any, attr: Attr, path: str, profiles: set[str]) -> list
         max_len = TYPES["string_t"][1]
     if isinstance(value, str) and max_len is not None and len(value) > max_len:
         return [Problem(path, "type", f"is {len(value)} characters, at most {max_len} allowed")]
-    if limits is not None and not limits[0] <= value <= limits[1]:
+    if limits is not None and isinstance(value, int) and not limits[0] <= value <= limits[1]:
         return [Problem(path, "type", f"{value} is outside {limits[0]}..{limits[1]}")]
     if attr.enum is not None and not _in_enum(value, attr.enum):
-        allowed = ", ".join(str(v) for v in attr.enum.__captions__)  # type: ignore[attr-defined]
+        allowed = ", ".join(str(v) for v in _captions(attr.enum))
         return [Problem(path, "enum", f"{value!r} is not one of the defined values ({allowed})")]
     return []
 
 
 def _in_enum(value: Any, enum_type: type[enum.Enum]) -> bool:
-    captions: Mapping[Any, str] = enum_type.__captions__  # type: ignore[attr-defined]
-    return value in captions
+    return value in _captions(enum_type)
+
+
+def _captions(enum_type: type[enum.Enum]) -> Mapping[Any, str]:
+    captions: Mapping[Any, str] = getattr(enum_type, "__captions__", {})
+    return captions
 
 
 def _check_constraints(data: Mapping[str, Any], spec: ModelSpec, path: str) -> list[Problem]:

@@ -76,7 +76,10 @@ class Names:
                 self.classes[key] = ("events.base_event", "BaseEvent")
                 continue
             category = snake(schema["categories"][cls["category"]]["caption"])
-            self.classes[key] = (f"events.{category}.{snake(cls['caption'])}", camel(cls["caption"]))
+            self.classes[key] = (
+                f"events.{category}.{snake(cls['caption'])}",
+                camel(cls["caption"]),
+            )
         all_names = [n for _, n in [*self.objects.values(), *self.classes.values()]]
         dupes = [n for n, c in Counter(all_names).items() if c > 1]
         if dupes:
@@ -163,7 +166,7 @@ def annotation(schema: Schema, attr: Mapping[str, Any], names: Names) -> tuple[s
     if attr["is_array"]:
         return f"list[{inner}]", "Field(default_factory=list)"
     if lazy:
-        return inner, "Field(default=None)"
+        return inner, "LAZY"
     if inner == "Any":
         return "Any", "None"
     return f"{inner} | None", "None"
@@ -224,7 +227,9 @@ def render_model(key: str, record: Mapping[str, Any], names: Names, is_class: bo
     if is_class:
         category = record["category"]
         cat_caption = schema["categories"].get(category, {}).get("caption", "Uncategorized")
-        out.append(f'"""OCSF 1.3.0 event class {record["caption"]} ({record["uid"]}, {cat_caption})."""\n')
+        out.append(
+            f'"""OCSF 1.3.0 event class {record["caption"]} ({record["uid"]}, {cat_caption})."""\n'
+        )
     else:
         out.append(f'"""OCSF 1.3.0 object {record["caption"]} ({record["name"]})."""\n')
     out.append("\nfrom __future__ import annotations\n\n")
@@ -235,13 +240,17 @@ def render_model(key: str, record: Mapping[str, Any], names: Names, is_class: bo
         typing_names.insert(0, "Any")
     out.append(f"from typing import {', '.join(typing_names)}\n\n")
     out.append("from pydantic import Field\n\n")
-    base_names = ["OPTIONAL", "RECOMMENDED", "REQUIRED", "Attr", "ModelSpec", "OCSFModel"]
+    base_names = ["LAZY", "OPTIONAL", "RECOMMENDED", "REQUIRED", "Attr", "ModelSpec", "OCSFModel"]
     if local_enums:
         kinds = {"OCSFStrEnum" if "(OCSFStrEnum)" in e else "OCSFIntEnum" for e in local_enums}
         base_names += sorted(kinds)
     used_reqs = {a["requirement"].upper() for _, a in attrs}
-    base_names = [n for n in base_names if n not in {"OPTIONAL", "RECOMMENDED", "REQUIRED"} or n in used_reqs]
-    out.append(f"from py_mdr.ocsf_models._base import {', '.join(sorted(base_names, key=_isort_key))}\n")
+    base_names = [
+        n for n in base_names if n not in {"OPTIONAL", "RECOMMENDED", "REQUIRED"} or n in used_reqs
+    ]
+    out.append(
+        f"from py_mdr.ocsf_models._base import {', '.join(sorted(base_names, key=_isort_key))}\n"
+    )
     if shared_imports:
         out.append(f"from py_mdr.ocsf_models.enums import {', '.join(sorted(shared_imports))}\n")
     if object_imports:
@@ -257,7 +266,7 @@ def render_model(key: str, record: Mapping[str, Any], names: Names, is_class: bo
         ann, default = annotation(schema, attr, names)
         name = py_name(attr_name)
         if name != attr_name:
-            default = default.replace("Field(", f"Field(alias={attr_name!r}, ") if "Field(" in default else f"Field(default=None, alias={attr_name!r})"
+            default = f"Field(default={default}, alias={attr_name!r})"
         out.append(f"    {name}: {ann} = {default}\n")
     aliases = {a: py_name(a) for a, _ in attrs if py_name(a) != a}
     if aliases:
@@ -306,23 +315,30 @@ def render_shared_enums(names: Names) -> str:
 
 def render_registry(names: Names) -> str:
     schema = names.schema
-    out = [HEADER, '"""Where each generated model lives, so lookups import only what they need."""\n\n']
+    out = [
+        HEADER,
+        '"""Where each generated model lives, so lookups import only what they need."""\n\n',
+    ]
     out.append("CLASSES: dict[int, str] = {\n")
-    for key, (module, cls) in sorted(names.classes.items(), key=lambda kv: schema["classes"][kv[0]]["uid"]):
-        out.append(f"    {schema['classes'][key]['uid']}: \"{module}:{cls}\",\n")
+    for key, (module, cls) in sorted(
+        names.classes.items(), key=lambda kv: schema["classes"][kv[0]]["uid"]
+    ):
+        out.append(f'    {schema["classes"][key]["uid"]}: "{module}:{cls}",\n')
     out.append("}\n\nCLASS_NAMES: dict[str, int] = {\n")
     for key in sorted(names.classes):
         out.append(f"    {key!r}: {schema['classes'][key]['uid']},\n")
     out.append("}\n\nOBJECTS: dict[str, str] = {\n")
     for key, (module, cls) in sorted(names.objects.items()):
-        out.append(f"    {key!r}: \"{module}:{cls}\",\n")
+        out.append(f'    {key!r}: "{module}:{cls}",\n')
     out.append("}\n\n")
     out.append("# OCSF type name -> (primitive type, max length, (min, max))\n")
     out.append("TYPES: dict[str, tuple[str, int | None, tuple[int, int] | None]] = {\n")
     for key in sorted(schema["types"]):
         record = schema["types"][key]
         limits = tuple(record["range"]) if record.get("range") else None
-        out.append(f"    {key!r}: ({base_type(schema, key)!r}, {record.get('max_len')!r}, {limits!r}),\n")
+        out.append(
+            f"    {key!r}: ({base_type(schema, key)!r}, {record.get('max_len')!r}, {limits!r}),\n"
+        )
     out.append("}\n")
     return "".join(out)
 
@@ -330,17 +346,23 @@ def render_registry(names: Names) -> str:
 def render_package_init(names: Names) -> str:
     out = [HEADER]
     out.append('"""OCSF 1.3.0 models: every event class and object, imported on first use.\n\n')
-    out.append("``from py_mdr.ocsf_models import DetectionFinding`` loads only that class's module.\n")
-    out.append('"""\n\nfrom __future__ import annotations\n\nimport importlib\nfrom typing import Any\n\n')
+    out.append(
+        "``from py_mdr.ocsf_models import DetectionFinding`` loads only that class's module.\n"
+    )
+    out.append(
+        '"""\n\nfrom __future__ import annotations\n\nimport importlib\nfrom typing import Any\n\n'
+    )
     out.append("_EXPORTS: dict[str, str] = {\n")
-    entries = sorted((cls, module) for module, cls in [*names.classes.values(), *names.objects.values()])
+    entries = sorted(
+        (cls, module) for module, cls in [*names.classes.values(), *names.objects.values()]
+    )
     for cls, module in entries:
         out.append(f"    {cls!r}: {module!r},\n")
     out.append("}\n\n__all__ = sorted(_EXPORTS)\n\n\n")
     out.append("def __getattr__(name: str) -> Any:\n")
     out.append("    module = _EXPORTS.get(name)\n    if module is None:\n")
-    out.append("        raise AttributeError(f\"module {__name__!r} has no attribute {name!r}\")\n")
-    out.append("    return getattr(importlib.import_module(f\"{__name__}.{module}\"), name)\n\n\n")
+    out.append('        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")\n')
+    out.append('    return getattr(importlib.import_module(f"{__name__}.{module}"), name)\n\n\n')
     out.append("def __dir__() -> list[str]:\n    return __all__\n")
     return "".join(out)
 
@@ -353,7 +375,8 @@ def generate(schema: Schema, out_dir: Path) -> list[Path]:
         "enums.py": render_shared_enums(names),
         "_registry.py": render_registry(names),
         "objects/__init__.py": HEADER + '"""OCSF 1.3.0 objects, one module each."""\n',
-        "events/__init__.py": HEADER + '"""OCSF 1.3.0 event classes, one package per category."""\n',
+        "events/__init__.py": HEADER
+        + '"""OCSF 1.3.0 event classes, one package per category."""\n',
     }
     for key, record in sorted(schema["objects"].items()):
         module, _ = names.objects[key]
@@ -370,10 +393,11 @@ def generate(schema: Schema, out_dir: Path) -> list[Path]:
         alias = SEED_ALIASES.get(key)
         if alias:
             alias_module = f"{package}.{alias}"
+            target = module.rsplit(".", 1)[1]
             files[alias_module.replace(".", "/") + ".py"] = (
                 HEADER
-                + f'"""Import path kept from earlier py-mdr releases; the class lives in {module.rsplit(".", 1)[1]}."""\n\n'
-                + f"from py_mdr.ocsf_models.{module} import {cls}\n\n__all__ = [\"{cls}\"]\n"
+                + f'"""Import path kept from earlier releases; see {target}."""\n\n'
+                + f'from py_mdr.ocsf_models.{module} import {cls}\n\n__all__ = ["{cls}"]\n'
             )
     for sub in ("events", "objects"):
         shutil.rmtree(out_dir / sub, ignore_errors=True)

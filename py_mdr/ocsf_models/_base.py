@@ -12,6 +12,7 @@ through their dotted path, so importing one event class does not import the whol
 from __future__ import annotations
 
 import enum
+import functools
 import importlib
 import sys
 from collections.abc import Mapping
@@ -24,6 +25,10 @@ _PACKAGE = "py_mdr.ocsf_models"
 
 # ``Attr.obj`` of the schema's free-form ``object`` type (``unmapped``): a plain dict.
 GENERIC_OBJECT = "object"
+
+# Default of object-typed attributes: the object is created on first touch (see __getattr__).
+# Typed ``Any`` so that ``metadata: Metadata = LAZY`` reads as "always a Metadata" to type checkers.
+LAZY: Any = None
 
 # Requirement levels, as the schema spells them.
 REQUIRED = "required"
@@ -51,6 +56,9 @@ class OCSFStrEnum(str, enum.Enum):
         return type(self).__captions__[str(self.value)]
 
 
+EnumType = type[enum.Enum]
+
+
 @dataclass(frozen=True)
 class Attr:
     """Schema facts for one attribute.
@@ -64,7 +72,7 @@ class Attr:
     requirement: str = OPTIONAL
     is_array: bool = False
     obj: str | None = None
-    enum: type[enum.Enum] | None = None
+    enum: EnumType | None = None
     sibling: str | None = None
     profile: str | None = None
     json_name: str = ""
@@ -92,8 +100,9 @@ class ModelSpec:
         return f"https://schema.ocsf.io/1.3.0/{kind}/{self.name}"
 
 
+@functools.cache
 def load_model(path: str) -> type[OCSFModel]:
-    """Import ``"objects.product:Product"`` relative to the models package."""
+    """Import ``"objects.product:Product"`` relative to the models package (once)."""
     module_name, _, class_name = path.partition(":")
     module = importlib.import_module(f"{_PACKAGE}.{module_name}")
     model: type[OCSFModel] = getattr(module, class_name)
@@ -143,7 +152,7 @@ class OCSFModel(BaseModel):
         # Only reached for attributes missing from __dict__: unset fields and extras.
         attr = type(self).__ocsf__.attributes.get(name)
         if attr is None:
-            return super().__getattr__(name)  # extras, or a clear AttributeError
+            return super().__getattr__(name)  # type: ignore[misc]  # extras, or AttributeError
         if attr.is_array:
             value: Any = []
         elif attr.obj == GENERIC_OBJECT:
@@ -219,4 +228,3 @@ def _import_closure(root: type[OCSFModel]) -> None:
             child = load_model(attr.obj)
             module_globals.setdefault(child.__name__, child)
             todo.append(child)
-

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import Field
 
-from py_mdr.ocsf_models._base import OPTIONAL, RECOMMENDED, Attr, ModelSpec, OCSFModel
+from py_mdr.ocsf_models._base import LAZY, OPTIONAL, RECOMMENDED, Attr, ModelSpec, OCSFModel
 
 if TYPE_CHECKING:
     from py_mdr.ocsf_models.objects.authorization import Authorization
@@ -23,11 +23,11 @@ class Actor(OCSFModel):
     app_name: str | None = None
     app_uid: str | None = None
     authorizations: list[Authorization] = Field(default_factory=list)
-    idp: Idp = Field(default=None)
+    idp: Idp = LAZY
     invoked_by: str | None = None
-    process: Process = Field(default=None)
-    session: Session = Field(default=None)
-    user: User = Field(default=None)
+    process: Process = LAZY
+    session: Session = LAZY
+    user: User = LAZY
 
     __ocsf__: ClassVar[ModelSpec] = ModelSpec(
         name="actor",

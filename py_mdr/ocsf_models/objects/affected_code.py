@@ -5,9 +5,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
-from pydantic import Field
-
-from py_mdr.ocsf_models._base import OPTIONAL, RECOMMENDED, REQUIRED, Attr, ModelSpec, OCSFModel
+from py_mdr.ocsf_models._base import (
+    LAZY,
+    OPTIONAL,
+    RECOMMENDED,
+    REQUIRED,
+    Attr,
+    ModelSpec,
+    OCSFModel,
+)
 
 if TYPE_CHECKING:
     from py_mdr.ocsf_models.objects.file import File
@@ -19,9 +25,9 @@ class AffectedCode(OCSFModel):
     """Affected Code: https://schema.ocsf.io/1.3.0/objects/affected_code"""
 
     end_line: int | None = None
-    file: File = Field(default=None)
-    owner: User = Field(default=None)
-    remediation: Remediation = Field(default=None)
+    file: File = LAZY
+    owner: User = LAZY
+    remediation: Remediation = LAZY
     start_line: int | None = None
 
     __ocsf__: ClassVar[ModelSpec] = ModelSpec(

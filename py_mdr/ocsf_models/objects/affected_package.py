@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
-from pydantic import Field
-
 from py_mdr.ocsf_models._base import (
+    LAZY,
     OPTIONAL,
     RECOMMENDED,
     REQUIRED,
@@ -40,14 +39,14 @@ class AffectedPackage(OCSFModel):
     cpe_name: str | None = None
     epoch: int | None = None
     fixed_in_version: str | None = None
-    hash: Fingerprint = Field(default=None)
+    hash: Fingerprint = LAZY
     license: str | None = None
     name: str | None = None
     package_manager: str | None = None
     path: str | None = None
     purl: str | None = None
     release: str | None = None
-    remediation: Remediation = Field(default=None)
+    remediation: Remediation = LAZY
     type: str | None = None
     type_id: int | None = None
     vendor_name: str | None = None

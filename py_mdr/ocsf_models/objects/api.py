@@ -5,9 +5,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
-from pydantic import Field
-
-from py_mdr.ocsf_models._base import OPTIONAL, RECOMMENDED, REQUIRED, Attr, ModelSpec, OCSFModel
+from py_mdr.ocsf_models._base import (
+    LAZY,
+    OPTIONAL,
+    RECOMMENDED,
+    REQUIRED,
+    Attr,
+    ModelSpec,
+    OCSFModel,
+)
 
 if TYPE_CHECKING:
     from py_mdr.ocsf_models.objects.group import Group
@@ -19,11 +25,11 @@ if TYPE_CHECKING:
 class Api(OCSFModel):
     """API: https://schema.ocsf.io/1.3.0/objects/api"""
 
-    group: Group = Field(default=None)
+    group: Group = LAZY
     operation: str | None = None
-    request: Request = Field(default=None)
-    response: Response = Field(default=None)
-    service: Service = Field(default=None)
+    request: Request = LAZY
+    response: Response = LAZY
+    service: Service = LAZY
     version: str | None = None
 
     __ocsf__: ClassVar[ModelSpec] = ModelSpec(

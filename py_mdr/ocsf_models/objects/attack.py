@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import Field
 
-from py_mdr.ocsf_models._base import OPTIONAL, RECOMMENDED, Attr, ModelSpec, OCSFModel
+from py_mdr.ocsf_models._base import LAZY, OPTIONAL, RECOMMENDED, Attr, ModelSpec, OCSFModel
 
 if TYPE_CHECKING:
     from py_mdr.ocsf_models.objects.sub_technique import SubTechnique
@@ -18,10 +18,10 @@ if TYPE_CHECKING:
 class Attack(OCSFModel):
     """MITRE ATT&CK®: https://schema.ocsf.io/1.3.0/objects/attack"""
 
-    sub_technique: SubTechnique = Field(default=None)
-    tactic: Tactic = Field(default=None)
+    sub_technique: SubTechnique = LAZY
+    tactic: Tactic = LAZY
     tactics: list[Tactic] = Field(default_factory=list)
-    technique: Technique = Field(default=None)
+    technique: Technique = LAZY
     version: str | None = None
 
     __ocsf__: ClassVar[ModelSpec] = ModelSpec(

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, ClassVar
 from pydantic import Field
 
 from py_mdr.ocsf_models._base import (
+    LAZY,
     OPTIONAL,
     RECOMMENDED,
     REQUIRED,
@@ -58,7 +59,7 @@ class FactorTypeId(OCSFIntEnum):
 class AuthFactor(OCSFModel):
     """Authentication Factor: https://schema.ocsf.io/1.3.0/objects/auth_factor"""
 
-    device: Device = Field(default=None)
+    device: Device = LAZY
     email_addr: str | None = None
     factor_type: str | None = None
     factor_type_id: int | None = None

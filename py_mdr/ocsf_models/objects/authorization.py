@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
-from pydantic import Field
-
-from py_mdr.ocsf_models._base import OPTIONAL, RECOMMENDED, Attr, ModelSpec, OCSFModel
+from py_mdr.ocsf_models._base import LAZY, OPTIONAL, RECOMMENDED, Attr, ModelSpec, OCSFModel
 
 if TYPE_CHECKING:
     from py_mdr.ocsf_models.objects.policy import Policy
@@ -17,7 +15,7 @@ class Authorization(OCSFModel):
     """Authorization Result: https://schema.ocsf.io/1.3.0/objects/authorization"""
 
     decision: str | None = None
-    policy: Policy = Field(default=None)
+    policy: Policy = LAZY
 
     __ocsf__: ClassVar[ModelSpec] = ModelSpec(
         name="authorization",

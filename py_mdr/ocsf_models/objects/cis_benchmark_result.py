@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
-from pydantic import Field
-
-from py_mdr.ocsf_models._base import OPTIONAL, REQUIRED, Attr, ModelSpec, OCSFModel
+from py_mdr.ocsf_models._base import LAZY, OPTIONAL, REQUIRED, Attr, ModelSpec, OCSFModel
 
 if TYPE_CHECKING:
     from py_mdr.ocsf_models.objects.remediation import Remediation
@@ -19,8 +17,8 @@ class CisBenchmarkResult(OCSFModel):
 
     desc: str | None = None
     name: str | None = None
-    remediation: Remediation = Field(default=None)
-    rule: Rule = Field(default=None)
+    remediation: Remediation = LAZY
+    rule: Rule = LAZY
 
     __ocsf__: ClassVar[ModelSpec] = ModelSpec(
         name="cis_benchmark_result",

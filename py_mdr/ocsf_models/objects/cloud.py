@@ -5,9 +5,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
-from pydantic import Field
-
-from py_mdr.ocsf_models._base import OPTIONAL, RECOMMENDED, REQUIRED, Attr, ModelSpec, OCSFModel
+from py_mdr.ocsf_models._base import (
+    LAZY,
+    OPTIONAL,
+    RECOMMENDED,
+    REQUIRED,
+    Attr,
+    ModelSpec,
+    OCSFModel,
+)
 
 if TYPE_CHECKING:
     from py_mdr.ocsf_models.objects.account import Account
@@ -17,8 +23,8 @@ if TYPE_CHECKING:
 class Cloud(OCSFModel):
     """Cloud: https://schema.ocsf.io/1.3.0/objects/cloud"""
 
-    account: Account = Field(default=None)
-    org: Organization = Field(default=None)
+    account: Account = LAZY
+    org: Organization = LAZY
     project_uid: str | None = None
     provider: str | None = None
     region: str | None = None

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
-from pydantic import Field
-
-from py_mdr.ocsf_models._base import OPTIONAL, RECOMMENDED, Attr, ModelSpec, OCSFModel
+from py_mdr.ocsf_models._base import LAZY, OPTIONAL, RECOMMENDED, Attr, ModelSpec, OCSFModel
 
 if TYPE_CHECKING:
     from py_mdr.ocsf_models.objects.fingerprint import Fingerprint
@@ -17,8 +15,8 @@ if TYPE_CHECKING:
 class Container(OCSFModel):
     """Container: https://schema.ocsf.io/1.3.0/objects/container"""
 
-    hash: Fingerprint = Field(default=None)
-    image: Image = Field(default=None)
+    hash: Fingerprint = LAZY
+    image: Image = LAZY
     name: str | None = None
     network_driver: str | None = None
     orchestrator: str | None = None

@@ -8,7 +8,15 @@ from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import Field
 
-from py_mdr.ocsf_models._base import OPTIONAL, RECOMMENDED, REQUIRED, Attr, ModelSpec, OCSFModel
+from py_mdr.ocsf_models._base import (
+    LAZY,
+    OPTIONAL,
+    RECOMMENDED,
+    REQUIRED,
+    Attr,
+    ModelSpec,
+    OCSFModel,
+)
 
 if TYPE_CHECKING:
     from py_mdr.ocsf_models.objects.cvss import Cvss
@@ -23,14 +31,14 @@ class Cve(OCSFModel):
     created_time: int | datetime.datetime | None = None
     created_time_dt: str | None = None
     cvss: list[Cvss] = Field(default_factory=list)
-    cwe: Cwe = Field(default=None)
+    cwe: Cwe = LAZY
     cwe_uid: str | None = None
     cwe_url: str | None = None
     desc: str | None = None
-    epss: Epss = Field(default=None)
+    epss: Epss = LAZY
     modified_time: int | datetime.datetime | None = None
     modified_time_dt: str | None = None
-    product: Product = Field(default=None)
+    product: Product = LAZY
     references: list[str] = Field(default_factory=list)
     title: str | None = None
     type: str | None = None

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
-from pydantic import Field
-
-from py_mdr.ocsf_models._base import RECOMMENDED, Attr, ModelSpec, OCSFModel
+from py_mdr.ocsf_models._base import LAZY, RECOMMENDED, Attr, ModelSpec, OCSFModel
 
 if TYPE_CHECKING:
     from py_mdr.ocsf_models.objects.d3f_tactic import D3fTactic
@@ -17,8 +15,8 @@ if TYPE_CHECKING:
 class D3fend(OCSFModel):
     """MITRE D3FEND™: https://schema.ocsf.io/1.3.0/objects/d3fend"""
 
-    d3f_tactic: D3fTactic = Field(default=None)
-    d3f_technique: D3fTechnique = Field(default=None)
+    d3f_tactic: D3fTactic = LAZY
+    d3f_technique: D3fTechnique = LAZY
     version: str | None = None
 
     __ocsf__: ClassVar[ModelSpec] = ModelSpec(

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
-from pydantic import Field
-
-from py_mdr.ocsf_models._base import OPTIONAL, RECOMMENDED, Attr, ModelSpec, OCSFModel
+from py_mdr.ocsf_models._base import LAZY, OPTIONAL, RECOMMENDED, Attr, ModelSpec, OCSFModel
 from py_mdr.ocsf_models.enums import CategoryId, ConfidentialityId
 
 if TYPE_CHECKING:
@@ -21,7 +19,7 @@ class DataClassification(OCSFModel):
     category_id: int | None = None
     confidentiality: str | None = None
     confidentiality_id: int | None = None
-    policy: Policy = Field(default=None)
+    policy: Policy = LAZY
 
     __ocsf__: ClassVar[ModelSpec] = ModelSpec(
         name="data_classification",

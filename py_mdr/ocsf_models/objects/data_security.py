@@ -5,9 +5,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
-from pydantic import Field
-
-from py_mdr.ocsf_models._base import OPTIONAL, RECOMMENDED, Attr, ModelSpec, OCSFIntEnum, OCSFModel
+from py_mdr.ocsf_models._base import (
+    LAZY,
+    OPTIONAL,
+    RECOMMENDED,
+    Attr,
+    ModelSpec,
+    OCSFIntEnum,
+    OCSFModel,
+)
 from py_mdr.ocsf_models.enums import CategoryId, ConfidentialityId
 
 if TYPE_CHECKING:
@@ -81,7 +87,7 @@ class DataSecurity(OCSFModel):
     detection_system: str | None = None
     detection_system_id: int | None = None
     pattern_match: str | None = None
-    policy: Policy = Field(default=None)
+    policy: Policy = LAZY
 
     __ocsf__: ClassVar[ModelSpec] = ModelSpec(
         name="data_security",

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, ClassVar
 from pydantic import Field
 
 from py_mdr.ocsf_models._base import (
+    LAZY,
     OPTIONAL,
     RECOMMENDED,
     REQUIRED,
@@ -52,7 +53,7 @@ class Database(OCSFModel):
 
     created_time: int | datetime.datetime | None = None
     created_time_dt: str | None = None
-    data_classification: DataClassification = Field(default=None)
+    data_classification: DataClassification = LAZY
     desc: str | None = None
     groups: list[Group] = Field(default_factory=list)
     modified_time: int | datetime.datetime | None = None

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, ClassVar
 from pydantic import Field
 
 from py_mdr.ocsf_models._base import (
+    LAZY,
     OPTIONAL,
     RECOMMENDED,
     REQUIRED,
@@ -41,9 +42,9 @@ class Databucket(OCSFModel):
 
     created_time: int | datetime.datetime | None = None
     created_time_dt: str | None = None
-    data_classification: DataClassification = Field(default=None)
+    data_classification: DataClassification = LAZY
     desc: str | None = None
-    file: File = Field(default=None)
+    file: File = LAZY
     groups: list[Group] = Field(default_factory=list)
     modified_time: int | datetime.datetime | None = None
     modified_time_dt: str | None = None

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import Field
 
-from py_mdr.ocsf_models._base import RECOMMENDED, REQUIRED, Attr, ModelSpec, OCSFModel
+from py_mdr.ocsf_models._base import LAZY, RECOMMENDED, REQUIRED, Attr, ModelSpec, OCSFModel
 
 if TYPE_CHECKING:
     from py_mdr.ocsf_models.objects.rpc_interface import RpcInterface
@@ -20,7 +20,7 @@ class DceRpc(OCSFModel):
     command_response: str | None = None
     flags: list[str] = Field(default_factory=list)
     opnum: int | None = None
-    rpc_interface: RpcInterface = Field(default=None)
+    rpc_interface: RpcInterface = LAZY
 
     __ocsf__: ClassVar[ModelSpec] = ModelSpec(
         name="dce_rpc",

@@ -8,7 +8,15 @@ from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import Field
 
-from py_mdr.ocsf_models._base import OPTIONAL, RECOMMENDED, REQUIRED, Attr, ModelSpec, OCSFModel
+from py_mdr.ocsf_models._base import (
+    LAZY,
+    OPTIONAL,
+    RECOMMENDED,
+    REQUIRED,
+    Attr,
+    ModelSpec,
+    OCSFModel,
+)
 from py_mdr.ocsf_models.enums import RiskLevelId, TypeId
 
 if TYPE_CHECKING:
@@ -31,7 +39,7 @@ class Device(OCSFModel):
     autoscale_uid: str | None = None
     boot_time: int | datetime.datetime | None = None
     boot_time_dt: str | None = None
-    container: Container = Field(default=None)
+    container: Container = LAZY
     created_time: int | datetime.datetime | None = None
     created_time_dt: str | None = None
     desc: str | None = None
@@ -40,9 +48,9 @@ class Device(OCSFModel):
     first_seen_time_dt: str | None = None
     groups: list[Group] = Field(default_factory=list)
     hostname: str | None = None
-    hw_info: DeviceHwInfo = Field(default=None)
+    hw_info: DeviceHwInfo = LAZY
     hypervisor: str | None = None
-    image: Image = Field(default=None)
+    image: Image = LAZY
     imei: str | None = None
     instance_uid: str | None = None
     interface_name: str | None = None
@@ -54,16 +62,16 @@ class Device(OCSFModel):
     is_trusted: bool | None = None
     last_seen_time: int | datetime.datetime | None = None
     last_seen_time_dt: str | None = None
-    location: Location = Field(default=None)
+    location: Location = LAZY
     mac: str | None = None
     modified_time: int | datetime.datetime | None = None
     modified_time_dt: str | None = None
     name: str | None = None
     namespace_pid: int | None = None
     network_interfaces: list[NetworkInterface] = Field(default_factory=list)
-    org: Organization = Field(default=None)
-    os: Os = Field(default=None)
-    owner: User = Field(default=None)
+    org: Organization = LAZY
+    os: Os = LAZY
+    owner: User = LAZY
     region: str | None = None
     risk_level: str | None = None
     risk_level_id: int | None = None

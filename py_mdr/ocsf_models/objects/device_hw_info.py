@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
-from pydantic import Field
-
-from py_mdr.ocsf_models._base import OPTIONAL, Attr, ModelSpec, OCSFModel
+from py_mdr.ocsf_models._base import LAZY, OPTIONAL, Attr, ModelSpec, OCSFModel
 
 if TYPE_CHECKING:
     from py_mdr.ocsf_models.objects.display import Display
@@ -26,8 +24,8 @@ class DeviceHwInfo(OCSFModel):
     cpu_count: int | None = None
     cpu_speed: int | None = None
     cpu_type: str | None = None
-    desktop_display: Display = Field(default=None)
-    keyboard_info: KeyboardInfo = Field(default=None)
+    desktop_display: Display = LAZY
+    keyboard_info: KeyboardInfo = LAZY
     ram_size: int | None = None
     serial_number: str | None = None
 

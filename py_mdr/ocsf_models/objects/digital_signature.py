@@ -6,9 +6,8 @@ from __future__ import annotations
 import datetime
 from typing import TYPE_CHECKING, ClassVar
 
-from pydantic import Field
-
 from py_mdr.ocsf_models._base import (
+    LAZY,
     OPTIONAL,
     RECOMMENDED,
     REQUIRED,
@@ -63,11 +62,11 @@ class DigitalSignature(OCSFModel):
 
     algorithm: str | None = None
     algorithm_id: int | None = None
-    certificate: Certificate = Field(default=None)
+    certificate: Certificate = LAZY
     created_time: int | datetime.datetime | None = None
     created_time_dt: str | None = None
     developer_uid: str | None = None
-    digest: Fingerprint = Field(default=None)
+    digest: Fingerprint = LAZY
     state: str | None = None
     state_id: int | None = None
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
-from pydantic import Field
-
 from py_mdr.ocsf_models._base import (
+    LAZY,
     OPTIONAL,
     RECOMMENDED,
     REQUIRED,
@@ -47,7 +46,7 @@ class DomainContact(OCSFModel):
     """Domain Contact: https://schema.ocsf.io/1.3.0/objects/domain_contact"""
 
     email_addr: str | None = None
-    location: Location = Field(default=None)
+    location: Location = LAZY
     name: str | None = None
     phone_number: str | None = None
     type: str | None = None

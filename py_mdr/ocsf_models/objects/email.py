@@ -7,7 +7,15 @@ from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import Field
 
-from py_mdr.ocsf_models._base import OPTIONAL, RECOMMENDED, REQUIRED, Attr, ModelSpec, OCSFModel
+from py_mdr.ocsf_models._base import (
+    LAZY,
+    OPTIONAL,
+    RECOMMENDED,
+    REQUIRED,
+    Attr,
+    ModelSpec,
+    OCSFModel,
+)
 
 if TYPE_CHECKING:
     from py_mdr.ocsf_models.objects.data_classification import DataClassification
@@ -17,7 +25,7 @@ class Email(OCSFModel):
     """Email: https://schema.ocsf.io/1.3.0/objects/email"""
 
     cc: list[str] = Field(default_factory=list)
-    data_classification: DataClassification = Field(default=None)
+    data_classification: DataClassification = LAZY
     delivered_to: str | None = None
     from_: str | None = Field(default=None, alias="from")
     message_uid: str | None = None

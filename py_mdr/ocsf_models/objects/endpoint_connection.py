@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
-from pydantic import Field
-
-from py_mdr.ocsf_models._base import RECOMMENDED, Attr, ModelSpec, OCSFModel
+from py_mdr.ocsf_models._base import LAZY, RECOMMENDED, Attr, ModelSpec, OCSFModel
 
 if TYPE_CHECKING:
     from py_mdr.ocsf_models.objects.network_endpoint import NetworkEndpoint
@@ -17,7 +15,7 @@ class EndpointConnection(OCSFModel):
     """Endpoint Connection: https://schema.ocsf.io/1.3.0/objects/endpoint_connection"""
 
     code: int | None = None
-    network_endpoint: NetworkEndpoint = Field(default=None)
+    network_endpoint: NetworkEndpoint = LAZY
 
     __ocsf__: ClassVar[ModelSpec] = ModelSpec(
         name="endpoint_connection",

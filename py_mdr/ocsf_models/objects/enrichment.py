@@ -6,9 +6,15 @@ from __future__ import annotations
 import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import Field
-
-from py_mdr.ocsf_models._base import OPTIONAL, RECOMMENDED, REQUIRED, Attr, ModelSpec, OCSFModel
+from py_mdr.ocsf_models._base import (
+    LAZY,
+    OPTIONAL,
+    RECOMMENDED,
+    REQUIRED,
+    Attr,
+    ModelSpec,
+    OCSFModel,
+)
 
 if TYPE_CHECKING:
     from py_mdr.ocsf_models.objects.reputation import Reputation
@@ -23,7 +29,7 @@ class Enrichment(OCSFModel):
     desc: str | None = None
     name: str | None = None
     provider: str | None = None
-    reputation: Reputation = Field(default=None)
+    reputation: Reputation = LAZY
     short_desc: str | None = None
     src_url: str | None = None
     type: str | None = None

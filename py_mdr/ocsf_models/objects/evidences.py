@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import Field
-
-from py_mdr.ocsf_models._base import OPTIONAL, RECOMMENDED, Attr, ModelSpec, OCSFModel
+from py_mdr.ocsf_models._base import LAZY, OPTIONAL, RECOMMENDED, Attr, ModelSpec, OCSFModel
 
 if TYPE_CHECKING:
     from py_mdr.ocsf_models.objects.actor import Actor
@@ -33,26 +31,26 @@ if TYPE_CHECKING:
 class Evidences(OCSFModel):
     """Evidence Artifacts: https://schema.ocsf.io/1.3.0/objects/evidences"""
 
-    actor: Actor = Field(default=None)
-    api: Api = Field(default=None)
-    connection_info: NetworkConnectionInfo = Field(default=None)
-    container: Container = Field(default=None)
+    actor: Actor = LAZY
+    api: Api = LAZY
+    connection_info: NetworkConnectionInfo = LAZY
+    container: Container = LAZY
     data: Any = None
-    database: Database = Field(default=None)
-    databucket: Databucket = Field(default=None)
-    device: Device = Field(default=None)
-    dst_endpoint: NetworkEndpoint = Field(default=None)
-    email: Email = Field(default=None)
-    file: File = Field(default=None)
-    job: Job = Field(default=None)
-    process: Process = Field(default=None)
-    query: DnsQuery = Field(default=None)
-    reg_key: RegKey = Field(default=None)
-    reg_value: RegValue = Field(default=None)
-    src_endpoint: NetworkEndpoint = Field(default=None)
-    url: Url = Field(default=None)
-    user: User = Field(default=None)
-    win_service: WinService = Field(default=None)
+    database: Database = LAZY
+    databucket: Databucket = LAZY
+    device: Device = LAZY
+    dst_endpoint: NetworkEndpoint = LAZY
+    email: Email = LAZY
+    file: File = LAZY
+    job: Job = LAZY
+    process: Process = LAZY
+    query: DnsQuery = LAZY
+    reg_key: RegKey = LAZY
+    reg_value: RegValue = LAZY
+    src_endpoint: NetworkEndpoint = LAZY
+    url: Url = LAZY
+    user: User = LAZY
+    win_service: WinService = LAZY
 
     __ocsf__: ClassVar[ModelSpec] = ModelSpec(
         name="evidences",

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import Field
 
 from py_mdr.ocsf_models._base import (
+    LAZY,
     OPTIONAL,
     RECOMMENDED,
     REQUIRED,
@@ -58,15 +59,15 @@ class File(OCSFModel):
 
     accessed_time: int | datetime.datetime | None = None
     accessed_time_dt: str | None = None
-    accessor: User = Field(default=None)
+    accessor: User = LAZY
     attributes: int | None = None
     company_name: str | None = None
     confidentiality: str | None = None
     confidentiality_id: int | None = None
     created_time: int | datetime.datetime | None = None
     created_time_dt: str | None = None
-    creator: User = Field(default=None)
-    data_classification: DataClassification = Field(default=None)
+    creator: User = LAZY
+    data_classification: DataClassification = LAZY
     desc: str | None = None
     ext: str | None = None
     hashes: list[Fingerprint] = Field(default_factory=list)
@@ -74,20 +75,20 @@ class File(OCSFModel):
     mime_type: str | None = None
     modified_time: int | datetime.datetime | None = None
     modified_time_dt: str | None = None
-    modifier: User = Field(default=None)
+    modifier: User = LAZY
     name: str | None = None
-    owner: User = Field(default=None)
+    owner: User = LAZY
     parent_folder: str | None = None
     path: str | None = None
-    product: Product = Field(default=None)
+    product: Product = LAZY
     security_descriptor: str | None = None
-    signature: DigitalSignature = Field(default=None)
+    signature: DigitalSignature = LAZY
     size: int | None = None
     type: str | None = None
     type_id: int | None = None
     uid: str | None = None
     version: str | None = None
-    xattributes: dict[str, Any] = Field(default=None)
+    xattributes: dict[str, Any] = LAZY
 
     __ocsf__: ClassVar[ModelSpec] = ModelSpec(
         name="file",

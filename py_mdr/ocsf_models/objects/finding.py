@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field
 
-from py_mdr.ocsf_models._base import OPTIONAL, REQUIRED, Attr, ModelSpec, OCSFModel
+from py_mdr.ocsf_models._base import LAZY, OPTIONAL, REQUIRED, Attr, ModelSpec, OCSFModel
 
 if TYPE_CHECKING:
     from py_mdr.ocsf_models.objects.related_event import RelatedEvent
@@ -29,7 +29,7 @@ class Finding(OCSFModel):
     modified_time_dt: str | None = None
     product_uid: str | None = None
     related_events: list[RelatedEvent] = Field(default_factory=list)
-    remediation: Remediation = Field(default=None)
+    remediation: Remediation = LAZY
     src_url: str | None = None
     supporting_data: Any = None
     title: str | None = None

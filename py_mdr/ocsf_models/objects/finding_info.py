@@ -8,7 +8,15 @@ from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import Field
 
-from py_mdr.ocsf_models._base import OPTIONAL, RECOMMENDED, REQUIRED, Attr, ModelSpec, OCSFModel
+from py_mdr.ocsf_models._base import (
+    LAZY,
+    OPTIONAL,
+    RECOMMENDED,
+    REQUIRED,
+    Attr,
+    ModelSpec,
+    OCSFModel,
+)
 
 if TYPE_CHECKING:
     from py_mdr.ocsf_models.objects.analytic import Analytic
@@ -20,7 +28,7 @@ if TYPE_CHECKING:
 class FindingInfo(OCSFModel):
     """Finding Information: https://schema.ocsf.io/1.3.0/objects/finding_info"""
 
-    analytic: Analytic = Field(default=None)
+    analytic: Analytic = LAZY
     attacks: list[Attack] = Field(default_factory=list)
     created_time: int | datetime.datetime | None = None
     created_time_dt: str | None = None

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
-from pydantic import Field
-
-from py_mdr.ocsf_models._base import RECOMMENDED, REQUIRED, Attr, ModelSpec, OCSFModel
+from py_mdr.ocsf_models._base import LAZY, RECOMMENDED, REQUIRED, Attr, ModelSpec, OCSFModel
 
 if TYPE_CHECKING:
     from py_mdr.ocsf_models.objects.fingerprint import Fingerprint
@@ -17,7 +15,7 @@ class Hassh(OCSFModel):
     """HASSH: https://schema.ocsf.io/1.3.0/objects/hassh"""
 
     algorithm: str | None = None
-    fingerprint: Fingerprint = Field(default=None)
+    fingerprint: Fingerprint = LAZY
 
     __ocsf__: ClassVar[ModelSpec] = ModelSpec(
         name="hassh",

@@ -7,7 +7,15 @@ from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import Field
 
-from py_mdr.ocsf_models._base import OPTIONAL, RECOMMENDED, Attr, ModelSpec, OCSFModel, OCSFStrEnum
+from py_mdr.ocsf_models._base import (
+    LAZY,
+    OPTIONAL,
+    RECOMMENDED,
+    Attr,
+    ModelSpec,
+    OCSFModel,
+    OCSFStrEnum,
+)
 
 if TYPE_CHECKING:
     from py_mdr.ocsf_models.objects.http_header import HttpHeader
@@ -47,7 +55,7 @@ class HttpRequest(OCSFModel):
     length: int | None = None
     referrer: str | None = None
     uid: str | None = None
-    url: Url = Field(default=None)
+    url: Url = LAZY
     user_agent: str | None = None
     version: str | None = None
     x_forwarded_for: list[str] = Field(default_factory=list)

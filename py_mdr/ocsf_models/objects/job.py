@@ -6,9 +6,8 @@ from __future__ import annotations
 import datetime
 from typing import TYPE_CHECKING, ClassVar
 
-from pydantic import Field
-
 from py_mdr.ocsf_models._base import (
+    LAZY,
     OPTIONAL,
     RECOMMENDED,
     REQUIRED,
@@ -43,7 +42,7 @@ class Job(OCSFModel):
     created_time: int | datetime.datetime | None = None
     created_time_dt: str | None = None
     desc: str | None = None
-    file: File = Field(default=None)
+    file: File = LAZY
     last_run_time: int | datetime.datetime | None = None
     last_run_time_dt: str | None = None
     name: str | None = None
@@ -51,7 +50,7 @@ class Job(OCSFModel):
     next_run_time_dt: str | None = None
     run_state: str | None = None
     run_state_id: int | None = None
-    user: User = Field(default=None)
+    user: User = LAZY
 
     __ocsf__: ClassVar[ModelSpec] = ModelSpec(
         name="job",

@@ -6,9 +6,8 @@ from __future__ import annotations
 import datetime
 from typing import TYPE_CHECKING, ClassVar
 
-from pydantic import Field
-
 from py_mdr.ocsf_models._base import (
+    LAZY,
     OPTIONAL,
     RECOMMENDED,
     REQUIRED,
@@ -45,7 +44,7 @@ class InstallStateId(OCSFIntEnum):
 class KbArticle(OCSFModel):
     """KB Article: https://schema.ocsf.io/1.3.0/objects/kb_article"""
 
-    avg_timespan: Timespan = Field(default=None)
+    avg_timespan: Timespan = LAZY
     bulletin: str | None = None
     classification: str | None = None
     created_time: int | datetime.datetime | None = None
@@ -53,8 +52,8 @@ class KbArticle(OCSFModel):
     install_state: str | None = None
     install_state_id: int | None = None
     is_superseded: bool | None = None
-    os: Os = Field(default=None)
-    product: Product = Field(default=None)
+    os: Os = LAZY
+    product: Product = LAZY
     severity: str | None = None
     size: int | None = None
     src_url: str | None = None

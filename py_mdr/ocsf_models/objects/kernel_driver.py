@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
-from pydantic import Field
-
-from py_mdr.ocsf_models._base import REQUIRED, Attr, ModelSpec, OCSFModel
+from py_mdr.ocsf_models._base import LAZY, REQUIRED, Attr, ModelSpec, OCSFModel
 
 if TYPE_CHECKING:
     from py_mdr.ocsf_models.objects.file import File
@@ -16,7 +14,7 @@ if TYPE_CHECKING:
 class KernelDriver(OCSFModel):
     """Kernel Extension: https://schema.ocsf.io/1.3.0/objects/kernel_driver"""
 
-    file: File = Field(default=None)
+    file: File = LAZY
 
     __ocsf__: ClassVar[ModelSpec] = ModelSpec(
         name="kernel_driver",

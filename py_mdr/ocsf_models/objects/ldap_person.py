@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import Field
 
-from py_mdr.ocsf_models._base import OPTIONAL, Attr, ModelSpec, OCSFModel
+from py_mdr.ocsf_models._base import LAZY, OPTIONAL, Attr, ModelSpec, OCSFModel
 
 if TYPE_CHECKING:
     from py_mdr.ocsf_models.objects.location import Location
@@ -36,8 +36,8 @@ class LdapPerson(OCSFModel):
     ldap_dn: str | None = None
     leave_time: int | datetime.datetime | None = None
     leave_time_dt: str | None = None
-    location: Location = Field(default=None)
-    manager: User = Field(default=None)
+    location: Location = LAZY
+    manager: User = LAZY
     modified_time: int | datetime.datetime | None = None
     modified_time_dt: str | None = None
     office_location: str | None = None

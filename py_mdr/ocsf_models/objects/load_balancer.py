@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import Field
 
-from py_mdr.ocsf_models._base import OPTIONAL, RECOMMENDED, Attr, ModelSpec, OCSFModel
+from py_mdr.ocsf_models._base import LAZY, OPTIONAL, RECOMMENDED, Attr, ModelSpec, OCSFModel
 
 if TYPE_CHECKING:
     from py_mdr.ocsf_models.objects.endpoint_connection import EndpointConnection
@@ -20,7 +20,7 @@ class LoadBalancer(OCSFModel):
 
     classification: str | None = None
     code: int | None = None
-    dst_endpoint: NetworkEndpoint = Field(default=None)
+    dst_endpoint: NetworkEndpoint = LAZY
     endpoint_connections: list[EndpointConnection] = Field(default_factory=list)
     error_message: str | None = None
     ip: str | None = None

@@ -6,9 +6,7 @@ from __future__ import annotations
 import datetime
 from typing import TYPE_CHECKING, ClassVar
 
-from pydantic import Field
-
-from py_mdr.ocsf_models._base import OPTIONAL, RECOMMENDED, Attr, ModelSpec, OCSFModel
+from py_mdr.ocsf_models._base import LAZY, OPTIONAL, RECOMMENDED, Attr, ModelSpec, OCSFModel
 
 if TYPE_CHECKING:
     from py_mdr.ocsf_models.objects.device import Device
@@ -18,7 +16,7 @@ if TYPE_CHECKING:
 class Logger(OCSFModel):
     """Logger: https://schema.ocsf.io/1.3.0/objects/logger"""
 
-    device: Device = Field(default=None)
+    device: Device = LAZY
     log_level: str | None = None
     log_name: str | None = None
     log_provider: str | None = None
@@ -26,7 +24,7 @@ class Logger(OCSFModel):
     logged_time: int | datetime.datetime | None = None
     logged_time_dt: str | None = None
     name: str | None = None
-    product: Product = Field(default=None)
+    product: Product = LAZY
     transmit_time: int | datetime.datetime | None = None
     transmit_time_dt: str | None = None
     uid: str | None = None

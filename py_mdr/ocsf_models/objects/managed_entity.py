@@ -5,9 +5,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import Field
-
-from py_mdr.ocsf_models._base import OPTIONAL, RECOMMENDED, Attr, ModelSpec, OCSFIntEnum, OCSFModel
+from py_mdr.ocsf_models._base import (
+    LAZY,
+    OPTIONAL,
+    RECOMMENDED,
+    Attr,
+    ModelSpec,
+    OCSFIntEnum,
+    OCSFModel,
+)
 
 if TYPE_CHECKING:
     from py_mdr.ocsf_models.objects.device import Device
@@ -46,16 +52,16 @@ class ManagedEntity(OCSFModel):
     """Managed Entity: https://schema.ocsf.io/1.3.0/objects/managed_entity"""
 
     data: Any = None
-    device: Device = Field(default=None)
-    email: Email = Field(default=None)
-    group: Group = Field(default=None)
+    device: Device = LAZY
+    email: Email = LAZY
+    group: Group = LAZY
     name: str | None = None
-    org: Organization = Field(default=None)
-    policy: Policy = Field(default=None)
+    org: Organization = LAZY
+    policy: Policy = LAZY
     type: str | None = None
     type_id: int | None = None
     uid: str | None = None
-    user: User = Field(default=None)
+    user: User = LAZY
     version: str | None = None
 
     __ocsf__: ClassVar[ModelSpec] = ModelSpec(

@@ -8,7 +8,15 @@ from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import Field
 
-from py_mdr.ocsf_models._base import OPTIONAL, RECOMMENDED, REQUIRED, Attr, ModelSpec, OCSFModel
+from py_mdr.ocsf_models._base import (
+    LAZY,
+    OPTIONAL,
+    RECOMMENDED,
+    REQUIRED,
+    Attr,
+    ModelSpec,
+    OCSFModel,
+)
 
 if TYPE_CHECKING:
     from py_mdr.ocsf_models.objects.data_classification import DataClassification
@@ -21,9 +29,9 @@ class Metadata(OCSFModel):
     """Metadata: https://schema.ocsf.io/1.3.0/objects/metadata"""
 
     correlation_uid: str | None = None
-    data_classification: DataClassification = Field(default=None)
+    data_classification: DataClassification = LAZY
     event_code: str | None = None
-    extension: Extension = Field(default=None)
+    extension: Extension = LAZY
     extensions: list[Extension] = Field(default_factory=list)
     labels: list[str] = Field(default_factory=list)
     log_level: str | None = None
@@ -38,7 +46,7 @@ class Metadata(OCSFModel):
     original_time: str | None = None
     processed_time: int | datetime.datetime | None = None
     processed_time_dt: str | None = None
-    product: Product = Field(default=None)
+    product: Product = LAZY
     profiles: list[str] = Field(default_factory=list)
     sequence: int | None = None
     tenant_uid: str | None = None

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
-from pydantic import Field
-
 from py_mdr.ocsf_models._base import (
+    LAZY,
     OPTIONAL,
     RECOMMENDED,
     REQUIRED,
@@ -47,7 +46,7 @@ class Module(OCSFModel):
     """Module: https://schema.ocsf.io/1.3.0/objects/module"""
 
     base_address: str | None = None
-    file: File = Field(default=None)
+    file: File = LAZY
     function_name: str | None = None
     load_type: str | None = None
     load_type_id: int | None = None

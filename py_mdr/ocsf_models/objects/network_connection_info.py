@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
-from pydantic import Field
-
 from py_mdr.ocsf_models._base import (
+    LAZY,
     OPTIONAL,
     RECOMMENDED,
     REQUIRED,
@@ -94,7 +93,7 @@ class NetworkConnectionInfo(OCSFModel):
     protocol_num: int | None = None
     protocol_ver: str | None = None
     protocol_ver_id: int | None = None
-    session: Session = Field(default=None)
+    session: Session = LAZY
     tcp_flags: int | None = None
     uid: str | None = None
 

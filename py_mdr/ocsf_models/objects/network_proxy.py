@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import Field
 
-from py_mdr.ocsf_models._base import OPTIONAL, RECOMMENDED, Attr, ModelSpec, OCSFModel
+from py_mdr.ocsf_models._base import LAZY, OPTIONAL, RECOMMENDED, Attr, ModelSpec, OCSFModel
 from py_mdr.ocsf_models.enums import TypeId
 
 if TYPE_CHECKING:
@@ -24,24 +24,24 @@ class NetworkProxy(OCSFModel):
     """Network Proxy Endpoint: https://schema.ocsf.io/1.3.0/objects/network_proxy"""
 
     agent_list: list[Agent] = Field(default_factory=list)
-    autonomous_system: AutonomousSystem = Field(default=None)
-    container: Container = Field(default=None)
+    autonomous_system: AutonomousSystem = LAZY
+    container: Container = LAZY
     domain: str | None = None
     hostname: str | None = None
-    hw_info: DeviceHwInfo = Field(default=None)
+    hw_info: DeviceHwInfo = LAZY
     instance_uid: str | None = None
     interface_name: str | None = None
     interface_uid: str | None = None
     intermediate_ips: list[str] = Field(default_factory=list)
     ip: str | None = None
-    location: Location = Field(default=None)
+    location: Location = LAZY
     mac: str | None = None
     name: str | None = None
     namespace_pid: int | None = None
-    os: Os = Field(default=None)
-    owner: User = Field(default=None)
+    os: Os = LAZY
+    owner: User = LAZY
     port: int | None = None
-    proxy_endpoint: NetworkProxy = Field(default=None)
+    proxy_endpoint: NetworkProxy = LAZY
     subnet_uid: str | None = None
     svc_name: str | None = None
     type: str | None = None

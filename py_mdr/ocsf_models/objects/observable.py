@@ -5,9 +5,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
-from pydantic import Field
-
-from py_mdr.ocsf_models._base import OPTIONAL, REQUIRED, Attr, ModelSpec, OCSFIntEnum, OCSFModel
+from py_mdr.ocsf_models._base import (
+    LAZY,
+    OPTIONAL,
+    REQUIRED,
+    Attr,
+    ModelSpec,
+    OCSFIntEnum,
+    OCSFModel,
+)
 
 if TYPE_CHECKING:
     from py_mdr.ocsf_models.objects.reputation import Reputation
@@ -89,7 +95,7 @@ class Observable(OCSFModel):
     """Observable: https://schema.ocsf.io/1.3.0/objects/observable"""
 
     name: str | None = None
-    reputation: Reputation = Field(default=None)
+    reputation: Reputation = LAZY
     type: str | None = None
     type_id: int | None = None
     value: str | None = None

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, ClassVar
 from pydantic import Field
 
 from py_mdr.ocsf_models._base import (
+    LAZY,
     OPTIONAL,
     RECOMMENDED,
     REQUIRED,
@@ -87,14 +88,14 @@ class Osint(OCSFModel):
 
     answers: list[DnsAnswer] = Field(default_factory=list)
     attacks: list[Attack] = Field(default_factory=list)
-    autonomous_system: AutonomousSystem = Field(default=None)
+    autonomous_system: AutonomousSystem = LAZY
     comment: str | None = None
     confidence: str | None = None
     confidence_id: int | None = None
-    email: Email = Field(default=None)
-    email_auth: EmailAuth = Field(default=None)
+    email: Email = LAZY
+    email_auth: EmailAuth = LAZY
     kill_chain: list[KillChainPhase] = Field(default_factory=list)
-    location: Location = Field(default=None)
+    location: Location = LAZY
     name: str | None = None
     signatures: list[DigitalSignature] = Field(default_factory=list)
     src_url: str | None = None
@@ -106,7 +107,7 @@ class Osint(OCSFModel):
     value: str | None = None
     vendor_name: str | None = None
     vulnerabilities: list[Vulnerability] = Field(default_factory=list)
-    whois: Whois = Field(default=None)
+    whois: Whois = LAZY
 
     __ocsf__: ClassVar[ModelSpec] = ModelSpec(
         name="osint",

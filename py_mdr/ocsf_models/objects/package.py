@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
-from pydantic import Field
-
 from py_mdr.ocsf_models._base import (
+    LAZY,
     OPTIONAL,
     RECOMMENDED,
     REQUIRED,
@@ -38,7 +37,7 @@ class Package(OCSFModel):
     architecture: str | None = None
     cpe_name: str | None = None
     epoch: int | None = None
-    hash: Fingerprint = Field(default=None)
+    hash: Fingerprint = LAZY
     license: str | None = None
     name: str | None = None
     purl: str | None = None

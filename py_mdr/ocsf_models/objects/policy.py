@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
-from pydantic import Field
-
-from py_mdr.ocsf_models._base import OPTIONAL, RECOMMENDED, Attr, ModelSpec, OCSFModel
+from py_mdr.ocsf_models._base import LAZY, OPTIONAL, RECOMMENDED, Attr, ModelSpec, OCSFModel
 
 if TYPE_CHECKING:
     from py_mdr.ocsf_models.objects.group import Group
@@ -17,7 +15,7 @@ class Policy(OCSFModel):
     """Policy: https://schema.ocsf.io/1.3.0/objects/policy"""
 
     desc: str | None = None
-    group: Group = Field(default=None)
+    group: Group = LAZY
     is_applied: bool | None = None
     name: str | None = None
     uid: str | None = None

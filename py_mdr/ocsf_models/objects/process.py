@@ -8,7 +8,15 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field
 
-from py_mdr.ocsf_models._base import OPTIONAL, RECOMMENDED, Attr, ModelSpec, OCSFIntEnum, OCSFModel
+from py_mdr.ocsf_models._base import (
+    LAZY,
+    OPTIONAL,
+    RECOMMENDED,
+    Attr,
+    ModelSpec,
+    OCSFIntEnum,
+    OCSFModel,
+)
 
 if TYPE_CHECKING:
     from py_mdr.ocsf_models.objects.container import Container
@@ -47,29 +55,29 @@ class Process(OCSFModel):
 
     auid: int | None = None
     cmd_line: str | None = None
-    container: Container = Field(default=None)
+    container: Container = LAZY
     created_time: int | datetime.datetime | None = None
     created_time_dt: str | None = None
     egid: int | None = None
     euid: int | None = None
-    file: File = Field(default=None)
-    group: Group = Field(default=None)
+    file: File = LAZY
+    group: Group = LAZY
     integrity: str | None = None
     integrity_id: int | None = None
     lineage: list[str] = Field(default_factory=list)
     loaded_modules: list[str] = Field(default_factory=list)
     name: str | None = None
     namespace_pid: int | None = None
-    parent_process: Process = Field(default=None)
+    parent_process: Process = LAZY
     pid: int | None = None
     sandbox: str | None = None
-    session: Session = Field(default=None)
+    session: Session = LAZY
     terminated_time: int | datetime.datetime | None = None
     terminated_time_dt: str | None = None
     tid: int | None = None
     uid: str | None = None
-    user: User = Field(default=None)
-    xattributes: dict[str, Any] = Field(default=None)
+    user: User = LAZY
+    xattributes: dict[str, Any] = LAZY
 
     __ocsf__: ClassVar[ModelSpec] = ModelSpec(
         name="process",

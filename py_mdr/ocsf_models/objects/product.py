@@ -5,9 +5,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
-from pydantic import Field
-
-from py_mdr.ocsf_models._base import OPTIONAL, RECOMMENDED, REQUIRED, Attr, ModelSpec, OCSFModel
+from py_mdr.ocsf_models._base import (
+    LAZY,
+    OPTIONAL,
+    RECOMMENDED,
+    REQUIRED,
+    Attr,
+    ModelSpec,
+    OCSFModel,
+)
 
 if TYPE_CHECKING:
     from py_mdr.ocsf_models.objects.data_classification import DataClassification
@@ -18,8 +24,8 @@ class Product(OCSFModel):
     """Product: https://schema.ocsf.io/1.3.0/objects/product"""
 
     cpe_name: str | None = None
-    data_classification: DataClassification = Field(default=None)
-    feature: Feature = Field(default=None)
+    data_classification: DataClassification = LAZY
+    feature: Feature = LAZY
     lang: str | None = None
     name: str | None = None
     path: str | None = None

@@ -6,7 +6,14 @@ from __future__ import annotations
 import datetime
 from typing import Any, ClassVar
 
-from py_mdr.ocsf_models._base import OPTIONAL, RECOMMENDED, REQUIRED, Attr, ModelSpec, OCSFModel
+from py_mdr.ocsf_models._base import (
+    OPTIONAL,
+    RECOMMENDED,
+    REQUIRED,
+    Attr,
+    ModelSpec,
+    OCSFModel,
+)
 
 
 class QueryInfo(OCSFModel):

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field
 
-from py_mdr.ocsf_models._base import OPTIONAL, RECOMMENDED, Attr, ModelSpec, OCSFModel
+from py_mdr.ocsf_models._base import LAZY, OPTIONAL, RECOMMENDED, Attr, ModelSpec, OCSFModel
 
 if TYPE_CHECKING:
     from py_mdr.ocsf_models.objects.agent import Agent
@@ -23,12 +23,12 @@ class ResourceDetails(OCSFModel):
     cloud_partition: str | None = None
     criticality: str | None = None
     data: Any = None
-    data_classification: DataClassification = Field(default=None)
-    group: Group = Field(default=None)
+    data_classification: DataClassification = LAZY
+    group: Group = LAZY
     labels: list[str] = Field(default_factory=list)
     name: str | None = None
     namespace: str | None = None
-    owner: User = Field(default=None)
+    owner: User = LAZY
     region: str | None = None
     type: str | None = None
     uid: str | None = None

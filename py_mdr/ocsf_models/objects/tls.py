@@ -7,7 +7,15 @@ from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import Field
 
-from py_mdr.ocsf_models._base import OPTIONAL, RECOMMENDED, REQUIRED, Attr, ModelSpec, OCSFModel
+from py_mdr.ocsf_models._base import (
+    LAZY,
+    OPTIONAL,
+    RECOMMENDED,
+    REQUIRED,
+    Attr,
+    ModelSpec,
+    OCSFModel,
+)
 
 if TYPE_CHECKING:
     from py_mdr.ocsf_models.objects.certificate import Certificate
@@ -20,14 +28,14 @@ class Tls(OCSFModel):
     """Transport Layer Security (TLS): https://schema.ocsf.io/1.3.0/objects/tls"""
 
     alert: int | None = None
-    certificate: Certificate = Field(default=None)
+    certificate: Certificate = LAZY
     certificate_chain: list[str] = Field(default_factory=list)
     cipher: str | None = None
     client_ciphers: list[str] = Field(default_factory=list)
     extension_list: list[TlsExtension] = Field(default_factory=list)
     handshake_dur: int | None = None
-    ja3_hash: Fingerprint = Field(default=None)
-    ja3s_hash: Fingerprint = Field(default=None)
+    ja3_hash: Fingerprint = LAZY
+    ja3s_hash: Fingerprint = LAZY
     key_length: int | None = None
     sans: list[San] = Field(default_factory=list)
     server_ciphers: list[str] = Field(default_factory=list)

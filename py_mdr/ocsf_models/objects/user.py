@@ -7,7 +7,15 @@ from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import Field
 
-from py_mdr.ocsf_models._base import OPTIONAL, RECOMMENDED, Attr, ModelSpec, OCSFIntEnum, OCSFModel
+from py_mdr.ocsf_models._base import (
+    LAZY,
+    OPTIONAL,
+    RECOMMENDED,
+    Attr,
+    ModelSpec,
+    OCSFIntEnum,
+    OCSFModel,
+)
 from py_mdr.ocsf_models.enums import RiskLevelId
 
 if TYPE_CHECKING:
@@ -32,15 +40,15 @@ class TypeId(OCSFIntEnum):
 class User(OCSFModel):
     """User: https://schema.ocsf.io/1.3.0/objects/user"""
 
-    account: Account = Field(default=None)
+    account: Account = LAZY
     credential_uid: str | None = None
     domain: str | None = None
     email_addr: str | None = None
     full_name: str | None = None
     groups: list[Group] = Field(default_factory=list)
-    ldap_person: LdapPerson = Field(default=None)
+    ldap_person: LdapPerson = LAZY
     name: str | None = None
-    org: Organization = Field(default=None)
+    org: Organization = LAZY
     risk_level: str | None = None
     risk_level_id: int | None = None
     risk_score: int | None = None

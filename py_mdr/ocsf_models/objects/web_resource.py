@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field
 
-from py_mdr.ocsf_models._base import OPTIONAL, RECOMMENDED, Attr, ModelSpec, OCSFModel
+from py_mdr.ocsf_models._base import LAZY, OPTIONAL, RECOMMENDED, Attr, ModelSpec, OCSFModel
 
 if TYPE_CHECKING:
     from py_mdr.ocsf_models.objects.data_classification import DataClassification
@@ -17,7 +17,7 @@ class WebResource(OCSFModel):
     """Web Resource: https://schema.ocsf.io/1.3.0/objects/web_resource"""
 
     data: Any = None
-    data_classification: DataClassification = Field(default=None)
+    data_classification: DataClassification = LAZY
     desc: str | None = None
     labels: list[str] = Field(default_factory=list)
     name: str | None = None

@@ -8,7 +8,15 @@ from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import Field
 
-from py_mdr.ocsf_models._base import OPTIONAL, RECOMMENDED, Attr, ModelSpec, OCSFIntEnum, OCSFModel
+from py_mdr.ocsf_models._base import (
+    LAZY,
+    OPTIONAL,
+    RECOMMENDED,
+    Attr,
+    ModelSpec,
+    OCSFIntEnum,
+    OCSFModel,
+)
 
 if TYPE_CHECKING:
     from py_mdr.ocsf_models.objects.autonomous_system import AutonomousSystem
@@ -29,7 +37,7 @@ class DnssecStatusId(OCSFIntEnum):
 class Whois(OCSFModel):
     """WHOIS: https://schema.ocsf.io/1.3.0/objects/whois"""
 
-    autonomous_system: AutonomousSystem = Field(default=None)
+    autonomous_system: AutonomousSystem = LAZY
     created_time: int | datetime.datetime | None = None
     created_time_dt: str | None = None
     dnssec_status: str | None = None

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import Field
 
 from py_mdr.ocsf_models._base import (
+    LAZY,
     OPTIONAL,
     RECOMMENDED,
     REQUIRED,
@@ -111,7 +112,7 @@ class WinResource(OCSFModel):
     """Windows Resource: https://schema.ocsf.io/1.3.0/objects/win_resource"""
 
     data: Any = None
-    data_classification: DataClassification = Field(default=None)
+    data_classification: DataClassification = LAZY
     details: str | None = None
     labels: list[str] = Field(default_factory=list)
     name: str | None = None

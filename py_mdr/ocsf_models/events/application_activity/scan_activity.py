@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import Field
 
 from py_mdr.ocsf_models._base import (
+    LAZY,
     OPTIONAL,
     RECOMMENDED,
     REQUIRED,
@@ -117,22 +118,22 @@ class ScanActivity(OCSFModel):
 
     activity_id: int | None = None
     activity_name: str | None = None
-    actor: Actor = Field(default=None)
-    api: Api = Field(default=None)
+    actor: Actor = LAZY
+    api: Api = LAZY
     category_name: str | None = None
     category_uid: int | None = None
     class_name: str | None = None
     class_uid: int | None = None
-    cloud: Cloud = Field(default=None)
+    cloud: Cloud = LAZY
     command_uid: str | None = None
     count: int | None = None
-    device: Device = Field(default=None)
+    device: Device = LAZY
     duration: int | None = None
     end_time: int | datetime.datetime | None = None
     end_time_dt: str | None = None
     enrichments: list[Enrichment] = Field(default_factory=list)
     message: str | None = None
-    metadata: Metadata = Field(default=None)
+    metadata: Metadata = LAZY
     num_detections: int | None = None
     num_files: int | None = None
     num_folders: int | None = None
@@ -144,9 +145,9 @@ class ScanActivity(OCSFModel):
     num_trusted_items: int | None = None
     observables: list[Observable] = Field(default_factory=list)
     osint: list[Osint] = Field(default_factory=list)
-    policy: Policy = Field(default=None)
+    policy: Policy = LAZY
     raw_data: str | None = None
-    scan: Scan = Field(default=None)
+    scan: Scan = LAZY
     schedule_uid: str | None = None
     severity: str | None = None
     severity_id: int | None = None
@@ -162,7 +163,7 @@ class ScanActivity(OCSFModel):
     total: int | None = None
     type_name: str | None = None
     type_uid: int | None = None
-    unmapped: dict[str, Any] = Field(default=None)
+    unmapped: dict[str, Any] = LAZY
 
     __ocsf__: ClassVar[ModelSpec] = ModelSpec(
         name="scan_activity",

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import Field
 
 from py_mdr.ocsf_models._base import (
+    LAZY,
     OPTIONAL,
     RECOMMENDED,
     REQUIRED,
@@ -99,36 +100,36 @@ class WebResourceAccessActivity(OCSFModel):
 
     activity_id: int | None = None
     activity_name: str | None = None
-    actor: Actor = Field(default=None)
-    api: Api = Field(default=None)
+    actor: Actor = LAZY
+    api: Api = LAZY
     category_name: str | None = None
     category_uid: int | None = None
     class_name: str | None = None
     class_uid: int | None = None
-    cloud: Cloud = Field(default=None)
+    cloud: Cloud = LAZY
     count: int | None = None
-    device: Device = Field(default=None)
+    device: Device = LAZY
     duration: int | None = None
     end_time: int | datetime.datetime | None = None
     end_time_dt: str | None = None
     enrichments: list[Enrichment] = Field(default_factory=list)
-    http_request: HttpRequest = Field(default=None)
-    http_response: HttpResponse = Field(default=None)
+    http_request: HttpRequest = LAZY
+    http_response: HttpResponse = LAZY
     message: str | None = None
-    metadata: Metadata = Field(default=None)
+    metadata: Metadata = LAZY
     observables: list[Observable] = Field(default_factory=list)
     osint: list[Osint] = Field(default_factory=list)
-    proxy: NetworkProxy = Field(default=None)
-    proxy_connection_info: NetworkConnectionInfo = Field(default=None)
-    proxy_endpoint: NetworkProxy = Field(default=None)
-    proxy_http_request: HttpRequest = Field(default=None)
-    proxy_http_response: HttpResponse = Field(default=None)
-    proxy_tls: Tls = Field(default=None)
-    proxy_traffic: NetworkTraffic = Field(default=None)
+    proxy: NetworkProxy = LAZY
+    proxy_connection_info: NetworkConnectionInfo = LAZY
+    proxy_endpoint: NetworkProxy = LAZY
+    proxy_http_request: HttpRequest = LAZY
+    proxy_http_response: HttpResponse = LAZY
+    proxy_tls: Tls = LAZY
+    proxy_traffic: NetworkTraffic = LAZY
     raw_data: str | None = None
     severity: str | None = None
     severity_id: int | None = None
-    src_endpoint: NetworkEndpoint = Field(default=None)
+    src_endpoint: NetworkEndpoint = LAZY
     start_time: int | datetime.datetime | None = None
     start_time_dt: str | None = None
     status: str | None = None
@@ -138,10 +139,10 @@ class WebResourceAccessActivity(OCSFModel):
     time: int | datetime.datetime | None = None
     time_dt: str | None = None
     timezone_offset: int | None = None
-    tls: Tls = Field(default=None)
+    tls: Tls = LAZY
     type_name: str | None = None
     type_uid: int | None = None
-    unmapped: dict[str, Any] = Field(default=None)
+    unmapped: dict[str, Any] = LAZY
     web_resources: list[WebResource] = Field(default_factory=list)
 
     __ocsf__: ClassVar[ModelSpec] = ModelSpec(

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import Field
 
 from py_mdr.ocsf_models._base import (
+    LAZY,
     OPTIONAL,
     RECOMMENDED,
     REQUIRED,
@@ -121,42 +122,42 @@ class WebResourcesActivity(OCSFModel):
     action_id: int | None = None
     activity_id: int | None = None
     activity_name: str | None = None
-    actor: Actor = Field(default=None)
-    api: Api = Field(default=None)
+    actor: Actor = LAZY
+    api: Api = LAZY
     attacks: list[Attack] = Field(default_factory=list)
     authorizations: list[Authorization] = Field(default_factory=list)
     category_name: str | None = None
     category_uid: int | None = None
     class_name: str | None = None
     class_uid: int | None = None
-    cloud: Cloud = Field(default=None)
+    cloud: Cloud = LAZY
     count: int | None = None
-    device: Device = Field(default=None)
+    device: Device = LAZY
     disposition: str | None = None
     disposition_id: int | None = None
-    dst_endpoint: NetworkEndpoint = Field(default=None)
+    dst_endpoint: NetworkEndpoint = LAZY
     duration: int | None = None
     end_time: int | datetime.datetime | None = None
     end_time_dt: str | None = None
     enrichments: list[Enrichment] = Field(default_factory=list)
-    firewall_rule: FirewallRule = Field(default=None)
-    http_request: HttpRequest = Field(default=None)
-    http_response: HttpResponse = Field(default=None)
+    firewall_rule: FirewallRule = LAZY
+    http_request: HttpRequest = LAZY
+    http_response: HttpResponse = LAZY
     malware: list[Malware] = Field(default_factory=list)
     message: str | None = None
-    metadata: Metadata = Field(default=None)
+    metadata: Metadata = LAZY
     observables: list[Observable] = Field(default_factory=list)
     osint: list[Osint] = Field(default_factory=list)
-    proxy_connection_info: NetworkConnectionInfo = Field(default=None)
-    proxy_endpoint: NetworkProxy = Field(default=None)
-    proxy_http_request: HttpRequest = Field(default=None)
-    proxy_http_response: HttpResponse = Field(default=None)
-    proxy_tls: Tls = Field(default=None)
-    proxy_traffic: NetworkTraffic = Field(default=None)
+    proxy_connection_info: NetworkConnectionInfo = LAZY
+    proxy_endpoint: NetworkProxy = LAZY
+    proxy_http_request: HttpRequest = LAZY
+    proxy_http_response: HttpResponse = LAZY
+    proxy_tls: Tls = LAZY
+    proxy_traffic: NetworkTraffic = LAZY
     raw_data: str | None = None
     severity: str | None = None
     severity_id: int | None = None
-    src_endpoint: NetworkEndpoint = Field(default=None)
+    src_endpoint: NetworkEndpoint = LAZY
     start_time: int | datetime.datetime | None = None
     start_time_dt: str | None = None
     status: str | None = None
@@ -166,10 +167,10 @@ class WebResourcesActivity(OCSFModel):
     time: int | datetime.datetime | None = None
     time_dt: str | None = None
     timezone_offset: int | None = None
-    tls: Tls = Field(default=None)
+    tls: Tls = LAZY
     type_name: str | None = None
     type_uid: int | None = None
-    unmapped: dict[str, Any] = Field(default=None)
+    unmapped: dict[str, Any] = LAZY
     web_resources: list[WebResource] = Field(default_factory=list)
     web_resources_result: list[WebResource] = Field(default_factory=list)
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import Field
 
 from py_mdr.ocsf_models._base import (
+    LAZY,
     OPTIONAL,
     RECOMMENDED,
     REQUIRED,
@@ -105,32 +106,32 @@ class ComplianceFinding(OCSFModel):
 
     activity_id: int | None = None
     activity_name: str | None = None
-    actor: Actor = Field(default=None)
-    api: Api = Field(default=None)
+    actor: Actor = LAZY
+    api: Api = LAZY
     category_name: str | None = None
     category_uid: int | None = None
     class_name: str | None = None
     class_uid: int | None = None
-    cloud: Cloud = Field(default=None)
+    cloud: Cloud = LAZY
     comment: str | None = None
-    compliance: Compliance = Field(default=None)
+    compliance: Compliance = LAZY
     confidence: str | None = None
     confidence_id: int | None = None
     confidence_score: int | None = None
     count: int | None = None
-    device: Device = Field(default=None)
+    device: Device = LAZY
     duration: int | None = None
     end_time: int | datetime.datetime | None = None
     end_time_dt: str | None = None
     enrichments: list[Enrichment] = Field(default_factory=list)
-    finding_info: FindingInfo = Field(default=None)
+    finding_info: FindingInfo = LAZY
     message: str | None = None
-    metadata: Metadata = Field(default=None)
+    metadata: Metadata = LAZY
     observables: list[Observable] = Field(default_factory=list)
     osint: list[Osint] = Field(default_factory=list)
     raw_data: str | None = None
-    remediation: Remediation = Field(default=None)
-    resource: ResourceDetails = Field(default=None)
+    remediation: Remediation = LAZY
+    resource: ResourceDetails = LAZY
     resources: list[ResourceDetails] = Field(default_factory=list)
     severity: str | None = None
     severity_id: int | None = None
@@ -145,7 +146,7 @@ class ComplianceFinding(OCSFModel):
     timezone_offset: int | None = None
     type_name: str | None = None
     type_uid: int | None = None
-    unmapped: dict[str, Any] = Field(default=None)
+    unmapped: dict[str, Any] = LAZY
 
     __ocsf__: ClassVar[ModelSpec] = ModelSpec(
         name="compliance_finding",

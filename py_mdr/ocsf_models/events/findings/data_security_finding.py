@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import Field
 
 from py_mdr.ocsf_models._base import (
+    LAZY,
     OPTIONAL,
     RECOMMENDED,
     REQUIRED,
@@ -132,40 +133,40 @@ class DataSecurityFinding(OCSFModel):
     action_id: int | None = None
     activity_id: int | None = None
     activity_name: str | None = None
-    actor: Actor = Field(default=None)
-    api: Api = Field(default=None)
+    actor: Actor = LAZY
+    api: Api = LAZY
     attacks: list[Attack] = Field(default_factory=list)
     authorizations: list[Authorization] = Field(default_factory=list)
     category_name: str | None = None
     category_uid: int | None = None
     class_name: str | None = None
     class_uid: int | None = None
-    cloud: Cloud = Field(default=None)
+    cloud: Cloud = LAZY
     comment: str | None = None
     confidence: str | None = None
     confidence_id: int | None = None
     confidence_score: int | None = None
     count: int | None = None
-    data_security: DataSecurity = Field(default=None)
-    database: Database = Field(default=None)
-    databucket: Databucket = Field(default=None)
-    device: Device = Field(default=None)
+    data_security: DataSecurity = LAZY
+    database: Database = LAZY
+    databucket: Databucket = LAZY
+    device: Device = LAZY
     disposition: str | None = None
     disposition_id: int | None = None
-    dst_endpoint: NetworkEndpoint = Field(default=None)
+    dst_endpoint: NetworkEndpoint = LAZY
     duration: int | None = None
     end_time: int | datetime.datetime | None = None
     end_time_dt: str | None = None
     enrichments: list[Enrichment] = Field(default_factory=list)
-    file: File = Field(default=None)
-    finding_info: FindingInfo = Field(default=None)
-    firewall_rule: FirewallRule = Field(default=None)
+    file: File = LAZY
+    finding_info: FindingInfo = LAZY
+    firewall_rule: FirewallRule = LAZY
     impact: str | None = None
     impact_id: int | None = None
     impact_score: int | None = None
     malware: list[Malware] = Field(default_factory=list)
     message: str | None = None
-    metadata: Metadata = Field(default=None)
+    metadata: Metadata = LAZY
     observables: list[Observable] = Field(default_factory=list)
     osint: list[Osint] = Field(default_factory=list)
     raw_data: str | None = None
@@ -175,20 +176,20 @@ class DataSecurityFinding(OCSFModel):
     risk_score: int | None = None
     severity: str | None = None
     severity_id: int | None = None
-    src_endpoint: NetworkEndpoint = Field(default=None)
+    src_endpoint: NetworkEndpoint = LAZY
     start_time: int | datetime.datetime | None = None
     start_time_dt: str | None = None
     status: str | None = None
     status_code: str | None = None
     status_detail: str | None = None
     status_id: int | None = None
-    table: Table = Field(default=None)
+    table: Table = LAZY
     time: int | datetime.datetime | None = None
     time_dt: str | None = None
     timezone_offset: int | None = None
     type_name: str | None = None
     type_uid: int | None = None
-    unmapped: dict[str, Any] = Field(default=None)
+    unmapped: dict[str, Any] = LAZY
 
     __ocsf__: ClassVar[ModelSpec] = ModelSpec(
         name="data_security_finding",

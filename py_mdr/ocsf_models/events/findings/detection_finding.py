@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import Field
 
 from py_mdr.ocsf_models._base import (
+    LAZY,
     OPTIONAL,
     RECOMMENDED,
     REQUIRED,
@@ -119,21 +120,21 @@ class DetectionFinding(OCSFModel):
     action_id: int | None = None
     activity_id: int | None = None
     activity_name: str | None = None
-    actor: Actor = Field(default=None)
-    api: Api = Field(default=None)
+    actor: Actor = LAZY
+    api: Api = LAZY
     attacks: list[Attack] = Field(default_factory=list)
     authorizations: list[Authorization] = Field(default_factory=list)
     category_name: str | None = None
     category_uid: int | None = None
     class_name: str | None = None
     class_uid: int | None = None
-    cloud: Cloud = Field(default=None)
+    cloud: Cloud = LAZY
     comment: str | None = None
     confidence: str | None = None
     confidence_id: int | None = None
     confidence_score: int | None = None
     count: int | None = None
-    device: Device = Field(default=None)
+    device: Device = LAZY
     disposition: str | None = None
     disposition_id: int | None = None
     duration: int | None = None
@@ -141,18 +142,18 @@ class DetectionFinding(OCSFModel):
     end_time_dt: str | None = None
     enrichments: list[Enrichment] = Field(default_factory=list)
     evidences: list[Evidences] = Field(default_factory=list)
-    finding_info: FindingInfo = Field(default=None)
-    firewall_rule: FirewallRule = Field(default=None)
+    finding_info: FindingInfo = LAZY
+    firewall_rule: FirewallRule = LAZY
     impact: str | None = None
     impact_id: int | None = None
     impact_score: int | None = None
     malware: list[Malware] = Field(default_factory=list)
     message: str | None = None
-    metadata: Metadata = Field(default=None)
+    metadata: Metadata = LAZY
     observables: list[Observable] = Field(default_factory=list)
     osint: list[Osint] = Field(default_factory=list)
     raw_data: str | None = None
-    remediation: Remediation = Field(default=None)
+    remediation: Remediation = LAZY
     resources: list[ResourceDetails] = Field(default_factory=list)
     risk_details: str | None = None
     risk_level: str | None = None
@@ -171,7 +172,7 @@ class DetectionFinding(OCSFModel):
     timezone_offset: int | None = None
     type_name: str | None = None
     type_uid: int | None = None
-    unmapped: dict[str, Any] = Field(default=None)
+    unmapped: dict[str, Any] = LAZY
     vulnerabilities: list[Vulnerability] = Field(default_factory=list)
 
     __ocsf__: ClassVar[ModelSpec] = ModelSpec(

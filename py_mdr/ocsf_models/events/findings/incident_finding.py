@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import Field
 
 from py_mdr.ocsf_models._base import (
+    LAZY,
     OPTIONAL,
     RECOMMENDED,
     REQUIRED,
@@ -151,15 +152,15 @@ class IncidentFinding(OCSFModel):
 
     activity_id: int | None = None
     activity_name: str | None = None
-    api: Api = Field(default=None)
-    assignee: User = Field(default=None)
-    assignee_group: Group = Field(default=None)
+    api: Api = LAZY
+    assignee: User = LAZY
+    assignee_group: Group = LAZY
     attacks: list[Attack] = Field(default_factory=list)
     category_name: str | None = None
     category_uid: int | None = None
     class_name: str | None = None
     class_uid: int | None = None
-    cloud: Cloud = Field(default=None)
+    cloud: Cloud = LAZY
     comment: str | None = None
     confidence: str | None = None
     confidence_id: int | None = None
@@ -176,7 +177,7 @@ class IncidentFinding(OCSFModel):
     impact_score: int | None = None
     is_suspected_breach: bool | None = None
     message: str | None = None
-    metadata: Metadata = Field(default=None)
+    metadata: Metadata = LAZY
     observables: list[Observable] = Field(default_factory=list)
     osint: list[Osint] = Field(default_factory=list)
     priority: str | None = None
@@ -191,13 +192,13 @@ class IncidentFinding(OCSFModel):
     status_code: str | None = None
     status_detail: str | None = None
     status_id: int | None = None
-    ticket: Ticket = Field(default=None)
+    ticket: Ticket = LAZY
     time: int | datetime.datetime | None = None
     time_dt: str | None = None
     timezone_offset: int | None = None
     type_name: str | None = None
     type_uid: int | None = None
-    unmapped: dict[str, Any] = Field(default=None)
+    unmapped: dict[str, Any] = LAZY
     verdict: str | None = None
     verdict_id: int | None = None
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import Field
 
 from py_mdr.ocsf_models._base import (
+    LAZY,
     OPTIONAL,
     RECOMMENDED,
     REQUIRED,
@@ -109,16 +110,16 @@ class SecurityFinding(OCSFModel):
 
     activity_id: int | None = None
     activity_name: str | None = None
-    analytic: Analytic = Field(default=None)
-    api: Api = Field(default=None)
+    analytic: Analytic = LAZY
+    api: Api = LAZY
     attacks: list[Attack] = Field(default_factory=list)
     category_name: str | None = None
     category_uid: int | None = None
     cis_csc: list[CisCsc] = Field(default_factory=list)
     class_name: str | None = None
     class_uid: int | None = None
-    cloud: Cloud = Field(default=None)
-    compliance: Compliance = Field(default=None)
+    cloud: Cloud = LAZY
+    compliance: Compliance = LAZY
     confidence: str | None = None
     confidence_id: int | None = None
     confidence_score: int | None = None
@@ -129,18 +130,18 @@ class SecurityFinding(OCSFModel):
     end_time_dt: str | None = None
     enrichments: list[Enrichment] = Field(default_factory=list)
     evidence: Any = None
-    finding: Finding = Field(default=None)
+    finding: Finding = LAZY
     impact: str | None = None
     impact_id: int | None = None
     impact_score: int | None = None
     kill_chain: list[KillChainPhase] = Field(default_factory=list)
     malware: list[Malware] = Field(default_factory=list)
     message: str | None = None
-    metadata: Metadata = Field(default=None)
+    metadata: Metadata = LAZY
     nist: list[str] = Field(default_factory=list)
     observables: list[Observable] = Field(default_factory=list)
     osint: list[Osint] = Field(default_factory=list)
-    process: Process = Field(default=None)
+    process: Process = LAZY
     raw_data: str | None = None
     resources: list[ResourceDetails] = Field(default_factory=list)
     risk_level: str | None = None
@@ -161,7 +162,7 @@ class SecurityFinding(OCSFModel):
     timezone_offset: int | None = None
     type_name: str | None = None
     type_uid: int | None = None
-    unmapped: dict[str, Any] = Field(default=None)
+    unmapped: dict[str, Any] = LAZY
     vulnerabilities: list[Vulnerability] = Field(default_factory=list)
 
     __ocsf__: ClassVar[ModelSpec] = ModelSpec(

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import Field
 
 from py_mdr.ocsf_models._base import (
+    LAZY,
     OPTIONAL,
     RECOMMENDED,
     REQUIRED,
@@ -175,42 +176,42 @@ class Authentication(OCSFModel):
 
     activity_id: int | None = None
     activity_name: str | None = None
-    actor: Actor = Field(default=None)
-    api: Api = Field(default=None)
+    actor: Actor = LAZY
+    api: Api = LAZY
     auth_factors: list[AuthFactor] = Field(default_factory=list)
     auth_protocol: str | None = None
     auth_protocol_id: int | None = None
     category_name: str | None = None
     category_uid: int | None = None
-    certificate: Certificate = Field(default=None)
+    certificate: Certificate = LAZY
     class_name: str | None = None
     class_uid: int | None = None
-    cloud: Cloud = Field(default=None)
+    cloud: Cloud = LAZY
     count: int | None = None
-    device: Device = Field(default=None)
-    dst_endpoint: NetworkEndpoint = Field(default=None)
+    device: Device = LAZY
+    dst_endpoint: NetworkEndpoint = LAZY
     duration: int | None = None
     end_time: int | datetime.datetime | None = None
     end_time_dt: str | None = None
     enrichments: list[Enrichment] = Field(default_factory=list)
-    http_request: HttpRequest = Field(default=None)
+    http_request: HttpRequest = LAZY
     is_cleartext: bool | None = None
     is_mfa: bool | None = None
     is_new_logon: bool | None = None
     is_remote: bool | None = None
-    logon_process: Process = Field(default=None)
+    logon_process: Process = LAZY
     logon_type: str | None = None
     logon_type_id: int | None = None
     message: str | None = None
-    metadata: Metadata = Field(default=None)
+    metadata: Metadata = LAZY
     observables: list[Observable] = Field(default_factory=list)
     osint: list[Osint] = Field(default_factory=list)
     raw_data: str | None = None
-    service: Service = Field(default=None)
-    session: Session = Field(default=None)
+    service: Service = LAZY
+    session: Session = LAZY
     severity: str | None = None
     severity_id: int | None = None
-    src_endpoint: NetworkEndpoint = Field(default=None)
+    src_endpoint: NetworkEndpoint = LAZY
     start_time: int | datetime.datetime | None = None
     start_time_dt: str | None = None
     status: str | None = None
@@ -222,8 +223,8 @@ class Authentication(OCSFModel):
     timezone_offset: int | None = None
     type_name: str | None = None
     type_uid: int | None = None
-    unmapped: dict[str, Any] = Field(default=None)
-    user: User = Field(default=None)
+    unmapped: dict[str, Any] = LAZY
+    user: User = LAZY
 
     __ocsf__: ClassVar[ModelSpec] = ModelSpec(
         name="authentication",

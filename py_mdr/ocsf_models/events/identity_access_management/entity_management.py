@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import Field
 
 from py_mdr.ocsf_models._base import (
+    LAZY,
     OPTIONAL,
     RECOMMENDED,
     REQUIRED,
@@ -132,31 +133,31 @@ class EntityManagement(OCSFModel):
     access_mask: int | None = None
     activity_id: int | None = None
     activity_name: str | None = None
-    actor: Actor = Field(default=None)
-    api: Api = Field(default=None)
+    actor: Actor = LAZY
+    api: Api = LAZY
     category_name: str | None = None
     category_uid: int | None = None
     class_name: str | None = None
     class_uid: int | None = None
-    cloud: Cloud = Field(default=None)
+    cloud: Cloud = LAZY
     comment: str | None = None
     count: int | None = None
-    device: Device = Field(default=None)
+    device: Device = LAZY
     duration: int | None = None
     end_time: int | datetime.datetime | None = None
     end_time_dt: str | None = None
     enrichments: list[Enrichment] = Field(default_factory=list)
-    entity: ManagedEntity = Field(default=None)
-    entity_result: ManagedEntity = Field(default=None)
-    http_request: HttpRequest = Field(default=None)
+    entity: ManagedEntity = LAZY
+    entity_result: ManagedEntity = LAZY
+    http_request: HttpRequest = LAZY
     message: str | None = None
-    metadata: Metadata = Field(default=None)
+    metadata: Metadata = LAZY
     observables: list[Observable] = Field(default_factory=list)
     osint: list[Osint] = Field(default_factory=list)
     raw_data: str | None = None
     severity: str | None = None
     severity_id: int | None = None
-    src_endpoint: NetworkEndpoint = Field(default=None)
+    src_endpoint: NetworkEndpoint = LAZY
     start_time: int | datetime.datetime | None = None
     start_time_dt: str | None = None
     status: str | None = None
@@ -168,7 +169,7 @@ class EntityManagement(OCSFModel):
     timezone_offset: int | None = None
     type_name: str | None = None
     type_uid: int | None = None
-    unmapped: dict[str, Any] = Field(default=None)
+    unmapped: dict[str, Any] = LAZY
 
     __ocsf__: ClassVar[ModelSpec] = ModelSpec(
         name="entity_management",

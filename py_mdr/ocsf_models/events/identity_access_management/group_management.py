@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import Field
 
 from py_mdr.ocsf_models._base import (
+    LAZY,
     OPTIONAL,
     RECOMMENDED,
     REQUIRED,
@@ -104,31 +105,31 @@ class GroupManagement(OCSFModel):
 
     activity_id: int | None = None
     activity_name: str | None = None
-    actor: Actor = Field(default=None)
-    api: Api = Field(default=None)
+    actor: Actor = LAZY
+    api: Api = LAZY
     category_name: str | None = None
     category_uid: int | None = None
     class_name: str | None = None
     class_uid: int | None = None
-    cloud: Cloud = Field(default=None)
+    cloud: Cloud = LAZY
     count: int | None = None
-    device: Device = Field(default=None)
+    device: Device = LAZY
     duration: int | None = None
     end_time: int | datetime.datetime | None = None
     end_time_dt: str | None = None
     enrichments: list[Enrichment] = Field(default_factory=list)
-    group: Group = Field(default=None)
-    http_request: HttpRequest = Field(default=None)
+    group: Group = LAZY
+    http_request: HttpRequest = LAZY
     message: str | None = None
-    metadata: Metadata = Field(default=None)
+    metadata: Metadata = LAZY
     observables: list[Observable] = Field(default_factory=list)
     osint: list[Osint] = Field(default_factory=list)
     privileges: list[str] = Field(default_factory=list)
     raw_data: str | None = None
-    resource: ResourceDetails = Field(default=None)
+    resource: ResourceDetails = LAZY
     severity: str | None = None
     severity_id: int | None = None
-    src_endpoint: NetworkEndpoint = Field(default=None)
+    src_endpoint: NetworkEndpoint = LAZY
     start_time: int | datetime.datetime | None = None
     start_time_dt: str | None = None
     status: str | None = None
@@ -140,8 +141,8 @@ class GroupManagement(OCSFModel):
     timezone_offset: int | None = None
     type_name: str | None = None
     type_uid: int | None = None
-    unmapped: dict[str, Any] = Field(default=None)
-    user: User = Field(default=None)
+    unmapped: dict[str, Any] = LAZY
+    user: User = LAZY
 
     __ocsf__: ClassVar[ModelSpec] = ModelSpec(
         name="group_management",

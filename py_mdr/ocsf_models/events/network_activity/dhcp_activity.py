@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import Field
 
 from py_mdr.ocsf_models._base import (
+    LAZY,
     OPTIONAL,
     RECOMMENDED,
     REQUIRED,
@@ -127,8 +128,8 @@ class DHCPActivity(OCSFModel):
     action_id: int | None = None
     activity_id: int | None = None
     activity_name: str | None = None
-    actor: Actor = Field(default=None)
-    api: Api = Field(default=None)
+    actor: Actor = LAZY
+    api: Api = LAZY
     app_name: str | None = None
     attacks: list[Attack] = Field(default_factory=list)
     authorizations: list[Authorization] = Field(default_factory=list)
@@ -136,39 +137,39 @@ class DHCPActivity(OCSFModel):
     category_uid: int | None = None
     class_name: str | None = None
     class_uid: int | None = None
-    cloud: Cloud = Field(default=None)
-    connection_info: NetworkConnectionInfo = Field(default=None)
+    cloud: Cloud = LAZY
+    connection_info: NetworkConnectionInfo = LAZY
     count: int | None = None
-    device: Device = Field(default=None)
+    device: Device = LAZY
     disposition: str | None = None
     disposition_id: int | None = None
-    dst_endpoint: NetworkEndpoint = Field(default=None)
+    dst_endpoint: NetworkEndpoint = LAZY
     duration: int | None = None
     end_time: int | datetime.datetime | None = None
     end_time_dt: str | None = None
     enrichments: list[Enrichment] = Field(default_factory=list)
-    firewall_rule: FirewallRule = Field(default=None)
+    firewall_rule: FirewallRule = LAZY
     is_renewal: bool | None = None
     ja4_fingerprint_list: list[Ja4Fingerprint] = Field(default_factory=list)
     lease_dur: int | None = None
-    load_balancer: LoadBalancer = Field(default=None)
+    load_balancer: LoadBalancer = LAZY
     malware: list[Malware] = Field(default_factory=list)
     message: str | None = None
-    metadata: Metadata = Field(default=None)
+    metadata: Metadata = LAZY
     observables: list[Observable] = Field(default_factory=list)
     osint: list[Osint] = Field(default_factory=list)
-    proxy: NetworkProxy = Field(default=None)
-    proxy_connection_info: NetworkConnectionInfo = Field(default=None)
-    proxy_endpoint: NetworkProxy = Field(default=None)
-    proxy_http_request: HttpRequest = Field(default=None)
-    proxy_http_response: HttpResponse = Field(default=None)
-    proxy_tls: Tls = Field(default=None)
-    proxy_traffic: NetworkTraffic = Field(default=None)
+    proxy: NetworkProxy = LAZY
+    proxy_connection_info: NetworkConnectionInfo = LAZY
+    proxy_endpoint: NetworkProxy = LAZY
+    proxy_http_request: HttpRequest = LAZY
+    proxy_http_response: HttpResponse = LAZY
+    proxy_tls: Tls = LAZY
+    proxy_traffic: NetworkTraffic = LAZY
     raw_data: str | None = None
-    relay: NetworkInterface = Field(default=None)
+    relay: NetworkInterface = LAZY
     severity: str | None = None
     severity_id: int | None = None
-    src_endpoint: NetworkEndpoint = Field(default=None)
+    src_endpoint: NetworkEndpoint = LAZY
     start_time: int | datetime.datetime | None = None
     start_time_dt: str | None = None
     status: str | None = None
@@ -178,12 +179,12 @@ class DHCPActivity(OCSFModel):
     time: int | datetime.datetime | None = None
     time_dt: str | None = None
     timezone_offset: int | None = None
-    tls: Tls = Field(default=None)
-    traffic: NetworkTraffic = Field(default=None)
+    tls: Tls = LAZY
+    traffic: NetworkTraffic = LAZY
     transaction_uid: str | None = None
     type_name: str | None = None
     type_uid: int | None = None
-    unmapped: dict[str, Any] = Field(default=None)
+    unmapped: dict[str, Any] = LAZY
 
     __ocsf__: ClassVar[ModelSpec] = ModelSpec(
         name="dhcp_activity",

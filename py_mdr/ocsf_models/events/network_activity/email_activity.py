@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import Field
 
 from py_mdr.ocsf_models._base import (
+    LAZY,
     OPTIONAL,
     RECOMMENDED,
     REQUIRED,
@@ -102,8 +103,8 @@ class EmailActivity(OCSFModel):
     action_id: int | None = None
     activity_id: int | None = None
     activity_name: str | None = None
-    actor: Actor = Field(default=None)
-    api: Api = Field(default=None)
+    actor: Actor = LAZY
+    api: Api = LAZY
     attacks: list[Attack] = Field(default_factory=list)
     attempt: int | None = None
     authorizations: list[Authorization] = Field(default_factory=list)
@@ -112,31 +113,31 @@ class EmailActivity(OCSFModel):
     category_uid: int | None = None
     class_name: str | None = None
     class_uid: int | None = None
-    cloud: Cloud = Field(default=None)
+    cloud: Cloud = LAZY
     count: int | None = None
-    device: Device = Field(default=None)
+    device: Device = LAZY
     direction: str | None = None
     direction_id: int | None = None
     disposition: str | None = None
     disposition_id: int | None = None
-    dst_endpoint: NetworkEndpoint = Field(default=None)
+    dst_endpoint: NetworkEndpoint = LAZY
     duration: int | None = None
-    email: Email = Field(default=None)
-    email_auth: EmailAuth = Field(default=None)
+    email: Email = LAZY
+    email_auth: EmailAuth = LAZY
     end_time: int | datetime.datetime | None = None
     end_time_dt: str | None = None
     enrichments: list[Enrichment] = Field(default_factory=list)
-    firewall_rule: FirewallRule = Field(default=None)
+    firewall_rule: FirewallRule = LAZY
     malware: list[Malware] = Field(default_factory=list)
     message: str | None = None
-    metadata: Metadata = Field(default=None)
+    metadata: Metadata = LAZY
     observables: list[Observable] = Field(default_factory=list)
     osint: list[Osint] = Field(default_factory=list)
     raw_data: str | None = None
     severity: str | None = None
     severity_id: int | None = None
     smtp_hello: str | None = None
-    src_endpoint: NetworkEndpoint = Field(default=None)
+    src_endpoint: NetworkEndpoint = LAZY
     start_time: int | datetime.datetime | None = None
     start_time_dt: str | None = None
     status: str | None = None
@@ -148,7 +149,7 @@ class EmailActivity(OCSFModel):
     timezone_offset: int | None = None
     type_name: str | None = None
     type_uid: int | None = None
-    unmapped: dict[str, Any] = Field(default=None)
+    unmapped: dict[str, Any] = LAZY
 
     __ocsf__: ClassVar[ModelSpec] = ModelSpec(
         name="email_activity",

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import Field
 
 from py_mdr.ocsf_models._base import (
+    LAZY,
     OPTIONAL,
     RECOMMENDED,
     REQUIRED,
@@ -118,8 +119,8 @@ class RDPActivity(OCSFModel):
     action_id: int | None = None
     activity_id: int | None = None
     activity_name: str | None = None
-    actor: Actor = Field(default=None)
-    api: Api = Field(default=None)
+    actor: Actor = LAZY
+    api: Api = LAZY
     app_name: str | None = None
     attacks: list[Attack] = Field(default_factory=list)
     authorizations: list[Authorization] = Field(default_factory=list)
@@ -129,42 +130,42 @@ class RDPActivity(OCSFModel):
     certificate_chain: list[str] = Field(default_factory=list)
     class_name: str | None = None
     class_uid: int | None = None
-    cloud: Cloud = Field(default=None)
-    connection_info: NetworkConnectionInfo = Field(default=None)
+    cloud: Cloud = LAZY
+    connection_info: NetworkConnectionInfo = LAZY
     count: int | None = None
-    device: Device = Field(default=None)
+    device: Device = LAZY
     disposition: str | None = None
     disposition_id: int | None = None
-    dst_endpoint: NetworkEndpoint = Field(default=None)
+    dst_endpoint: NetworkEndpoint = LAZY
     duration: int | None = None
     end_time: int | datetime.datetime | None = None
     end_time_dt: str | None = None
     enrichments: list[Enrichment] = Field(default_factory=list)
-    file: File = Field(default=None)
-    firewall_rule: FirewallRule = Field(default=None)
+    file: File = LAZY
+    firewall_rule: FirewallRule = LAZY
     identifier_cookie: str | None = None
     ja4_fingerprint_list: list[Ja4Fingerprint] = Field(default_factory=list)
-    load_balancer: LoadBalancer = Field(default=None)
+    load_balancer: LoadBalancer = LAZY
     malware: list[Malware] = Field(default_factory=list)
     message: str | None = None
-    metadata: Metadata = Field(default=None)
+    metadata: Metadata = LAZY
     observables: list[Observable] = Field(default_factory=list)
     osint: list[Osint] = Field(default_factory=list)
     protocol_ver: str | None = None
-    proxy: NetworkProxy = Field(default=None)
-    proxy_connection_info: NetworkConnectionInfo = Field(default=None)
-    proxy_endpoint: NetworkProxy = Field(default=None)
-    proxy_http_request: HttpRequest = Field(default=None)
-    proxy_http_response: HttpResponse = Field(default=None)
-    proxy_tls: Tls = Field(default=None)
-    proxy_traffic: NetworkTraffic = Field(default=None)
+    proxy: NetworkProxy = LAZY
+    proxy_connection_info: NetworkConnectionInfo = LAZY
+    proxy_endpoint: NetworkProxy = LAZY
+    proxy_http_request: HttpRequest = LAZY
+    proxy_http_response: HttpResponse = LAZY
+    proxy_tls: Tls = LAZY
+    proxy_traffic: NetworkTraffic = LAZY
     raw_data: str | None = None
-    remote_display: Display = Field(default=None)
-    request: Request = Field(default=None)
-    response: Response = Field(default=None)
+    remote_display: Display = LAZY
+    request: Request = LAZY
+    response: Response = LAZY
     severity: str | None = None
     severity_id: int | None = None
-    src_endpoint: NetworkEndpoint = Field(default=None)
+    src_endpoint: NetworkEndpoint = LAZY
     start_time: int | datetime.datetime | None = None
     start_time_dt: str | None = None
     status: str | None = None
@@ -174,11 +175,11 @@ class RDPActivity(OCSFModel):
     time: int | datetime.datetime | None = None
     time_dt: str | None = None
     timezone_offset: int | None = None
-    tls: Tls = Field(default=None)
-    traffic: NetworkTraffic = Field(default=None)
+    tls: Tls = LAZY
+    traffic: NetworkTraffic = LAZY
     type_name: str | None = None
     type_uid: int | None = None
-    unmapped: dict[str, Any] = Field(default=None)
+    unmapped: dict[str, Any] = LAZY
 
     __ocsf__: ClassVar[ModelSpec] = ModelSpec(
         name="rdp_activity",

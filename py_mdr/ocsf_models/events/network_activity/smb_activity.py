@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import Field
 
 from py_mdr.ocsf_models._base import (
+    LAZY,
     OPTIONAL,
     RECOMMENDED,
     REQUIRED,
@@ -129,8 +130,8 @@ class SMBActivity(OCSFModel):
     action_id: int | None = None
     activity_id: int | None = None
     activity_name: str | None = None
-    actor: Actor = Field(default=None)
-    api: Api = Field(default=None)
+    actor: Actor = LAZY
+    api: Api = LAZY
     app_name: str | None = None
     attacks: list[Attack] = Field(default_factory=list)
     authorizations: list[Authorization] = Field(default_factory=list)
@@ -139,45 +140,45 @@ class SMBActivity(OCSFModel):
     class_name: str | None = None
     class_uid: int | None = None
     client_dialects: list[str] = Field(default_factory=list)
-    cloud: Cloud = Field(default=None)
+    cloud: Cloud = LAZY
     command: str | None = None
-    connection_info: NetworkConnectionInfo = Field(default=None)
+    connection_info: NetworkConnectionInfo = LAZY
     count: int | None = None
-    dce_rpc: DceRpc = Field(default=None)
-    device: Device = Field(default=None)
+    dce_rpc: DceRpc = LAZY
+    device: Device = LAZY
     dialect: str | None = None
     disposition: str | None = None
     disposition_id: int | None = None
-    dst_endpoint: NetworkEndpoint = Field(default=None)
+    dst_endpoint: NetworkEndpoint = LAZY
     duration: int | None = None
     end_time: int | datetime.datetime | None = None
     end_time_dt: str | None = None
     enrichments: list[Enrichment] = Field(default_factory=list)
-    file: File = Field(default=None)
-    firewall_rule: FirewallRule = Field(default=None)
+    file: File = LAZY
+    firewall_rule: FirewallRule = LAZY
     ja4_fingerprint_list: list[Ja4Fingerprint] = Field(default_factory=list)
-    load_balancer: LoadBalancer = Field(default=None)
+    load_balancer: LoadBalancer = LAZY
     malware: list[Malware] = Field(default_factory=list)
     message: str | None = None
-    metadata: Metadata = Field(default=None)
+    metadata: Metadata = LAZY
     observables: list[Observable] = Field(default_factory=list)
     open_type: str | None = None
     osint: list[Osint] = Field(default_factory=list)
-    proxy: NetworkProxy = Field(default=None)
-    proxy_connection_info: NetworkConnectionInfo = Field(default=None)
-    proxy_endpoint: NetworkProxy = Field(default=None)
-    proxy_http_request: HttpRequest = Field(default=None)
-    proxy_http_response: HttpResponse = Field(default=None)
-    proxy_tls: Tls = Field(default=None)
-    proxy_traffic: NetworkTraffic = Field(default=None)
+    proxy: NetworkProxy = LAZY
+    proxy_connection_info: NetworkConnectionInfo = LAZY
+    proxy_endpoint: NetworkProxy = LAZY
+    proxy_http_request: HttpRequest = LAZY
+    proxy_http_response: HttpResponse = LAZY
+    proxy_tls: Tls = LAZY
+    proxy_traffic: NetworkTraffic = LAZY
     raw_data: str | None = None
-    response: Response = Field(default=None)
+    response: Response = LAZY
     severity: str | None = None
     severity_id: int | None = None
     share: str | None = None
     share_type: str | None = None
     share_type_id: int | None = None
-    src_endpoint: NetworkEndpoint = Field(default=None)
+    src_endpoint: NetworkEndpoint = LAZY
     start_time: int | datetime.datetime | None = None
     start_time_dt: str | None = None
     status: str | None = None
@@ -187,12 +188,12 @@ class SMBActivity(OCSFModel):
     time: int | datetime.datetime | None = None
     time_dt: str | None = None
     timezone_offset: int | None = None
-    tls: Tls = Field(default=None)
-    traffic: NetworkTraffic = Field(default=None)
+    tls: Tls = LAZY
+    traffic: NetworkTraffic = LAZY
     tree_uid: str | None = None
     type_name: str | None = None
     type_uid: int | None = None
-    unmapped: dict[str, Any] = Field(default=None)
+    unmapped: dict[str, Any] = LAZY
 
     __ocsf__: ClassVar[ModelSpec] = ModelSpec(
         name="smb_activity",

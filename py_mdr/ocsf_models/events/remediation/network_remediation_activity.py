@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import Field
 
 from py_mdr.ocsf_models._base import (
+    LAZY,
     OPTIONAL,
     RECOMMENDED,
     REQUIRED,
@@ -112,29 +113,29 @@ class NetworkRemediationActivity(OCSFModel):
 
     activity_id: int | None = None
     activity_name: str | None = None
-    actor: Actor = Field(default=None)
-    api: Api = Field(default=None)
+    actor: Actor = LAZY
+    api: Api = LAZY
     category_name: str | None = None
     category_uid: int | None = None
     class_name: str | None = None
     class_uid: int | None = None
-    cloud: Cloud = Field(default=None)
+    cloud: Cloud = LAZY
     command_uid: str | None = None
-    connection_info: NetworkConnectionInfo = Field(default=None)
+    connection_info: NetworkConnectionInfo = LAZY
     count: int | None = None
     countermeasures: list[D3fend] = Field(default_factory=list)
-    device: Device = Field(default=None)
+    device: Device = LAZY
     duration: int | None = None
     end_time: int | datetime.datetime | None = None
     end_time_dt: str | None = None
     enrichments: list[Enrichment] = Field(default_factory=list)
     message: str | None = None
-    metadata: Metadata = Field(default=None)
+    metadata: Metadata = LAZY
     observables: list[Observable] = Field(default_factory=list)
     osint: list[Osint] = Field(default_factory=list)
     raw_data: str | None = None
-    remediation: Remediation = Field(default=None)
-    scan: Scan = Field(default=None)
+    remediation: Remediation = LAZY
+    scan: Scan = LAZY
     severity: str | None = None
     severity_id: int | None = None
     start_time: int | datetime.datetime | None = None
@@ -148,7 +149,7 @@ class NetworkRemediationActivity(OCSFModel):
     timezone_offset: int | None = None
     type_name: str | None = None
     type_uid: int | None = None
-    unmapped: dict[str, Any] = Field(default=None)
+    unmapped: dict[str, Any] = LAZY
 
     __ocsf__: ClassVar[ModelSpec] = ModelSpec(
         name="network_remediation_activity",

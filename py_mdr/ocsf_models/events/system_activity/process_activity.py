@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import Field
 
 from py_mdr.ocsf_models._base import (
+    LAZY,
     OPTIONAL,
     RECOMMENDED,
     REQUIRED,
@@ -121,18 +122,18 @@ class ProcessActivity(OCSFModel):
     action_id: int | None = None
     activity_id: int | None = None
     activity_name: str | None = None
-    actor: Actor = Field(default=None)
+    actor: Actor = LAZY
     actual_permissions: int | None = None
-    api: Api = Field(default=None)
+    api: Api = LAZY
     attacks: list[Attack] = Field(default_factory=list)
     authorizations: list[Authorization] = Field(default_factory=list)
     category_name: str | None = None
     category_uid: int | None = None
     class_name: str | None = None
     class_uid: int | None = None
-    cloud: Cloud = Field(default=None)
+    cloud: Cloud = LAZY
     count: int | None = None
-    device: Device = Field(default=None)
+    device: Device = LAZY
     disposition: str | None = None
     disposition_id: int | None = None
     duration: int | None = None
@@ -140,16 +141,16 @@ class ProcessActivity(OCSFModel):
     end_time_dt: str | None = None
     enrichments: list[Enrichment] = Field(default_factory=list)
     exit_code: int | None = None
-    firewall_rule: FirewallRule = Field(default=None)
+    firewall_rule: FirewallRule = LAZY
     injection_type: str | None = None
     injection_type_id: int | None = None
     malware: list[Malware] = Field(default_factory=list)
     message: str | None = None
-    metadata: Metadata = Field(default=None)
-    module: Module = Field(default=None)
+    metadata: Metadata = LAZY
+    module: Module = LAZY
     observables: list[Observable] = Field(default_factory=list)
     osint: list[Osint] = Field(default_factory=list)
-    process: Process = Field(default=None)
+    process: Process = LAZY
     raw_data: str | None = None
     requested_permissions: int | None = None
     severity: str | None = None
@@ -165,7 +166,7 @@ class ProcessActivity(OCSFModel):
     timezone_offset: int | None = None
     type_name: str | None = None
     type_uid: int | None = None
-    unmapped: dict[str, Any] = Field(default=None)
+    unmapped: dict[str, Any] = LAZY
 
     __ocsf__: ClassVar[ModelSpec] = ModelSpec(
         name="process_activity",

@@ -1,0 +1,87 @@
+"""Cost of one fully populated Event Log Activity: build the model, to dict, to JSON bytes.
+
+Run: ``.venv/bin/python bench/serialize.py``. The floor is ``json.dumps`` of the same final dict;
+the target is model-to-JSON-bytes within 3x of it. Ratios matter; absolute times are noisy.
+"""
+
+from __future__ import annotations
+
+import json
+import timeit
+from typing import Any
+
+from py_mdr.ocsf_models import EventLogActivity
+from py_mdr.serialize import to_dict, to_json
+
+
+def build() -> EventLogActivity:
+    return EventLogActivity(
+        message="user alice logged in from 192.0.2.7 after 2 attempts",
+        time=1_722_513_600_123,
+        severity_id=1,
+        activity_id=99,
+        log_name="app.auth",
+        log_provider="py-mdr",
+        log_type_id=2,
+        metadata={
+            "uid": "0f8fad5b-d9cb-469f-a165-70867728950e",
+            "sequence": 42,
+            "log_level": "INFO",
+            "log_provider": "py-mdr",
+            "log_version": "2.0.0",
+            "logged_time": 1_722_513_600_125,
+            "product": {"name": "billing", "vendor_name": "ACME.payments", "version": "1.4.2"},
+        },
+        actor={
+            "process": {"pid": 4242, "name": "MainProcess", "tid": 4243},
+            "user": {"name": "svc-billing"},
+        },
+        device={"hostname": "web-01.example.com", "type_id": 0},
+        src_endpoint={"hostname": "web-01.example.com"},
+        enrichments=[
+            {
+                "name": "file_information",
+                "value": "/srv/app/auth.py:88",
+                "data": {
+                    "module": "auth",
+                    "function_name": "login",
+                    "line_number": 88,
+                    "path": "/srv/app/auth.py",
+                },
+            }
+        ],
+        unmapped={
+            "thread_name": "MainThread",
+            "extra": {"request_id": "r-123", "tenant": "t-9", "attempts": 2},
+        },
+    )
+
+
+def per_call_us(stmt: Any, number: int) -> float:
+    best = min(timeit.repeat(stmt, number=number, repeat=5))
+    return best / number * 1e6
+
+
+def main() -> None:
+    model = build()
+    final = to_dict(model)
+    size = len(to_json(model))
+    n = 2000
+    rows = {
+        "build model": per_call_us(build, n),
+        "model -> dict (to_dict)": per_call_us(lambda: to_dict(model), n),
+        "model -> JSON bytes (to_json)": per_call_us(lambda: to_json(model), n),
+        "json.dumps(final dict) [floor]": per_call_us(lambda: json.dumps(final), n),
+        "model_dump_json (pydantic, no derivation)": per_call_us(
+            lambda: model.model_dump_json(exclude_none=True), n
+        ),
+    }
+    floor = rows["json.dumps(final dict) [floor]"]
+    print(f"Event Log Activity, {size} bytes of JSON")
+    print(f"{'step':45} {'us':>8} {'x floor':>8}")
+    for name, us in rows.items():
+        print(f"{name:45} {us:8.2f} {us / floor:8.2f}")
+
+
+if __name__ == "__main__":
+    main()

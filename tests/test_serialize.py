@@ -1,0 +1,188 @@
+"""The serializer: pruning, enums, times, derived values, and values that are not JSON."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+import math
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from py_mdr.ocsf_models import DetectionFinding, EventLogActivity, Metadata, Product
+from py_mdr.ocsf_models.enums import SeverityId
+from py_mdr.serialize import complete, epoch_ms, flatten, json_safe, to_dict, to_json
+
+
+class BrokenRepr:
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr for you")
+
+    __str__ = __repr__
+
+
+def _has_empty(value: Any) -> bool:
+    if value is None or value == [] or value == {}:
+        return True
+    if isinstance(value, dict):
+        return any(_has_empty(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_empty(v) for v in value)
+    return False
+
+
+def test_empties_are_pruned_and_enums_are_ints() -> None:
+    event = EventLogActivity(message="hi", severity_id=SeverityId.HIGH, log_name="app")
+    assert event.observables == []  # touched, still empty
+    assert event.actor.process.pid is None  # touched, still empty
+    out = to_dict(event)
+    assert "observables" not in out and "actor" not in out
+    assert type(out["severity_id"]) is int and out["severity_id"] == 4
+    assert out["severity"] == "High"
+    assert not _has_empty(out)
+
+
+def test_datetimes_become_epoch_milliseconds_and_naive_means_utc() -> None:
+    aware = dt.datetime(2024, 8, 1, 12, 0, 0, 123000, tzinfo=dt.timezone.utc)
+    naive = aware.replace(tzinfo=None)
+    assert epoch_ms(aware) == epoch_ms(naive) == 1722513600123
+    plus_two = aware.astimezone(dt.timezone(dt.timedelta(hours=2)))
+    assert to_dict(EventLogActivity(time=plus_two))["time"] == 1722513600123
+
+
+def test_derived_values_filled_unless_set() -> None:
+    out = to_dict(DetectionFinding(activity_id=2, severity_id=5, status_id=1))
+    assert out["class_uid"] == 2004 and out["class_name"] == "Detection Finding"
+    assert out["category_uid"] == 2 and out["category_name"] == "Findings"
+    assert out["activity_name"] == "Update"
+    assert out["type_uid"] == 200402 and out["type_name"] == "Detection Finding: Update"
+    assert out["severity"] == "Critical" and out["status"] == "New"
+    assert out["metadata"]["version"] == "1.3.0"
+    mine = to_dict(DetectionFinding(severity_id=5, severity="Really bad"))
+    assert mine["severity"] == "Really bad"
+
+
+def test_caption_without_id_maps_to_id_or_other() -> None:
+    assert to_dict(DetectionFinding(status="Resolved"))["status_id"] == 4
+    assert to_dict(DetectionFinding(status="resolved"))["status_id"] == 4
+    assert to_dict(DetectionFinding(status="Testing"))["status_id"] == 99
+
+
+def test_nested_pairs_are_derived_too() -> None:
+    event = EventLogActivity()
+    event.device.type_id = 1
+    event.device.os.type_id = 100
+    out = to_dict(event)
+    assert out["device"]["type"] == "Server"
+    assert out["device"]["os"]["type"] == "Windows"
+
+
+def test_dicts_pass_through_and_complete_fills() -> None:
+    raw = {"class_uid": 1008, "message": "m", "empty": {}, "none": None}
+    assert to_dict(raw) == {"class_uid": 1008, "message": "m"}
+    done = complete(raw)
+    assert done["class_name"] == "Event Log Activity" and done["type_uid"] == 100800
+
+
+def test_foreign_values_never_raise() -> None:
+    nasty = {
+        "bytes": b"\xff\x00ok",
+        "set": {3, 1, 2},
+        "decimal": decimal.Decimal("1.25"),
+        "nan": math.nan,
+        "inf": -math.inf,
+        "exception": ValueError("boom"),
+        "broken": BrokenRepr(),
+        "tuple": (1, "a"),
+        "date": dt.date(2024, 1, 2),
+        "nested": {1: {"deep": [object]}},
+        "model": Product(name="p"),
+    }
+    safe = json_safe(nasty)
+    json.dumps(safe, allow_nan=False)
+    assert safe["set"] == [1, 2, 3]
+    assert safe["decimal"] == 1.25
+    assert safe["nan"] == "nan" and safe["inf"] == "-inf"
+    assert safe["exception"] == {"type": "ValueError", "message": "boom"}
+    assert safe["broken"] == "<unrepresentable BrokenRepr>"
+    assert safe["nested"] == {"1": {"deep": [repr(object)]}}
+    assert safe["model"] == {"name": "p"}
+
+
+def test_recursive_structures_are_cut() -> None:
+    loop: list[Any] = []
+    loop.append(loop)
+    json.dumps(json_safe(loop))
+
+
+def test_flatten_uses_dotted_keys() -> None:
+    out = flatten({"a": {"b": 1, "c": {"d": [1, 2]}}, "e": "x"})
+    assert out == {"a.b": 1, "a.c.d": [1, 2], "e": "x"}
+
+
+def test_to_json_is_compact_bytes() -> None:
+    data = to_json(EventLogActivity(message="ü", log_name="n", time=1))
+    parsed = json.loads(data)
+    assert data == json.dumps(parsed, separators=(",", ":"), ensure_ascii=False).encode()
+    assert parsed["message"] == "ü"
+
+
+_json_leaf = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(),
+    st.text(),
+    st.binary(max_size=20),
+    st.decimals(),
+    st.datetimes(),
+)
+_anything = st.recursive(
+    _json_leaf,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.dictionaries(st.text(max_size=5), inner, max_size=4),
+        st.frozensets(st.integers(), max_size=3),
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    message=_anything,
+    severity=st.one_of(st.none(), st.integers(-5, 200)),
+    time=st.one_of(st.none(), st.integers(0, 2**45), st.datetimes()),
+    unmapped=st.dictionaries(st.text(max_size=8), _anything, max_size=5),
+    vendor=_anything,
+)
+def test_random_event_log_activity_always_serializes(
+    message: Any, severity: Any, time: Any, unmapped: dict[str, Any], vendor: Any
+) -> None:
+    event = EventLogActivity(message=message, severity_id=severity, time=time, log_name="x")
+    event.unmapped.update(unmapped)
+    event.metadata = Metadata(product=Product(vendor_name=vendor, name="n"))
+    out = to_dict(event)
+    json.dumps(out, allow_nan=False)
+    assert not _has_empty(out)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    title=_anything,
+    status=st.one_of(st.none(), st.text(max_size=10)),
+    comment=_anything,
+    data=st.dictionaries(st.text(max_size=8), _anything, max_size=4),
+)
+def test_random_detection_finding_always_serializes(
+    title: Any, status: Any, comment: Any, data: dict[str, Any]
+) -> None:
+    event = DetectionFinding(status=status, comment=comment)
+    event.finding_info.title = title
+    event.finding_info.uid = "f-1"
+    event.unmapped = data
+    out = to_dict(event)
+    json.dumps(out, allow_nan=False)
+    assert not _has_empty(out)
