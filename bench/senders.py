@@ -1,0 +1,112 @@
+"""One benchmark run of one sender, in a child process of bench/run.py.
+
+Usage: ``python bench/senders.py SENDER URL TOKEN RECORDS``. Logs RECORDS lines through the sender
+(``logger.info`` with 2 %-args and 3 ``extra`` fields), waits until the sender has handed
+everything on, and prints one JSON line: caller latency percentiles, CPU per record (all
+threads of this process), peak RSS. The receiving side is counted by the parent.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import resource
+import sys
+import time
+from collections.abc import Callable
+
+FLUSH_TIMEOUT = float(os.environ.get("BENCH_FLUSH_TIMEOUT", "60"))
+Setup = Callable[[str, str], tuple[logging.Handler, Callable[[], None]]]
+
+
+def null(url: str, token: str) -> tuple[logging.Handler, Callable[[], None]]:
+    return logging.NullHandler(), lambda: None
+
+
+def _otel(exporter: object) -> tuple[logging.Handler, Callable[[], None]]:
+    from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
+    from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+    from opentelemetry.sdk.resources import Resource
+
+    provider = LoggerProvider(resource=Resource.create({"service.name": "bench"}))
+    provider.add_log_record_processor(BatchLogRecordProcessor(exporter))  # type: ignore[arg-type]
+    handler = LoggingHandler(logger_provider=provider)
+
+    def finish() -> None:
+        provider.force_flush(int(FLUSH_TIMEOUT * 1000))
+
+    handler.close = provider.shutdown  # type: ignore[method-assign]  # closes the exporter too
+    return handler, finish
+
+
+def otlp(url: str, token: str) -> tuple[logging.Handler, Callable[[], None]]:
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+
+    return _otel(OTLPLogExporter(endpoint=url))
+
+
+def mdr_exporter(url: str, token: str) -> tuple[logging.Handler, Callable[[], None]]:
+    from py_mdr_otel import MDRExporter
+
+    return _otel(MDRExporter(host=url, token=token))
+
+
+def mdr_handler(url: str, token: str) -> tuple[logging.Handler, Callable[[], None]]:
+    from py_mdr.handler import MDRHandler
+
+    handler = MDRHandler(host=url, token=token, close_timeout=2.0)
+
+    def finish() -> None:
+        handler.flush(FLUSH_TIMEOUT)
+
+    return handler, finish
+
+
+SENDERS: dict[str, Setup] = {
+    "null": null,
+    "otlp": otlp,
+    "mdr_exporter": mdr_exporter,
+    "mdr_handler": mdr_handler,
+}
+
+
+def main(sender: str, url: str, token: str, records: int) -> None:
+    handler, finish = SENDERS[sender](url, token)
+    logger = logging.getLogger("bench.app")
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    extra = {"request_id": "r-1234", "tenant": "acme", "attempt": 2}
+    for i in range(200):  # warm up imports and caches
+        logger.info("user %s did %s", "alice", i, extra=extra)
+    finish()
+    latencies = [0] * records
+    clock = time.perf_counter_ns
+    cpu_start = time.process_time()
+    for i in range(records):
+        start = clock()
+        logger.info("user %s did %s", "alice", i, extra=extra)
+        latencies[i] = clock() - start
+    caller_cpu = time.process_time() - cpu_start
+    finish()
+    cpu = time.process_time() - cpu_start
+    latencies.sort()
+    print(
+        json.dumps(
+            {
+                "p50_us": latencies[records // 2] / 1000,
+                "p99_us": latencies[records * 99 // 100] / 1000,
+                "cpu_us_per_record": cpu / records * 1e6,
+                "caller_loop_cpu_us_per_record": caller_cpu / records * 1e6,
+                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "logged": records + 200,
+            }
+        ),
+        flush=True,
+    )
+    handler.close()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]))

@@ -1,0 +1,94 @@
+"""`make demo`: every front door of py-mdr, against a local HEC receiver, and what MDR received.
+
+1. MDRClient sends a Detection Finding (the published README's example, completed) and a dict.
+2. MDRHandler ships stdlib logging: levels, an exception, ``extra=`` fields.
+3. MDRExporter ships OpenTelemetry logs (when the ``otel`` extra is installed).
+Then each received event is printed on one line, with any OCSF validation problem below it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+
+from py_mdr.client import MDRClient
+from py_mdr.handler import MDRHandler
+from py_mdr.ocsf_models.events.findings.detection_finding import DetectionFinding
+from py_mdr.ocsf_models.objects.product import Product
+from py_mdr.sink import HECSink, format_event
+
+TOKEN = "demo-token"
+
+
+def send_with_client(url: str) -> None:
+    with MDRClient(name="demo-client", host=url, token=TOKEN) as client:
+        event = DetectionFinding()
+        event.metadata.product.vendor_name = "ACME"
+        event.metadata.product.name = "py-mdr demo"
+        event.status = "Testing"
+        event.comment = "sent by MDRClient"
+        event.finding_info.title = "Suspicious login"
+        event.finding_info.uid = "finding-1"
+        event.severity_id = 3
+        client.send(event)
+        client.send({"class_uid": 1008, "message": "a plain dict passes through as given"})
+
+
+def log_with_handler(url: str) -> None:
+    handler = MDRHandler(
+        host=url, token=TOKEN, product=Product(name="py-mdr demo", vendor_name="ACME")
+    )
+    logger = logging.getLogger("demo.app")
+    logger.setLevel(logging.DEBUG)
+    logger.addHandler(handler)
+    logger.debug("cache warmed in %d ms", 12)
+    logger.info("user %s logged in", "alice", extra={"request_id": "r-1", "tenant": "t-9"})
+    logger.warning("disk %s is %d%% full", "/var", 91)
+    try:
+        1 / 0  # noqa: B018 - an exception to log
+    except ZeroDivisionError:
+        logger.exception("could not compute the ratio")
+    handler.close()
+    logger.removeHandler(handler)
+
+
+def log_with_exporter(url: str) -> None:
+    try:
+        from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
+        from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+        from opentelemetry.sdk.resources import Resource
+
+        from py_mdr_otel import MDRExporter
+    except ImportError:
+        print("(OpenTelemetry not installed: pip install 'py-mdr[otel]' to see MDRExporter)")
+        return
+    resource = Resource.create({"service.name": "demo-service", "service.version": "1.0.0"})
+    provider = LoggerProvider(resource=resource)
+    provider.add_log_record_processor(BatchLogRecordProcessor(MDRExporter(host=url, token=TOKEN)))
+    logger = logging.getLogger("demo.otel")
+    logger.propagate = False
+    logger.addHandler(LoggingHandler(logger_provider=provider))
+    logger.warning("payment provider answered slowly (%s s)", 2.5)
+    provider.shutdown()
+
+
+def main() -> None:
+    with HECSink(token=TOKEN) as sink:
+        print(f"local HEC receiver on {sink.url}\n")
+        send_with_client(sink.url)
+        log_with_handler(sink.url)
+        log_with_exporter(sink.url)
+        sink.wait_for_events(8, timeout=10)
+        envelopes = sink.envelopes
+        print(f"MDR received {len(envelopes)} events:")
+        for index, envelope in enumerate(envelopes):
+            problems = [p.split(": ", 1)[1] for p in sink.problems if p.startswith(f"{index}: ")]
+            print(format_event(index, envelope, problems))
+        if envelopes and os.environ.get("DEMO_SHOW_JSON", "1") == "1":
+            print("\nthe last event as MDR stores it:")
+            print(json.dumps(envelopes[-1], indent=2)[:3000])
+
+
+if __name__ == "__main__":
+    main()

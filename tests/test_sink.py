@@ -1,0 +1,610 @@
+"""The local HEC receiver, exercised over real HTTP on loopback with ``requests``."""
+
+from __future__ import annotations
+
+import gzip
+import http.client
+import json
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+import py_mdr.sink as sink_module
+from py_mdr.sink import HECSink, format_event, make_self_signed_cert
+
+EVENT = "/services/collector/event"
+HEALTH = "/services/collector/health"
+ACK = "/services/collector/ack"
+AUTH = {"Authorization": "Splunk test-token"}
+CHANNEL = "6f1c3a52-6a51-4a63-9d0c-2f3c1f1d7c11"
+OTHER_CHANNEL = "0b7e6c1e-3d6f-4f0e-8f55-5b9d0e3a9a02"
+REPO = Path(__file__).resolve().parents[1]
+
+
+def envelope(event: Any = None, **meta: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "time": 1_700_000_000.123,
+        "host": "host-1",
+        "source": "tests",
+        "sourcetype": "pymdr::test",
+        "event": {"message": "hello"} if event is None else event,
+    }
+    data.update(meta)
+    return data
+
+
+def body(*envelopes: Any) -> bytes:
+    return "\n".join(json.dumps(e) for e in envelopes).encode()
+
+
+def post(
+    sink: HECSink,
+    data: bytes,
+    *,
+    path: str = EVENT,
+    headers: dict[str, str] | None = None,
+    timeout: float = 5.0,
+) -> requests.Response:
+    return requests.post(
+        sink.url + path, data=data, headers={**AUTH, **(headers or {})}, timeout=timeout
+    )
+
+
+@pytest.fixture
+def ack_sink() -> Iterator[HECSink]:
+    with HECSink(use_ack=True) as receiver:
+        yield receiver
+
+
+# --- endpoints and success ----------------------------------------------------------------------
+
+
+def test_health_answers_healthy_without_a_token(sink: HECSink) -> None:
+    answer = requests.get(sink.url + HEALTH, timeout=5)
+    assert answer.status_code == 200
+    assert answer.json() == {"text": "HEC is healthy", "code": 17}
+
+
+@pytest.mark.parametrize(
+    "path", ["/services/collector/event", "/services/collector", "/services/collector/event/1.0"]
+)
+def test_each_event_path_accepts_envelopes(sink: HECSink, path: str) -> None:
+    first, second = envelope({"message": "a"}), envelope("raw text")
+    answer = post(sink, body(first, second), path=path)
+    assert answer.status_code == 200
+    assert answer.json() == {"text": "Success", "code": 0}
+    assert sink.envelopes == [first, second]
+    assert sink.events == [{"message": "a"}, "raw text"]
+    assert sink.problems == []
+
+
+def test_envelopes_may_be_separated_by_any_whitespace_or_nothing(sink: HECSink) -> None:
+    one = json.dumps(envelope({"n": 1}))
+    data = f"  {one} {one}{one}\r\n\t{one}\n".encode()
+    assert post(sink, data).status_code == 200
+    assert sink.event_count == 4
+
+
+def test_unknown_path_is_404(sink: HECSink) -> None:
+    answer = post(sink, body(envelope()), path="/services/collector/raw")
+    assert answer.status_code == 404
+    assert sink.events == []
+
+
+def test_chunked_body_is_read(sink: HECSink) -> None:
+    chunks = iter([body(envelope({"n": 1})), b"\n", body(envelope({"n": 2}))])
+    answer = requests.post(sink.url + EVENT, data=chunks, headers=AUTH, timeout=5)
+    assert answer.status_code == 200
+    assert sink.events == [{"n": 1}, {"n": 2}]
+
+
+def test_connection_is_kept_alive_between_requests(sink: HECSink) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", sink.port, timeout=5)
+    try:
+        sockets = []
+        for _ in range(2):
+            connection.request("POST", EVENT, body=body(envelope()), headers=AUTH)
+            answer = connection.getresponse()
+            answer.read()
+            assert answer.status == 200
+            sockets.append(connection.sock)
+        assert sockets[0] is not None
+        assert sockets[0] is sockets[1]  # not reopened: the server kept the connection
+    finally:
+        connection.close()
+
+
+# --- token ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("headers", "status", "code"),
+    [
+        ({}, 401, 2),
+        ({"Authorization": "Bearer test-token"}, 401, 3),
+        ({"Authorization": "splunk test-token"}, 401, 3),
+        ({"Authorization": "Splunktest-token"}, 401, 3),
+        ({"Authorization": "Splunk wrong-token"}, 403, 4),
+    ],
+)
+def test_token_is_checked_exactly(
+    sink: HECSink, headers: dict[str, str], status: int, code: int
+) -> None:
+    answer = requests.post(sink.url + EVENT, data=body(envelope()), headers=headers, timeout=5)
+    assert answer.status_code == status
+    assert answer.json()["code"] == code
+    assert sink.events == []
+
+
+def test_disabled_token_is_403_code_1(sink: HECSink) -> None:
+    sink.token_disabled = True
+    answer = post(sink, body(envelope()))
+    assert (answer.status_code, answer.json()["code"]) == (403, 1)
+
+
+def test_token_is_never_kept_in_clear() -> None:
+    secret = "S3cret-T0ken-value"
+    with HECSink(token=secret) as receiver:
+        for value in (f"Splunk {secret}", secret, f"Weird {secret}"):
+            requests.post(
+                receiver.url + EVENT,
+                data=body(envelope()),
+                headers={"Authorization": value},
+                timeout=5,
+            )
+        recorded = [r.headers["Authorization"] for r in receiver.requests]
+        assert recorded == ["Splunk <redacted>", "<redacted>", "<redacted>"]
+        assert secret not in repr(receiver) + repr(receiver.requests) + str(receiver.requests)
+
+
+# --- body encoding and parsing --------------------------------------------------------------------
+
+
+def test_gzip_body_is_decompressed(sink: HECSink) -> None:
+    compressed = gzip.compress(body(envelope({"n": 1}), envelope({"n": 2})))
+    answer = post(sink, compressed, headers={"Content-Encoding": "gzip"})
+    assert answer.status_code == 200
+    assert sink.events == [{"n": 1}, {"n": 2}]
+    recorded = sink.requests[-1]
+    assert recorded.gzip is True
+    assert recorded.body_bytes == len(compressed)
+
+
+def test_other_content_encoding_is_415_with_an_empty_body(sink: HECSink) -> None:
+    answer = post(sink, body(envelope()), headers={"Content-Encoding": "deflate"})
+    assert answer.status_code == 415
+    assert answer.content == b""
+    assert sink.events == []
+
+
+def test_broken_gzip_is_invalid_data(sink: HECSink) -> None:
+    answer = post(sink, gzip.compress(body(envelope()))[:-12], headers={"Content-Encoding": "gzip"})
+    assert (answer.status_code, answer.json()["code"]) == (400, 6)
+
+
+@pytest.mark.parametrize("data", [b"", b"  \n\t"])
+def test_empty_body_is_no_data(sink: HECSink, data: bytes) -> None:
+    answer = post(sink, data)
+    assert answer.status_code == 400
+    assert answer.json() == {"text": "No data", "code": 5}
+
+
+@pytest.mark.parametrize(
+    ("data", "code"),
+    [
+        (json.dumps([envelope()]).encode(), 12),  # an array body
+        (json.dumps({"host": "h", "time": 1.0}).encode(), 12),  # no event field
+        (body({**envelope(), "event": None}), 13),
+        (body(envelope("")), 13),
+        (body(envelope({})), 13),
+        (body(envelope(42)), 6),
+        (body(envelope(True)), 6),
+        (body(envelope([1, 2])), 6),
+        (body(envelope(fields={"team": {"name": "x"}})), 15),
+        (b'{"event": {"a": 1}', 6),  # truncated JSON
+        (b'{"event": {"a": NaN}}', 6),
+    ],
+)
+def test_bad_envelope_codes(sink: HECSink, data: bytes, code: int) -> None:
+    answer = post(sink, data)
+    assert answer.status_code == 400
+    assert answer.json()["code"] == code
+    assert answer.json()["invalid-event-number"] == 0
+    assert sink.events == []
+
+
+def test_a_bad_envelope_keeps_the_ones_before_it_and_drops_the_rest(sink: HECSink) -> None:
+    good = [envelope({"n": n}) for n in range(3)]
+    answer = post(sink, body(*good, {"host": "no event"}, envelope({"n": 4})))
+    assert answer.status_code == 400
+    assert answer.json() == {
+        "text": "Event field is required",
+        "code": 12,
+        "invalid-event-number": 3,
+    }
+    assert sink.events == [{"n": 0}, {"n": 1}, {"n": 2}]
+    assert sink.requests[-1].envelope_count == 3
+
+
+def test_oversize_event_is_code_6(sink: HECSink) -> None:
+    sink.max_event_bytes = 200
+    answer = post(sink, body(envelope(), envelope({"message": "x" * 300})))
+    assert answer.json() == {"text": "Invalid data format", "code": 6, "invalid-event-number": 1}
+    assert len(sink.events) == 1
+
+
+def test_index_not_allowed_is_code_7(sink: HECSink) -> None:
+    sink.allowed_indexes = {"main"}
+    answer = post(sink, body(envelope(index="main"), envelope(index="other")))
+    assert answer.json() == {"text": "Incorrect index", "code": 7, "invalid-event-number": 1}
+    assert len(sink.events) == 1
+
+
+# --- problems -------------------------------------------------------------------------------------
+
+
+def test_missing_host_is_flagged_with_the_event_index(sink: HECSink) -> None:
+    second = envelope({"n": 1})
+    del second["host"]
+    assert post(sink, body(envelope({"n": 0}), second)).status_code == 200
+    assert len(sink.problems) == 1
+    assert sink.problems[0].startswith("1: envelope: no host ")
+
+
+def test_time_that_is_not_a_number_is_flagged(sink: HECSink) -> None:
+    assert post(sink, body(envelope(time="2024-05-01T00:00:00Z"))).status_code == 200
+    assert [p for p in sink.problems if p.startswith("0: envelope.time: not a number")]
+
+
+def test_fields_that_splunk_would_drop_or_that_collide_are_flagged(sink: HECSink) -> None:
+    data = body(envelope({"team": "a"}, fields={"count": 3, "team": "b", "ok": ["x", "y"]}))
+    assert post(sink, data).status_code == 200
+    assert sorted(sink.problems) == [
+        "0: envelope.fields.count: not a string; Splunk drops it",
+        "0: envelope.fields.team: collides with a key of the stored event",
+    ]
+
+
+def test_ocsf_problems_come_from_the_validator_prefixed_with_the_event_index(
+    sink: HECSink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[Any] = []
+
+    def fake_validate(event: Any) -> list[str]:
+        seen.append(event)
+        return ["metadata.product: required attribute is missing"]
+
+    monkeypatch.setattr(sink_module, "_load_validator", lambda: fake_validate)
+    ocsf = {"class_uid": 1008, "message": "m"}
+    assert post(sink, body(envelope({"message": "no class"}), envelope(ocsf))).status_code == 200
+    assert seen == [ocsf]  # only the event with a class_uid
+    assert sink.problems == ["1: metadata.product: required attribute is missing"]
+
+
+def test_real_validator_reports_an_incomplete_ocsf_event(sink: HECSink) -> None:
+    pytest.importorskip("py_mdr.validate")
+    assert post(sink, body(envelope({"class_uid": 1008, "message": "m"}))).status_code == 200
+    assert sink.problems
+    assert all(p.startswith("0: ") for p in sink.problems)
+
+
+def test_validation_can_be_turned_off() -> None:
+    with HECSink(validate=False) as receiver:
+        assert post(receiver, body(envelope({"class_uid": 1008}))).status_code == 200
+        assert receiver.problems == []
+
+
+# --- acknowledgement ------------------------------------------------------------------------------
+
+
+def test_acks_need_a_valid_channel(ack_sink: HECSink) -> None:
+    missing = post(ack_sink, body(envelope()))
+    assert (missing.status_code, missing.json()["code"]) == (400, 10)
+    invalid = post(ack_sink, body(envelope()), headers={"X-Splunk-Request-Channel": "nope"})
+    assert (invalid.status_code, invalid.json()["code"]) == (400, 11)
+    assert ack_sink.events == []
+
+
+def test_ack_ids_count_from_zero_per_channel_and_turn_true(ack_sink: HECSink) -> None:
+    def send(channel: str) -> Any:
+        answer = post(ack_sink, body(envelope()), headers={"X-Splunk-Request-Channel": channel})
+        return answer.json()
+
+    assert send(CHANNEL) == {"text": "Success", "code": 0, "ackId": 0}
+    assert send(CHANNEL)["ackId"] == 1
+    assert send(OTHER_CHANNEL)["ackId"] == 0
+    headers = {"X-Splunk-Request-Channel": CHANNEL}
+    poll = post(ack_sink, json.dumps({"acks": [0, 1, 7]}).encode(), path=ACK, headers=headers)
+    assert poll.status_code == 200
+    assert poll.json() == {"acks": {"0": True, "1": True, "7": False}}
+    again = post(ack_sink, json.dumps({"acks": [0]}).encode(), path=ACK, headers=headers)
+    assert again.json() == {"acks": {"0": False}}  # reported once, then forgotten
+
+
+def test_channel_may_come_in_the_query_string(ack_sink: HECSink) -> None:
+    answer = post(ack_sink, body(envelope()), path=f"{EVENT}?channel={CHANNEL}")
+    assert answer.json()["ackId"] == 0
+    assert ack_sink.requests[-1].channel == CHANNEL
+
+
+def test_held_acks_stay_false_until_released(ack_sink: HECSink) -> None:
+    headers = {"X-Splunk-Request-Channel": CHANNEL}
+    ack_sink.hold_acks(True)
+    ack_id = post(ack_sink, body(envelope()), headers=headers).json()["ackId"]
+    poll = json.dumps({"acks": [ack_id]}).encode()
+    assert post(ack_sink, poll, path=ACK, headers=headers).json() == {"acks": {"0": False}}
+    ack_sink.hold_acks(False)
+    assert post(ack_sink, poll, path=ACK, headers=headers).json() == {"acks": {"0": True}}
+
+
+def test_ack_endpoint_when_acks_are_off(sink: HECSink) -> None:
+    answer = post(sink, b'{"acks":[0]}', path=ACK, headers={"X-Splunk-Request-Channel": CHANNEL})
+    assert answer.status_code == 400
+    assert answer.json() == {"text": "ACK is disabled", "code": 14}
+
+
+def test_no_ack_id_when_acks_are_off(sink: HECSink) -> None:
+    answer = post(sink, body(envelope()), headers={"X-Splunk-Request-Channel": CHANNEL})
+    assert answer.json() == {"text": "Success", "code": 0}
+
+
+# --- fault modes ----------------------------------------------------------------------------------
+
+
+def test_fail_next_answers_with_code_and_retry_after_then_recovers(sink: HECSink) -> None:
+    sink.fail_next(2, status=503, code=9, retry_after="1")
+    for _ in range(2):
+        answer = post(sink, body(envelope()))
+        assert answer.status_code == 503
+        assert answer.json() == {"text": "Server is busy", "code": 9}
+        assert answer.headers["Retry-After"] == "1"
+    assert post(sink, body(envelope())).status_code == 200
+    assert [r.status for r in sink.requests] == [503, 503, 200]
+    assert len(sink.events) == 1
+
+
+@pytest.mark.parametrize("status", [429, 500, 502, 504, 408])
+def test_fail_next_without_code_has_an_empty_body(sink: HECSink, status: int) -> None:
+    sink.fail_next(1, status=status, code=None, retry_after="Wed, 21 Oct 2015 07:28:00 GMT")
+    answer = post(sink, body(envelope()))
+    assert answer.status_code == status
+    assert answer.content == b""
+    assert answer.headers["Retry-After"] == "Wed, 21 Oct 2015 07:28:00 GMT"
+    assert sink.requests[-1].hec_code is None
+
+
+def test_failures_are_answered_in_the_order_they_were_queued(sink: HECSink) -> None:
+    sink.fail_next(1, status=503)
+    sink.fail_next(1, status=429, code=None)
+    statuses = [post(sink, body(envelope())).status_code for _ in range(3)]
+    assert statuses == [503, 429, 200]
+
+
+def test_down_answers_busy_until_brought_back(sink: HECSink) -> None:
+    sink.down = True
+    for _ in range(3):
+        answer = post(sink, body(envelope()))
+        assert (answer.status_code, answer.json()["code"]) == (503, 9)
+    health = requests.get(sink.url + HEALTH, timeout=5)
+    assert (health.status_code, health.json()["code"]) == (503, 18)
+    sink.down = False
+    assert post(sink, body(envelope())).status_code == 200
+
+
+def test_hang_stalls_only_that_request_and_stop_ends_it(sink: HECSink) -> None:
+    sink.hang(30.0, n=1)
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        post(sink, body(envelope()), timeout=0.3)
+    started = time.monotonic()
+    assert requests.get(sink.url + HEALTH, timeout=5).status_code == 200
+    assert post(sink, body(envelope({"after": 1}))).status_code == 200  # n=1: one hang only
+    assert time.monotonic() - started < 2.0
+    started = time.monotonic()
+    sink.stop()
+    assert time.monotonic() - started < 2.0
+    assert sink.wait_for_requests(3, timeout=5)
+    hung = [r for r in sink.requests if r.path == EVENT and r.status == 0]
+    assert len(hung) == 1  # recorded once stop ended it, never answered
+    assert sink.events == [{"after": 1}]
+
+
+def test_hang_then_answers_normally(sink: HECSink) -> None:
+    sink.hang(0.2)
+    started = time.monotonic()
+    assert post(sink, body(envelope())).status_code == 200
+    assert time.monotonic() - started >= 0.2
+    sink.hang(0)
+    assert len(sink.events) == 1
+
+
+def test_close_next_drops_the_connection_without_an_answer(sink: HECSink) -> None:
+    sink.close_next(1)
+    with pytest.raises(requests.exceptions.ConnectionError):
+        post(sink, body(envelope()))
+    assert post(sink, body(envelope())).status_code == 200
+    assert [r.status for r in sink.requests] == [0, 200]
+    assert len(sink.events) == 1
+
+
+def test_body_over_max_body_bytes_is_413(sink: HECSink) -> None:
+    small = body(envelope())
+    sink.max_body_bytes = len(small)
+    assert post(sink, small).status_code == 200
+    big = body(envelope(), envelope())
+    answer = post(sink, big)
+    assert answer.status_code == 413
+    assert answer.headers["Content-Type"] == "text/plain"
+    # the limit applies to the decompressed size, however small the gzip is
+    squeezed = post(sink, gzip.compress(big), headers={"Content-Encoding": "gzip"})
+    assert squeezed.status_code == 413
+    assert len(gzip.compress(big)) < len(small)
+    assert sink.event_count == 1
+
+
+def test_reject_envelope_keeps_the_ones_before_it(sink: HECSink) -> None:
+    sink.reject_envelope(2)
+    batch = [envelope({"n": n}) for n in range(5)]
+    answer = post(sink, body(*batch))
+    assert answer.status_code == 400
+    assert answer.json() == {"text": "Invalid data format", "code": 6, "invalid-event-number": 2}
+    assert sink.events == [{"n": 0}, {"n": 1}]
+    assert post(sink, body(*batch[3:])).status_code == 200  # used up: the resend goes through
+    assert sink.events == [{"n": n} for n in (0, 1, 3, 4)]
+
+
+def test_reject_envelope_beyond_a_short_body_is_used_up(sink: HECSink) -> None:
+    sink.reject_envelope(5)
+    assert post(sink, body(envelope())).status_code == 200
+    assert post(sink, body(*[envelope() for _ in range(7)])).status_code == 200
+
+
+def test_clear_faults_ends_every_mode(sink: HECSink) -> None:
+    sink.fail_next(3)
+    sink.close_next(2)
+    sink.reject_envelope(0)
+    sink.down = True
+    sink.clear_faults()
+    assert post(sink, body(envelope())).status_code == 200
+
+
+# --- records, waiting, bounds ---------------------------------------------------------------------
+
+
+def test_each_request_is_recorded_with_its_arrival_time(sink: HECSink) -> None:
+    before = time.time()
+    post(sink, body(envelope(), envelope()), headers={"X-Splunk-Request-Channel": CHANNEL})
+    after = time.time()
+    requests.get(sink.url + HEALTH, timeout=5)
+    event, health = sink.requests
+    assert before <= event.time <= after <= health.time
+    assert (event.method, event.path, event.status, event.hec_code) == ("POST", EVENT, 200, 0)
+    assert (event.envelope_count, event.gzip, event.channel) == (2, False, CHANNEL)
+    assert event.body_bytes == len(body(envelope(), envelope()))
+    assert (health.method, health.path, health.hec_code) == ("GET", HEALTH, 17)
+
+
+def test_wait_for_events_wakes_when_they_arrive(sink: HECSink) -> None:
+    sender = threading.Timer(0.1, post, args=(sink, body(envelope(), envelope())))
+    sender.start()
+    try:
+        assert sink.wait_for_events(2, timeout=5)
+        assert not sink.wait_for_events(3, timeout=0.05)
+    finally:
+        sender.join(5)
+
+
+def test_stored_envelopes_are_capped_and_the_rest_counted() -> None:
+    with HECSink(max_events=2, max_requests=1) as receiver:
+        post(receiver, body(envelope({"n": 0}), envelope({"n": 1}), envelope({"n": 2})))
+        post(receiver, body(envelope({"n": 3})))
+        assert receiver.events == [{"n": 0}, {"n": 1}]
+        assert receiver.event_count == 4
+        assert receiver.not_stored == {"envelopes": 2, "requests": 1, "problems": 0}
+
+
+def test_clear_forgets_what_was_received(sink: HECSink) -> None:
+    post(sink, body(envelope(host=None)))
+    sink.clear()
+    assert (sink.events, sink.requests, sink.problems, sink.event_count) == ([], [], [], 0)
+
+
+def test_stop_is_quick_with_an_idle_keep_alive_connection() -> None:
+    receiver = HECSink().start()
+    with requests.Session() as session:
+        session.post(receiver.url + EVENT, data=body(envelope()), headers=AUTH, timeout=5)
+        started = time.monotonic()
+        receiver.stop()
+        receiver.stop()  # idempotent
+        assert time.monotonic() - started < 1.0
+
+
+# --- TLS ------------------------------------------------------------------------------------------
+
+
+def test_tls_with_a_self_signed_certificate(tmp_path: Path) -> None:
+    certfile, keyfile = make_self_signed_cert(tmp_path)
+    with HECSink(tls=(certfile, keyfile)) as receiver:
+        assert receiver.url.startswith("https://127.0.0.1:")
+        answer = requests.post(
+            receiver.url + EVENT, data=body(envelope()), headers=AUTH, verify=certfile, timeout=5
+        )
+        assert answer.status_code == 200
+        assert receiver.events == [{"message": "hello"}]
+        with pytest.raises(requests.exceptions.SSLError):  # verification really happens
+            requests.get(receiver.url + HEALTH, timeout=5)
+
+
+# --- command line ---------------------------------------------------------------------------------
+
+
+def test_format_event_is_one_line_with_problems_below() -> None:
+    event = {
+        "class_uid": 1008,
+        "class_name": "Event Log Activity",
+        "severity": "Informational",
+        "message": "two\nlines",
+    }
+    text = format_event(7, envelope(event, time=0.25), ["0: time: missing"])
+    assert text.splitlines() == [
+        "#7 1970-01-01T00:00:00.250Z pymdr::test Event Log Activity/1008 [Informational] "
+        "two\\nlines",
+        "    ! 0: time: missing",
+    ]
+
+
+def test_format_event_summarises_an_event_without_a_message() -> None:
+    line = format_event(0, {"event": {"status": "New", "x": 1}})
+    assert line == "#0 time? - New"
+
+
+def test_command_line_prints_events_and_stops_on_ctrl_c() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "py_mdr.sink", "--port", "0", "--token", "cli-token"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+
+    def pump() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.put(line.rstrip("\n"))
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    try:
+        banner = lines.get(timeout=20)
+        assert banner.startswith("HEC receiver listening on http://127.0.0.1:")
+        url = banner.split()[4]
+        answer = requests.post(
+            url + EVENT,
+            data=body(envelope({"message": "hello from the test"})),
+            headers={"Authorization": "Splunk cli-token"},
+            timeout=5,
+        )
+        assert answer.status_code == 200
+        assert "pymdr::test" in (line := lines.get(timeout=10))
+        assert "hello from the test" in line
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=10) == 0
+        reader.join(5)
+        assert lines.get(timeout=1) == "stopped after 1 events and 0 problems"
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(5)
+        assert process.stderr is not None
+        process.stderr.close()
+        if process.stdout is not None:
+            process.stdout.close()
