@@ -1,0 +1,196 @@
+"""``MDRClient``: send OCSF events (models or dicts) to MDR, and know synchronously they arrived.
+
+Unlike the logging paths, ``send`` is meant to block: it returns once MDR accepted the events and
+raises :class:`MDRDeliveryError` when it finally cannot deliver them (its waits are bounded by the
+send deadline, ``timeout`` / ``MDR_TIMEOUT``). The constructor never touches the network.
+"""
+
+from __future__ import annotations
+
+import math
+import socket
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from types import TracebackType
+from typing import Any
+
+from py_mdr.config import hec_config
+from py_mdr.hec.envelope import encode_envelope
+from py_mdr.hec.errors import HECError
+from py_mdr.hec.reports import HealthReport, SendReport, TransportStats
+from py_mdr.hec.retry import RetryPolicy
+from py_mdr.hec.transport import HECTransport
+from py_mdr.serialize import dumps, json_safe, to_dict
+
+# Characters a sourcetype name must not carry: separators and quoting in Splunk searches.
+_NAME_FORBIDDEN = frozenset(" :\"'\\/|*?=,;`")
+NAME_RULE = "1 to 100 printable ASCII characters without spaces or any of " + " ".join(
+    sorted(_NAME_FORBIDDEN - {" "})
+)
+
+
+def _valid_name(name: object) -> bool:
+    return (
+        isinstance(name, str)
+        and 0 < len(name) <= 100
+        and name.isascii()
+        and name.isprintable()
+        and not _NAME_FORBIDDEN.intersection(name)
+    )
+
+
+class MDRDeliveryError(HECError):
+    """Events were not delivered; ``report`` says how many and why, ``__cause__`` the last error.
+
+    ``status``, ``hec_code`` and ``permanent`` are those of the underlying HEC error.
+    """
+
+    def __init__(self, report: SendReport, total: int, detail: str | None = None) -> None:
+        self.report = report
+        self.total = total
+        cause = report.error
+        if detail is None:
+            reasons = ", ".join(f"{reason}: {count}" for reason, count in report.dropped.items())
+            detail = f"MDR did not accept {report.dropped_total} of {total} event(s) ({reasons})"
+        text = f"{detail}: {cause}" if cause is not None else detail
+        super().__init__(
+            text,
+            status=cause.status if cause else None,
+            hec_code=cause.hec_code if cause else None,
+            permanent=cause.permanent if cause else False,
+        )
+
+    def _message(self) -> str:
+        return self.text
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild_delivery_error, (self.report, self.total, self.text))
+
+
+def _rebuild_delivery_error(report: SendReport, total: int, text: str) -> MDRDeliveryError:
+    error = MDRDeliveryError(report, total)
+    error.text = text
+    error.args = (text,)
+    return error
+
+
+class MDRClient:
+    """Sends OCSF events to MDR over HEC: ``sourcetype`` ``pymdr::<name>``, ``source`` ``name``.
+
+    ``host``/``token`` default to ``MDR_HOST``/``MDR_TOKEN``; ``ssl_verify`` is a bool or a CA
+    bundle path (default true, or ``MDR_SSL_VERIFY`` / ``MDR_CA_BUNDLE``); ``client_cert`` is a
+    PEM path or a (cert, key) pair for mutual TLS; ``timeout`` bounds one send, retries included.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        host: str | None = None,
+        token: str | None = None,
+        ssl_verify: bool | str | None = None,
+        *,
+        index: str | None = None,
+        ca_bundle: str | None = None,
+        client_cert: str | tuple[str, str] | None = None,
+        timeout: float | None = None,
+        use_ack: bool | None = None,
+        compress: bool | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        if not _valid_name(name):
+            raise ValueError(f"name must be {NAME_RULE}; got {name!r}")
+        self.name = name
+        self._config = hec_config(
+            host,
+            token,
+            ssl_verify,
+            index=index,
+            ca_bundle=ca_bundle,
+            client_cert=client_cert,
+            timeout=timeout,
+            compress=compress,
+            use_ack=use_ack,
+            retry=retry,
+        )
+        self._host = socket.gethostname()
+        self._sourcetype = f"pymdr::{name}"
+        self._transport = HECTransport(self._config)
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"MDRClient(name={self.name!r}, url={self._config.url!r})"
+
+    @property
+    def url(self) -> str:
+        """The HEC base URL events go to."""
+        return self._config.url
+
+    def send(self, event: Any) -> SendReport:
+        """Send one OCSF model or dict; returns once MDR accepted it, else raises.
+
+        Raises :class:`MDRDeliveryError` when it could not be delivered, ``TypeError`` or
+        ``ValueError`` for something that is not an event.
+        """
+        return self.send_batch((event,))
+
+    def send_batch(self, events: Iterable[Any]) -> SendReport:
+        """Send several events in as few requests as the size limits allow; all-or-raise."""
+        envelopes = [self._envelope(event) for event in events]
+        if not envelopes:
+            return SendReport()
+        total = len(envelopes)
+        with self._lock:
+            deadline = time.monotonic() + self._config.retry.deadline
+            report = self._transport.send(envelopes, deadline)
+            confirmed = report.ok and self._transport.wait_for_acks(deadline)
+        if not report.ok:
+            raise MDRDeliveryError(report, total) from report.error
+        if not confirmed:
+            raise MDRDeliveryError(
+                report,
+                total,
+                f"MDR accepted {total} event(s) but did not acknowledge them before the deadline",
+            )
+        return report
+
+    def health(self, timeout: float = 5.0) -> HealthReport:
+        """Ask the endpoint's health check (network I/O; never raises)."""
+        return self._transport.health(timeout)
+
+    def stats(self) -> TransportStats:
+        """Counters of the underlying transport."""
+        return self._transport.stats()
+
+    def close(self) -> None:
+        """Release connections; a send blocked in a retry wait ends at once. Idempotent."""
+        self._transport.close()
+
+    def __enter__(self) -> MDRClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _envelope(self, event: Any) -> bytes:
+        data = json_safe(event) if isinstance(event, Mapping) else to_dict(event)
+        if not isinstance(data, dict) or not data:
+            raise ValueError("an empty event cannot be sent (HEC refuses a blank event)")
+        stamp = data.get("time")
+        if isinstance(stamp, (int, float)) and not isinstance(stamp, bool) and math.isfinite(stamp):
+            seconds = stamp / 1000
+        else:
+            seconds = time.time()
+        return encode_envelope(
+            dumps(data),
+            time=seconds,
+            host=self._host,
+            source=self.name,
+            sourcetype=self._sourcetype,
+            index=self._config.index,
+        )

@@ -1,0 +1,287 @@
+"""Configuration resolved in one place: constructor argument > environment variable > default.
+
+Errors name both the argument and the environment variable, and say how to fix it. They never
+contain the token.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from py_mdr.hec.config import HECConfig
+from py_mdr.hec.retry import RetryPolicy
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One environment variable, as documented in the README."""
+
+    name: str
+    meaning: str
+    default: str
+
+
+#: Every environment variable py-mdr reads (the README mirrors this table).
+SETTINGS: tuple[Setting, ...] = (
+    Setting("MDR_HOST", "HEC endpoint, `host[:port]` or a URL; no scheme means https://",
+            "(required)"),
+    Setting("MDR_TOKEN", "HEC token", "(required)"),
+    Setting("MDR_INDEX", "index written on every envelope", "(none: the token's default index)"),
+    Setting("MDR_SSL_VERIFY", "verify the server certificate: `true` or `false`", "true"),
+    Setting("MDR_CA_BUNDLE", "CA bundle file to verify the server with (implies verification)",
+            "(system CAs)"),
+    Setting("MDR_CLIENT_CERT", "client certificate file for mutual TLS (may include the key)",
+            "(none)"),
+    Setting("MDR_CLIENT_KEY", "private key file of the client certificate", "(none)"),
+    Setting("MDR_TIMEOUT", "overall seconds one send may take, retries included", "60"),
+    Setting("MDR_COMPRESSION", "request body compression: `gzip` or `none`", "gzip"),
+    Setting("MDR_USE_ACK", "use HEC indexer acknowledgement: `true` or `false`", "false"),
+    Setting("MDR_VENDOR_NAME", "vendor name in `metadata.product` when nothing else gives one",
+            "unknown"),
+    Setting("MDR_NAME", "OpenTelemetry exporter: `<name>` in the sourcetype `pymdr::<name>`",
+            "(the resource's service.name)"),
+    Setting("MDR_EXPORT_TIMEOUT", "OpenTelemetry exporter: seconds one export may take, "
+            "retries included", "MDR_TIMEOUT, else 10"),
+)
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+_COLLECTOR = "/services/collector"
+
+
+def env_str(name: str) -> str | None:
+    """The variable's value stripped of surrounding space; unset or blank gives None."""
+    value = os.environ.get(name)
+    if value is None:
+        return None
+    value = value.strip()
+    return value or None
+
+
+def env_bool(name: str, default: bool | None = None) -> bool | None:
+    """A true/false variable (also 1/0, yes/no, on/off)."""
+    value = env_str(name)
+    if value is None:
+        return default
+    lowered = value.lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ConfigError(f"environment variable {name} must be true or false, got {value!r}")
+
+
+def env_float(name: str, default: float | None = None, *, positive: bool = True) -> float | None:
+    """A number of seconds (or any float) from the environment."""
+    value = env_str(name)
+    if value is None:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise ConfigError(f"environment variable {name} must be a number, got {value!r}") from None
+    if not math.isfinite(number) or (positive and number <= 0):
+        raise ConfigError(f"environment variable {name} must be a positive number, got {value!r}")
+    return number
+
+
+def env_int(name: str, default: int | None = None, *, minimum: int = 1) -> int | None:
+    """An integer from the environment, at least ``minimum``."""
+    value = env_str(name)
+    if value is None:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        message = f"environment variable {name} must be an integer, got {value!r}"
+        raise ConfigError(message) from None
+    if number < minimum:
+        raise ConfigError(f"environment variable {name} must be >= {minimum}, got {value!r}")
+    return number
+
+
+def resolve_url(host: str | None) -> str:
+    """The HEC base URL from ``host`` or ``MDR_HOST``: scheme resolved, no trailing path."""
+    raw = host.strip() if isinstance(host, str) else None
+    if not raw:
+        raw = env_str("MDR_HOST")
+    if not raw:
+        raise ConfigError(
+            "no HEC endpoint configured: pass host='hec.example.com:8088' (argument `host`) "
+            "or set the environment variable MDR_HOST"
+        )
+    if "://" not in raw:
+        raw = "https://" + raw
+    if "@" in raw.split("://", 1)[1].split("/", 1)[0]:
+        raise ConfigError(
+            "host (argument `host` / MDR_HOST) must not contain user credentials; "
+            "give the token with `token` / MDR_TOKEN"
+        )
+    try:
+        parts = urlsplit(raw)
+        port = parts.port
+    except ValueError:
+        raise ConfigError(
+            f"host {raw!r} is not a valid URL or host[:port] (argument `host` / MDR_HOST)"
+        ) from None
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        raise ConfigError(
+            f"host must use https:// or http://, got {scheme!r} (argument `host` / MDR_HOST)"
+        )
+    if not parts.hostname:
+        raise ConfigError(f"host {raw!r} has no host name (argument `host` / MDR_HOST)")
+    path = parts.path
+    cut = path.find(_COLLECTOR)
+    if cut >= 0:
+        path = path[:cut]
+    netloc = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
+    if port is not None:
+        netloc = f"{netloc}:{port}"
+    return f"{scheme}://{netloc}{path.rstrip('/')}"
+
+
+def resolve_token(token: str | None) -> str:
+    """The HEC token from ``token`` or ``MDR_TOKEN``; checked so it can go into a header."""
+    value = token.strip() if isinstance(token, str) else None
+    if not value:
+        value = env_str("MDR_TOKEN")
+    if not value:
+        raise ConfigError(
+            "no HEC token configured: pass token='...' (argument `token`) "
+            "or set the environment variable MDR_TOKEN"
+        )
+    if not all("!" <= ch <= "~" for ch in value):
+        hint = " (give it without the 'Splunk ' prefix)" if value.startswith("Splunk ") else ""
+        raise ConfigError(
+            "the HEC token (argument `token` / MDR_TOKEN) may only contain printable ASCII "
+            f"characters without spaces{hint}"
+        )
+    return value
+
+
+def _existing_file(path: str, what: str) -> str:
+    expanded = os.path.expanduser(path)
+    if not os.path.isfile(expanded):
+        raise ConfigError(f"{what}: file not found: {path!r}")
+    return expanded
+
+
+def resolve_verify(ssl_verify: bool | str | None, ca_bundle: str | None = None) -> bool | str:
+    """``True``/``False`` or a CA bundle path, from the arguments, then the environment."""
+    if isinstance(ssl_verify, str):
+        if ca_bundle is not None and ca_bundle != ssl_verify:
+            raise ConfigError("give the CA bundle once: either ssl_verify='<path>' or ca_bundle=")
+        ca_bundle, ssl_verify = ssl_verify, True
+    if ca_bundle:
+        if ssl_verify is False:
+            raise ConfigError("ssl_verify=False contradicts ca_bundle=: drop one of them")
+        return _existing_file(ca_bundle, "CA bundle (argument `ca_bundle` / `ssl_verify`)")
+    if ssl_verify is False:
+        return False
+    env_bundle = env_str("MDR_CA_BUNDLE")
+    if ssl_verify is None and env_bool("MDR_SSL_VERIFY") is False:
+        if env_bundle:
+            raise ConfigError("MDR_SSL_VERIFY=false contradicts MDR_CA_BUNDLE: unset one of them")
+        return False
+    if env_bundle:
+        return _existing_file(env_bundle, "CA bundle (environment variable MDR_CA_BUNDLE)")
+    return True
+
+
+def resolve_cert(
+    client_cert: str | tuple[str, str] | None, client_key: str | None = None
+) -> str | tuple[str, str] | None:
+    """The client certificate for mutual TLS: a combined PEM path or (cert, key) paths."""
+    cert: str | None
+    key: str | None
+    if isinstance(client_cert, tuple):
+        cert, key = client_cert
+    else:
+        cert = client_cert or env_str("MDR_CLIENT_CERT")
+        key = client_key or (env_str("MDR_CLIENT_KEY") if client_cert is None else None)
+    if cert is None:
+        if key is not None:
+            raise ConfigError("a client key was given without a certificate "
+                              "(argument `client_cert` / MDR_CLIENT_CERT)")
+        return None
+    cert_path = _existing_file(cert, "client certificate (argument `client_cert`/MDR_CLIENT_CERT)")
+    if key is None:
+        return cert_path
+    return cert_path, _existing_file(key, "client key (argument `client_cert` / MDR_CLIENT_KEY)")
+
+
+def resolve_compress(compress: bool | None) -> bool:
+    if compress is not None:
+        return bool(compress)
+    value = env_str("MDR_COMPRESSION")
+    if value is None or value.lower() == "gzip":
+        return True
+    if value.lower() == "none":
+        return False
+    raise ConfigError(f"environment variable MDR_COMPRESSION must be gzip or none, got {value!r}")
+
+
+def resolve_index(index: str | None) -> str | None:
+    if index is not None:
+        index = index.strip()
+        if not index:
+            raise ConfigError("index must not be empty (argument `index` / MDR_INDEX)")
+        return index
+    return env_str("MDR_INDEX")
+
+
+def resolve_timeout(timeout: float | None) -> float | None:
+    if timeout is None:
+        return env_float("MDR_TIMEOUT")
+    if not (isinstance(timeout, (int, float)) and math.isfinite(timeout) and timeout > 0):
+        raise ConfigError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    return float(timeout)
+
+
+def hec_config(
+    host: str | None = None,
+    token: str | None = None,
+    ssl_verify: bool | str | None = None,
+    *,
+    index: str | None = None,
+    ca_bundle: str | None = None,
+    client_cert: str | tuple[str, str] | None = None,
+    client_key: str | None = None,
+    timeout: float | None = None,
+    compress: bool | None = None,
+    use_ack: bool | None = None,
+    retry: RetryPolicy | None = None,
+    **overrides: Any,
+) -> HECConfig:
+    """Build the transport configuration: arguments, then ``MDR_*`` variables, then defaults.
+
+    ``timeout`` (or ``MDR_TIMEOUT``) is the overall deadline of one send, retries included; it
+    replaces the deadline of ``retry``. ``overrides`` go to :class:`HECConfig` as they are
+    (batch sizes, ack intervals, socket timeouts).
+    """
+    policy = retry if retry is not None else RetryPolicy()
+    deadline = resolve_timeout(timeout)
+    if deadline is not None:
+        policy = dataclasses.replace(policy, deadline=deadline)
+    ack = use_ack if use_ack is not None else env_bool("MDR_USE_ACK", False)
+    return HECConfig(
+        url=resolve_url(host),
+        token=resolve_token(token),
+        verify=resolve_verify(ssl_verify, ca_bundle),
+        cert=resolve_cert(client_cert, client_key),
+        compress=resolve_compress(compress),
+        index=resolve_index(index),
+        use_ack=bool(ack),
+        retry=policy,
+        **overrides,
+    )

@@ -1,0 +1,45 @@
+"""The transport's settings, already resolved (see ``py_mdr.config`` for args > environment)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from py_mdr.hec.retry import RetryPolicy
+
+
+@dataclass(frozen=True)
+class HECConfig:
+    """Everything the transport needs; the token is kept out of ``repr``."""
+
+    url: str  # base URL such as "https://host:8088", scheme already resolved
+    token: str = field(repr=False)
+    verify: bool | str = True  # bool, or a CA bundle path
+    cert: str | tuple[str, str] | None = None  # client certificate (and key) for mutual TLS
+    compress: bool = True
+    compress_level: int = 1
+    connect_timeout: float = 5.0
+    read_timeout: float = 30.0
+    max_body_bytes: int = 1_048_576
+    max_batch_events: int = 5_000
+    max_event_bytes: int = 5_000_000
+    index: str | None = None
+    use_ack: bool = False
+    ack_poll_interval: float = 10.0
+    ack_timeout: float = 300.0
+    max_pending_acks: int = 10_000
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    def __post_init__(self) -> None:
+        if not self.token or not all("!" <= ch <= "~" for ch in self.token):
+            # checked here so that no HTTP library ever echoes a malformed header value
+            raise ValueError("HECConfig.token must be non-empty printable ASCII without spaces")
+        if not self.url.startswith(("http://", "https://")):
+            raise ValueError("HECConfig.url must start with http:// or https://")
+        if not 0 <= self.compress_level <= 9:
+            raise ValueError("HECConfig.compress_level must be between 0 and 9")
+        for name in ("connect_timeout", "read_timeout", "ack_poll_interval", "ack_timeout"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"HECConfig.{name} must be > 0 seconds")
+        for name in ("max_body_bytes", "max_batch_events", "max_event_bytes", "max_pending_acks"):
+            if not getattr(self, name) >= 1:
+                raise ValueError(f"HECConfig.{name} must be >= 1")

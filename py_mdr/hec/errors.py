@@ -1,0 +1,75 @@
+"""Typed HEC errors. Messages carry the HTTP status, the HEC code and its text, never the token."""
+
+from __future__ import annotations
+
+
+class HECError(Exception):
+    """A HEC request failed; ``permanent`` means retrying will not help until someone acts."""
+
+    permanent_default = False
+
+    def __init__(
+        self,
+        text: str,
+        *,
+        status: int | None = None,
+        hec_code: int | None = None,
+        permanent: bool | None = None,
+    ) -> None:
+        self.status = status
+        self.hec_code = hec_code
+        self.text = text
+        self.permanent = self.permanent_default if permanent is None else permanent
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        where = []
+        if self.status is not None:
+            where.append(f"HTTP {self.status}")
+        if self.hec_code is not None:
+            where.append(f"HEC code {self.hec_code}")
+        prefix = ", ".join(where)
+        text = self.text or "(no text)"
+        return f"{prefix}: {text}" if prefix else text
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # keyword-only arguments: rebuild explicitly so errors survive pickling (e.g. to a worker)
+        return (_rebuild, (type(self), self.text, self.status, self.hec_code, self.permanent))
+
+
+def _rebuild(
+    cls: type[HECError], text: str, status: int | None, hec_code: int | None, permanent: bool
+) -> HECError:
+    return cls(text, status=status, hec_code=hec_code, permanent=permanent)
+
+
+class HECAuthError(HECError):
+    """The token was refused (HTTP 401/403, HEC codes 1-4)."""
+
+    permanent_default = True
+
+
+class HECIndexError(HECError):
+    """The configured index is not allowed for this token (HEC code 7)."""
+
+    permanent_default = True
+
+
+class HECRejectedError(HECError):
+    """The receiver refused the data as sent (a 400, an oversize event, ...)."""
+
+
+class HECConnectionError(HECError):
+    """No answer: the connection could not be made or broke."""
+
+
+class HECTLSError(HECConnectionError):
+    """The TLS handshake failed, usually certificate verification."""
+
+
+class HECTimeoutError(HECError):
+    """The receiver did not answer in time, or the send deadline passed."""
+
+
+class HECClosedError(HECError):
+    """The transport was closed before the events could be sent."""

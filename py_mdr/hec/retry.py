@@ -1,0 +1,86 @@
+"""When to try again and how long to wait: pure arithmetic, so it is testable without a network."""
+
+from __future__ import annotations
+
+import email.utils
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter, bounded by an overall deadline per send.
+
+    Full jitter (a uniform wait between 0 and the exponential cap) keeps many senders that failed
+    together from retrying together.
+    """
+
+    initial_backoff: float = 0.5
+    max_backoff: float = 30.0
+    multiplier: float = 2.0
+    deadline: float = 60.0  # overall seconds for one send, retries included
+
+    def __post_init__(self) -> None:
+        for name in ("initial_backoff", "max_backoff", "deadline"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise ValueError(f"RetryPolicy.{name} must be a finite number >= 0, got {value!r}")
+        if not (math.isfinite(self.multiplier) and self.multiplier >= 1):
+            raise ValueError(f"RetryPolicy.multiplier must be >= 1, got {self.multiplier!r}")
+        if self.deadline <= 0:
+            raise ValueError(f"RetryPolicy.deadline must be > 0 seconds, got {self.deadline!r}")
+
+    def cap(self, attempt: int) -> float:
+        """The upper bound of the jittered wait before retry number ``attempt`` (0-based)."""
+        try:
+            grown = self.initial_backoff * self.multiplier ** max(attempt, 0)
+        except OverflowError:
+            return self.max_backoff
+        return min(self.max_backoff, grown)
+
+    def backoff(
+        self,
+        attempt: int,
+        retry_after: float | None = None,
+        rng: Callable[[], float] = random.random,
+    ) -> float:
+        """Seconds to wait before retry ``attempt``; a server's Retry-After is a floor we honour."""
+        wait = rng() * self.cap(attempt)
+        if retry_after is not None and retry_after > wait:
+            return retry_after
+        return wait
+
+    def retryable(self, status: int | None, hec_code: int | None) -> bool:
+        """Whether HEC.md says to try this answer again (``status`` None: no answer at all)."""
+        from py_mdr.hec.codes import Action, classify
+
+        return classify(status, hec_code) is Action.RETRY
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta seconds or an HTTP date); None if unusable.
+
+    A date in the past means "now" (0). Garbage is ignored rather than trusted.
+    """
+    if not value:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(int(text))
+    try:
+        seconds = float(text)
+    except ValueError:
+        pass
+    else:
+        return seconds if math.isfinite(seconds) and seconds >= 0 else None
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None or when.tzinfo is None:
+        return None
+    current = time.time() if now is None else now
+    return max(0.0, when.timestamp() - current)

@@ -1,0 +1,559 @@
+"""The HTTP side of HEC: one pooled session, bounded retries, and the response table applied.
+
+``HECTransport.send`` is used by one sending thread at a time; ``stats`` and ``close`` may be
+called from any thread. It never raises for HTTP or network outcomes: it reports them.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import os
+import ssl
+import threading
+import time
+import uuid
+import weakref
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import requests
+import requests.adapters
+import requests.auth
+import urllib3.exceptions
+
+from py_mdr import __version__
+from py_mdr.hec.ack import AckTracker
+from py_mdr.hec.batching import join_body, plan_bodies
+from py_mdr.hec.codes import AUTH_CODES, Action, classify, drop_reason
+from py_mdr.hec.config import HECConfig
+from py_mdr.hec.errors import (
+    HECAuthError,
+    HECClosedError,
+    HECConnectionError,
+    HECError,
+    HECIndexError,
+    HECRejectedError,
+    HECTimeoutError,
+    HECTLSError,
+)
+from py_mdr.hec.reports import Counters, HealthReport, SendReport, TransportStats
+from py_mdr.hec.response import HECAnswer, parse_answer
+from py_mdr.hec.retry import parse_retry_after
+from py_mdr.internal import sending
+
+log = logging.getLogger("py_mdr.hec")
+
+EVENT_PATH = "/services/collector/event"
+ACK_PATH = "/services/collector/ack"
+HEALTH_PATH = "/services/collector/health"
+_ACK_CHUNK = 1_000  # ackIds per poll request
+_NO_ANSWER = HECAnswer()
+
+_live: weakref.WeakSet[HECTransport] = weakref.WeakSet()
+
+
+def _renew_after_fork() -> None:
+    for transport in list(_live):
+        transport.reset_after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_renew_after_fork)
+
+
+class _SplunkAuth(requests.auth.AuthBase):
+    """Sets ``Authorization: Splunk <token>``; as session auth it also keeps ~/.netrc out."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, token: str) -> None:
+        self._value = f"Splunk {token}"
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = self._value
+        return request
+
+    def __repr__(self) -> str:
+        return "<SplunkAuth>"
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """One HTTP attempt: an answer (status set) or a failure (error set, status None)."""
+
+    status: int | None = None
+    answer: HECAnswer = _NO_ANSWER
+    reason: str = ""
+    retry_after: float | None = None
+    error: HECError | None = None
+    retryable: bool = True  # for failures without an answer
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """The exception, its causes, and the ``reason`` urllib3 wraps inside MaxRetryError."""
+    seen: list[BaseException] = []
+    todo: list[BaseException | None] = [exc]
+    while todo and len(seen) < 20:
+        item = todo.pop()
+        if item is None or any(item is s for s in seen):
+            continue
+        seen.append(item)
+        todo.extend((item.__cause__, item.__context__))
+        reason = getattr(item, "reason", None)
+        if isinstance(reason, BaseException):
+            todo.append(reason)
+        todo.extend(arg for arg in item.args if isinstance(arg, BaseException))
+    return seen
+
+
+def _connect_failed(exc: BaseException) -> bool:
+    """True when no connection could be made (so the failure was not a stale pooled socket)."""
+    return any(isinstance(e, urllib3.exceptions.NewConnectionError) for e in _chain(exc))
+
+
+def _verify_failed(exc: BaseException) -> bool:
+    return any(
+        isinstance(e, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(e)
+        for e in _chain(exc)
+    )
+
+
+class HECTransport:
+    """Sends envelopes to one HEC endpoint, following the response table in HEC.md."""
+
+    def __init__(self, config: HECConfig) -> None:
+        self.config = config
+        self._auth = _SplunkAuth(config.token)
+        token = config.token
+        self._token_forms = {token, repr(token)[1:-1], json.dumps(token)[1:-1]}
+        self._event_url = config.url + EVENT_PATH
+        self._policy = config.retry
+        self._counters = Counters()
+        self._wake = threading.Event()
+        self._closed = False
+        self._fatal: HECError | None = None
+        self._fatal_reason = ""
+        self._warned: set[str] = set()
+        self._use_ack = config.use_ack
+        self._acks = AckTracker(config.max_pending_acks)
+        self._last_poll = time.monotonic()
+        self._pooled = False  # a kept-alive connection may be waiting in the pool
+        self._channel = str(uuid.uuid4())
+        self._session = self._new_session()
+        _live.add(self)
+
+    def __repr__(self) -> str:
+        return f"HECTransport(url={self.config.url!r})"
+
+    # ---------------------------------------------------------------- public
+    @property
+    def channel(self) -> str:
+        """The ``X-Splunk-Request-Channel`` value (renewed after fork)."""
+        return self._channel
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def acks_enabled(self) -> bool:
+        return self._use_ack
+
+    def send(self, envelopes: Sequence[bytes], deadline: float | None = None) -> SendReport:
+        """Deliver ``envelopes`` (blocking) until accepted, refused, or ``deadline`` passes.
+
+        ``deadline`` is a ``time.monotonic()`` value; by default now + the policy's deadline.
+        """
+        report = SendReport()
+        if not envelopes:
+            return report
+        if deadline is None:
+            deadline = time.monotonic() + self._policy.deadline
+        if self._stopped(report, len(envelopes)):
+            return report
+        cfg = self.config
+        bodies, oversize = plan_bodies(
+            envelopes,
+            max_body_bytes=cfg.max_body_bytes,
+            max_batch_events=cfg.max_batch_events,
+            max_event_bytes=cfg.max_event_bytes,
+        )
+        if oversize:
+            limit = min(cfg.max_event_bytes, cfg.max_body_bytes)
+            self._drop(report, "oversize", oversize, HECRejectedError(
+                f"{oversize} envelope(s) larger than the {limit}-byte limit were not sent"))
+        self._deliver(deque(bodies), report, deadline)
+        if (
+            self._use_ack
+            and not self._closed
+            and time.monotonic() - self._last_poll >= cfg.ack_poll_interval
+        ):
+            self._poll_acks(deadline)
+        return report
+
+    def wait_for_acks(self, deadline: float) -> bool:
+        """Poll until every pending ackId is confirmed (True) or ``deadline`` passes (False)."""
+        interval = 0.05
+        while True:
+            if not self._use_ack or not self._acks:
+                return True
+            if self._closed:
+                return False
+            self._poll_acks(deadline)
+            if not self._use_ack or not self._acks:
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            if self._wake.wait(min(interval, remaining)):
+                return False
+            interval = min(interval * 2, self.config.ack_poll_interval)
+
+    def health(self, timeout: float = 5.0) -> HealthReport:
+        """Ask ``/services/collector/health``; never raises."""
+        if self._closed:
+            return HealthReport(False, None, None, "", "the transport is closed")
+        cfg = self.config
+        try:
+            with sending():
+                response = self._session.get(
+                    cfg.url + HEALTH_PATH,
+                    timeout=(min(cfg.connect_timeout, timeout), timeout),
+                    verify=cfg.verify,
+                    cert=cfg.cert,
+                    allow_redirects=False,
+                )
+        except Exception as exc:  # a health probe reports; it does not raise
+            error = self._failure(exc, timeout).error
+            return HealthReport(False, None, None, "", str(error))
+        answer = parse_answer(response.content)
+        text = self._scrub(answer.text or response.reason or "")
+        status = response.status_code
+        return HealthReport(status == 200, status, answer.hec_code, text)
+
+    def close(self) -> None:
+        """Stop: interrupt a pending backoff at once, refuse later sends, release the pool."""
+        self._closed = True
+        self._wake.set()
+        try:
+            self._session.close()
+        except Exception:  # closing must not fail the caller
+            log.debug("closing the HTTP session failed", exc_info=True)
+
+    def stats(self) -> TransportStats:
+        return self._counters.snapshot(acks_pending=len(self._acks))
+
+    def reset_after_fork(self) -> None:
+        """In a forked child: own session (sockets belong to the parent), new channel, new locks."""
+        self._counters.reset_lock()
+        self._wake = threading.Event()
+        if self._closed:
+            self._wake.set()
+        self._acks.clear()  # the parent owns those acknowledgements
+        self._channel = str(uuid.uuid4())
+        self._pooled = False
+        self._session = self._new_session()  # the parent's session is abandoned, not closed
+
+    # -------------------------------------------------------------- delivery
+    def _new_session(self) -> requests.Session:
+        session = requests.Session()
+        adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=2, max_retries=0)
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        session.auth = self._auth
+        session.headers.update({
+            "Content-Type": "application/json",
+            "User-Agent": f"py-mdr/{__version__}",
+            "X-Splunk-Request-Channel": self._channel,
+        })
+        return session
+
+    def _stopped(self, report: SendReport, count: int) -> bool:
+        """Refuse at once when closed or after a permanent error."""
+        if self._closed:
+            self._drop(report, "closed", count, HECClosedError("the HEC transport is closed"))
+            return True
+        if self._fatal is not None:
+            self._drop(report, self._fatal_reason, count, self._fatal)
+            return True
+        return False
+
+    def _deliver(self, queue: deque[list[bytes]], report: SendReport, deadline: float) -> None:
+        attempt = 0
+        while queue:
+            piece = queue.popleft()
+            if self._stopped(report, len(piece) + sum(map(len, queue))):
+                return
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self._give_up(report, piece, queue, report.error)
+                return
+            outcome = self._post(piece, remaining, report)
+            answer = outcome.answer
+            action = classify(outcome.status, answer.hec_code, answer.invalid_event_number)
+            if action is Action.OK:
+                self._accepted(piece, answer, report)
+                attempt = 0
+                continue
+            error = outcome.error or self._answer_error(outcome)
+            bad = answer.invalid_event_number
+            if bad is not None and not 0 <= bad < len(piece):
+                bad = None  # an index outside the body cannot be trusted
+            report.error = error
+            self._counters.error(str(error))
+            if outcome.error is not None and not outcome.retryable:
+                reason = "tls" if isinstance(error, HECTLSError) else "request_error"
+                self._drop(report, reason, len(piece), error)
+            elif action is Action.RETRY:
+                wait = self._policy.backoff(attempt, outcome.retry_after)
+                if time.monotonic() + wait >= deadline:
+                    self._give_up(report, piece, queue, error)
+                    return
+                log.debug("HEC send failed (%s); retrying in %.3f s", error, wait)
+                if self._wake.wait(wait):
+                    closed = HECClosedError("the HEC transport was closed while waiting to retry")
+                    self._drop(report, "closed", len(piece) + sum(map(len, queue)), closed)
+                    return
+                attempt += 1
+                self._resend(queue, report, piece)
+            elif action is Action.SPLIT:
+                if len(piece) == 1:
+                    self._drop(report, "oversize", 1, error)
+                else:
+                    half = len(piece) // 2
+                    queue.appendleft(piece[half:])
+                    self._resend(queue, report, piece[:half])
+            elif action is Action.PARTIAL and bad is not None:
+                self._accepted(piece[:bad], _NO_ANSWER, report)
+                self._drop(report, "bad_event", 1, error)
+                if bad + 1 < len(piece):
+                    self._resend(queue, report, piece[bad + 1 :])
+            elif action is Action.PERMANENT:
+                if bad:  # the envelopes before it were taken
+                    self._accepted(piece[:bad], _NO_ANSWER, report)
+                    piece = piece[bad:]
+                reason = drop_reason(outcome.status, answer.hec_code)
+                self._set_fatal(error, reason)
+                self._drop(report, reason, len(piece) + sum(map(len, queue)), error)
+                return
+            elif action is Action.ACK_DISABLED and self._use_ack:
+                self._disable_acks(error)
+                self._resend(queue, report, piece)
+            else:
+                self._drop(report, drop_reason(outcome.status, answer.hec_code), len(piece), error)
+
+    def _resend(self, queue: deque[list[bytes]], report: SendReport, piece: list[bytes]) -> None:
+        queue.appendleft(piece)
+        report.retries += 1
+        self._counters.retried(len(piece))
+
+    def _give_up(
+        self,
+        report: SendReport,
+        piece: list[bytes],
+        queue: deque[list[bytes]],
+        error: HECError | None,
+    ) -> None:
+        count = len(piece) + sum(map(len, queue))
+        if error is None:
+            error = HECTimeoutError("the send deadline passed before the events could be sent")
+        else:
+            error = HECTimeoutError(
+                f"the send deadline passed; last error: {error}",
+                status=error.status,
+                hec_code=error.hec_code,
+            )
+        self._drop(report, "deadline", count, error)
+
+    def _accepted(self, piece: list[bytes], answer: HECAnswer, report: SendReport) -> None:
+        count = len(piece)
+        if not count:
+            return
+        report.delivered += count
+        self._counters.sent(count)
+        if not self._use_ack or answer is _NO_ANSWER:
+            return
+        if answer.ack_id is None:
+            self._warn_once("no-ack-id", "acknowledgements are on, but the receiver's answer "
+                            "had no ackId; its events count as delivered without confirmation")
+            self._counters.unconfirmed(count)
+            return
+        forgotten = self._acks.add(answer.ack_id, piece, time.monotonic())
+        if forgotten:
+            self._counters.unconfirmed(forgotten)
+            self._warn_once("ack-overflow", f"more than {self.config.max_pending_acks} bodies "
+                            "await acknowledgement; the oldest count as delivered unconfirmed")
+
+    def _post(self, piece: list[bytes], remaining: float, report: SendReport) -> _Outcome:
+        """One POST of ``piece``, plus one immediate retry if a pooled connection was dead."""
+        cfg = self.config
+        data = join_body(piece)
+        headers = None
+        if cfg.compress:
+            data = gzip.compress(data, compresslevel=cfg.compress_level, mtime=0)
+            headers = {"Content-Encoding": "gzip"}
+        timeout = (min(cfg.connect_timeout, remaining), min(cfg.read_timeout, remaining))
+        for fresh in (False, True):
+            self._counters.request(len(data))
+            try:
+                with sending():
+                    response = self._session.post(
+                        self._event_url,
+                        data=data,
+                        headers=headers,
+                        timeout=timeout,
+                        verify=cfg.verify,
+                        cert=cfg.cert,
+                        allow_redirects=False,
+                    )
+            except requests.exceptions.ConnectionError as exc:
+                stale = (
+                    not fresh
+                    and self._pooled
+                    and not self._closed
+                    and not isinstance(exc, (requests.exceptions.ConnectTimeout,
+                                             requests.exceptions.SSLError))
+                    and not _connect_failed(exc)
+                )
+                self._pooled = False
+                if stale:
+                    log.debug("a pooled HEC connection was dead; retrying on a fresh one")
+                    self._session.close()  # drop every pooled connection
+                    report.retries += 1
+                    self._counters.retried(len(piece))
+                    continue
+                return self._failure(exc, timeout[1])
+            except Exception as exc:  # anything else is reported, never raised
+                self._pooled = False
+                return self._failure(exc, timeout[1])
+            self._pooled = True
+            return _Outcome(
+                status=response.status_code,
+                answer=parse_answer(response.content),
+                reason=response.reason or "",
+                retry_after=parse_retry_after(response.headers.get("Retry-After")),
+            )
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _failure(self, exc: BaseException, read_timeout: float) -> _Outcome:
+        """A failure without an answer, as a typed error in our own words (never the token)."""
+        url = self.config.url
+        detail = self._scrub(type(exc).__name__)
+        if isinstance(exc, requests.exceptions.SSLError) and _verify_failed(exc):
+            return _Outcome(retryable=False, error=HECTLSError(
+                f"TLS certificate verification failed for {url}: give the CA bundle "
+                "(ssl_verify='/path/ca.pem', ca_bundle= or MDR_CA_BUNDLE), or ssl_verify=False "
+                "for testing only"))
+        if isinstance(exc, requests.exceptions.SSLError):
+            return _Outcome(error=HECTLSError(f"TLS handshake with {url} failed ({detail})"))
+        if isinstance(exc, requests.exceptions.ConnectTimeout):
+            return _Outcome(error=HECTimeoutError(f"could not connect to {url} in time"))
+        if isinstance(exc, requests.exceptions.Timeout):
+            return _Outcome(error=HECTimeoutError(
+                f"no answer from {url} within {read_timeout:.3g} s (the events may have arrived)"))
+        if isinstance(exc, (requests.exceptions.ConnectionError,
+                            requests.exceptions.ChunkedEncodingError,
+                            requests.exceptions.ContentDecodingError)):
+            what = "could not connect to" if _connect_failed(exc) else "connection broke with"
+            return _Outcome(error=HECConnectionError(f"{what} {url} ({detail})"))
+        return _Outcome(retryable=False, error=HECConnectionError(
+            f"the request to {url} could not be made ({detail}: {self._scrub(str(exc))[:200]})"))
+
+    def _answer_error(self, outcome: _Outcome) -> HECError:
+        status = outcome.status
+        code = outcome.answer.hec_code
+        text = self._scrub(outcome.answer.text or outcome.reason or "")
+        if status in (401, 403) or code in AUTH_CODES:
+            return HECAuthError(text, status=status, hec_code=code)
+        if code == 7:
+            return HECIndexError(text, status=status, hec_code=code)
+        if status is not None and 400 <= status < 500 and status not in (408, 429):
+            return HECRejectedError(text, status=status, hec_code=code)
+        return HECError(text, status=status, hec_code=code)
+
+    # ----------------------------------------------------------------- acks
+    def _poll_acks(self, deadline: float) -> None:
+        cfg = self.config
+        ids = self._acks.ids()
+        url = f"{cfg.url}{ACK_PATH}?channel={self._channel}"
+        for start in range(0, len(ids), _ACK_CHUNK):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or self._closed:
+                return
+            body = json.dumps({"acks": ids[start : start + _ACK_CHUNK]}).encode()
+            try:
+                with sending():
+                    response = self._session.post(
+                        url,
+                        data=body,
+                        timeout=(min(cfg.connect_timeout, remaining),
+                                 min(cfg.read_timeout, remaining)),
+                        verify=cfg.verify,
+                        cert=cfg.cert,
+                        allow_redirects=False,
+                    )
+            except Exception as exc:  # polling failures only delay confirmation
+                log.debug("acknowledgement poll failed: %s", self._failure(exc, remaining).error)
+                return
+            answer = parse_answer(response.content)
+            if response.status_code == 200 and answer.acks is not None:
+                self._acks.confirm(answer.acks)
+            elif classify(response.status_code, answer.hec_code) is Action.ACK_DISABLED:
+                self._disable_acks(HECError(self._scrub(answer.text), status=response.status_code,
+                                            hec_code=answer.hec_code))
+                return
+            else:
+                log.debug("acknowledgement poll answered HTTP %s", response.status_code)
+                return
+        self._last_poll = time.monotonic()
+        for envelopes in self._acks.expired(self._last_poll, cfg.ack_timeout):
+            self._warn_once("ack-resend", "a body stayed unacknowledged past ack_timeout; "
+                            "resending it (the receiver may get duplicates)")
+            bodies, _ = plan_bodies(
+                envelopes,
+                max_body_bytes=cfg.max_body_bytes,
+                max_batch_events=cfg.max_batch_events,
+                max_event_bytes=cfg.max_event_bytes,
+            )
+            self._counters.retried(len(envelopes))
+            self._deliver(deque(bodies), SendReport(), deadline)
+
+    def _disable_acks(self, error: HECError) -> None:
+        self._use_ack = False
+        self._counters.unconfirmed(self._acks.clear())
+        self._warn_once("ack-disabled", f"the receiver does not do acknowledgements ({error}); "
+                        "acknowledgement polling is off for this endpoint")
+
+    # ------------------------------------------------------------ reporting
+    def _drop(self, report: SendReport, reason: str, count: int, error: HECError | None) -> None:
+        if count <= 0:
+            return
+        report.drop(reason, count, error)
+        self._counters.dropped(reason, count)
+        if error is not None:
+            self._counters.error(str(error))
+        level = logging.DEBUG if reason in self._warned else logging.WARNING
+        self._warned.add(reason)
+        log.log(level, "dropped %d event(s) (%s): %s", count, reason, error or "no detail")
+
+    def _set_fatal(self, error: HECError, reason: str) -> None:
+        if self._fatal is None:
+            self._fatal, self._fatal_reason = error, reason
+            what = "token" if reason == "auth" else "index"
+            log.error("MDR refused the HEC %s for %s (%s); nothing will be sent until the "
+                      "configuration is fixed", what, self.config.url, error)
+
+    def _warn_once(self, key: str, message: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            log.warning(message)
+
+    def _scrub(self, text: str) -> str:
+        """Remove the token (also as repr or JSON would escape it) from foreign text."""
+        for form in self._token_forms:
+            if form in text:
+                text = text.replace(form, "<token>")
+        return text

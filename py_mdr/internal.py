@@ -1,0 +1,77 @@
+"""Marking the library's own activity, so its log lines (and its HTTP stack's) never loop back.
+
+While a thread is inside :func:`sending`, log records it creates carry
+``record.py_mdr_internal = True`` (once :func:`install_record_marker` ran); py-mdr's handler and
+exporter drop such records instead of sending them. The OpenTelemetry logging handlers copy
+extra record attributes into the OTel record's attributes, so the mark survives that door too.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+#: The record attribute (and OTel attribute) that marks py-mdr's own records.
+INTERNAL_ATTRIBUTE = "py_mdr_internal"
+
+_state = threading.local()
+_install_lock = threading.Lock()
+
+
+@contextmanager
+def sending() -> Iterator[None]:
+    """Mark the current thread as doing py-mdr's own I/O for the duration of the block."""
+    previous = getattr(_state, "active", False)
+    _state.active = True
+    try:
+        yield
+    finally:
+        _state.active = previous
+
+
+def is_sending() -> bool:
+    """True inside :func:`sending` on this thread."""
+    return getattr(_state, "active", False)
+
+
+def is_internal_record(record: logging.LogRecord) -> bool:
+    """True for a record created inside :func:`sending` (or by this thread while sending now)."""
+    return bool(getattr(record, INTERNAL_ATTRIBUTE, False)) or is_sending()
+
+
+def install_record_marker() -> None:
+    """Wrap the logging record factory to tag records created inside :func:`sending`.
+
+    Idempotent: a probe record made through the current factory shows whether a marker is
+    already in the chain (possibly under factories other libraries stacked on top since), so
+    repeated calls never stack a second wrapper. The previous factory is always called first.
+    """
+    with _install_lock:
+        if _marker_active():
+            return
+        previous = logging.getLogRecordFactory()
+
+        def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+            record = previous(*args, **kwargs)
+            if getattr(_state, "active", False):
+                record.py_mdr_internal = True
+            return record
+
+        logging.setLogRecordFactory(factory)
+
+
+def _marker_active() -> bool:
+    previous = getattr(_state, "active", False)
+    _state.active = True
+    try:
+        probe = logging.getLogRecordFactory()(
+            "py_mdr.probe", logging.DEBUG, __file__, 0, "probe", (), None
+        )
+    except Exception:  # a foreign factory that cannot make a plain record: wrap it anyway
+        return False
+    finally:
+        _state.active = previous
+    return getattr(probe, INTERNAL_ATTRIBUTE, False) is True

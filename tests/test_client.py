@@ -1,0 +1,369 @@
+"""MDRClient against the real receiver: envelopes, synchronous errors, TLS, secrets, seed API."""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import re
+import socket
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from py_mdr import config
+from py_mdr.client import MDRClient, MDRDeliveryError
+from py_mdr.hec.errors import HECAuthError, HECError, HECTLSError
+from py_mdr.hec.retry import RetryPolicy
+from py_mdr.sink import HECSink, make_self_signed_cert
+
+FAST = RetryPolicy(initial_backoff=0.01, max_backoff=0.05, deadline=3.0)
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for setting in config.SETTINGS:
+        monkeypatch.delenv(setting.name, raising=False)
+
+
+@pytest.fixture
+def client(sink: HECSink) -> Iterator[MDRClient]:
+    with MDRClient("unit-tests", host=sink.url, token=sink.token, retry=FAST) as made:
+        yield made
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+# ---------------------------------------------------------------- construction
+
+
+@pytest.mark.parametrize(
+    "name", ["a", "my-app", "App_2.prod", "9lives", "x" * 100, "<PROJECT_NAME>", "-lead"]
+)
+def test_valid_names(name: str) -> None:
+    assert MDRClient(name, host="h:8088", token="t").name == name
+
+
+@pytest.mark.parametrize(
+    "name", ["", "has space", "semi;colon", "x" * 101, "caf\u00e9", "a:b", "tab\there", 7]
+)
+def test_invalid_names_are_refused_naming_the_allowed_characters(name: str) -> None:
+    with pytest.raises(ValueError, match=re.escape("printable ASCII characters without spaces")):
+        MDRClient(name, host="h:8088", token="t")
+
+
+def test_constructor_does_no_network_io(sink: HECSink) -> None:
+    MDRClient("quiet", host=sink.url, token=sink.token).close()
+    MDRClient("nowhere", host=f"http://127.0.0.1:{closed_port()}", token="t").close()
+    assert sink.requests == []
+
+
+def test_missing_host_and_token_say_how_to_fix() -> None:
+    with pytest.raises(config.ConfigError, match="MDR_HOST"):
+        MDRClient("app", token="t")
+    with pytest.raises(config.ConfigError, match="MDR_TOKEN"):
+        MDRClient("app", host="h")
+
+
+def test_host_without_scheme_means_https() -> None:
+    assert MDRClient("app", host="hec.example.com:8088", token="t").url == (
+        "https://hec.example.com:8088"
+    )
+    assert MDRClient("app", host="http://10.0.0.1:8088/", token="t").url == "http://10.0.0.1:8088"
+
+
+# ----------------------------------------------------------------------- sending
+
+
+def test_send_dict_writes_the_documented_envelope(sink: HECSink, client: MDRClient) -> None:
+    event = {
+        "class_uid": 2004,
+        "time": 1_700_000_000_123,
+        "message": "hello",
+        "count": 0,
+        "empty": "",
+    }
+    report = client.send(event)
+    assert report.ok and report.delivered == 1
+    (envelope,) = sink.envelopes
+    assert envelope == {
+        "time": 1_700_000_000.123,
+        "host": socket.gethostname(),
+        "source": "unit-tests",
+        "sourcetype": "pymdr::unit-tests",
+        "event": event,  # a dict passes through as given
+    }
+
+
+def test_event_without_time_is_stamped_now(sink: HECSink, client: MDRClient) -> None:
+    before = time.time()
+    client.send({"message": "no time"})
+    after = time.time()
+    stamp = sink.envelopes[0]["time"]
+    assert before - 0.001 <= stamp <= after + 0.001
+    assert round(stamp, 3) == stamp
+
+
+def test_index_is_written_only_when_configured(
+    sink: HECSink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MDR_INDEX", "security")
+    with MDRClient("idx", host=sink.url, token=sink.token) as indexed:
+        indexed.send({"a": 1})
+    assert sink.envelopes[0]["index"] == "security"
+
+
+def test_send_batch_uses_one_request(sink: HECSink, client: MDRClient) -> None:
+    report = client.send_batch({"n": n} for n in range(50))
+    assert report.delivered == 50
+    assert len(sink.requests) == 1 and [e["n"] for e in sink.events] == list(range(50))
+    assert client.send_batch([]).delivered == 0
+
+
+def test_not_an_event_is_refused_before_sending(sink: HECSink, client: MDRClient) -> None:
+    with pytest.raises(TypeError):
+        client.send("just a string")
+    with pytest.raises(ValueError, match="empty event"):
+        client.send({})
+    assert sink.requests == []
+
+
+def test_retried_send_is_delivered_once(sink: HECSink, client: MDRClient) -> None:
+    sink.fail_next(2, 503, 9)
+    report = client.send({"id": "once"})
+    assert report.ok and report.retries == 2
+    assert sink.events == [{"id": "once"}]
+
+
+# ------------------------------------------------------------------------ errors
+
+
+def test_refused_token_raises_a_typed_error_naming_code_and_text(sink: HECSink) -> None:
+    client = MDRClient("app", host=sink.url, token="wrong-token", retry=FAST)
+    with client, pytest.raises(MDRDeliveryError) as info:
+        client.send({"a": 1})
+    error = info.value
+    assert isinstance(error, HECError) and error.permanent
+    assert (error.status, error.hec_code) == (403, 4)
+    assert "HEC code 4" in str(error) and "Invalid token" in str(error)
+    assert error.report.dropped == {"auth": 1}
+    assert isinstance(error.__cause__, HECAuthError)
+    assert "wrong-token" not in str(error)
+    copy = pickle.loads(pickle.dumps(error))
+    assert str(copy) == str(error) and copy.report.dropped == {"auth": 1}
+
+
+def test_partial_acceptance_raises_with_the_report(sink: HECSink, client: MDRClient) -> None:
+    sink.reject_envelope(1)
+    with pytest.raises(MDRDeliveryError) as info:
+        client.send_batch([{"n": 0}, {"n": 1}, {"n": 2}])
+    report = info.value.report
+    assert report.delivered == 2 and report.dropped == {"bad_event": 1}
+    assert "1 of 3" in str(info.value) and "HEC code 6" in str(info.value)
+    assert [e["n"] for e in sink.events] == [0, 2]  # each good event exactly once
+
+
+def test_hanging_receiver_raises_within_the_timeout(sink: HECSink) -> None:
+    sink.hang(5.0)
+    with MDRClient("app", host=sink.url, token=sink.token, timeout=0.6) as client:
+        started = time.monotonic()
+        with pytest.raises(MDRDeliveryError) as info:
+            client.send({"a": 1})
+        assert time.monotonic() - started < 1.3
+    assert info.value.report.dropped == {"deadline": 1}
+
+
+def test_unreachable_endpoint_raises_within_the_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MDR_TIMEOUT", "0.5")
+    with MDRClient("app", host=f"http://127.0.0.1:{closed_port()}", token="t") as client:
+        started = time.monotonic()
+        with pytest.raises(MDRDeliveryError, match="could not connect"):
+            client.send({"a": 1})
+        assert time.monotonic() - started < 1.2
+
+
+def test_send_after_close_raises(sink: HECSink) -> None:
+    with MDRClient("app", host=sink.url, token=sink.token) as client:
+        pass
+    with pytest.raises(MDRDeliveryError, match="closed"):
+        client.send({"a": 1})
+    assert sink.requests == []
+
+
+def test_health(sink: HECSink, client: MDRClient) -> None:
+    assert client.health().ok
+    sink.down = True
+    report = client.health()
+    assert not report.ok and report.hec_code == 18
+
+
+def test_with_acks_send_returns_once_acknowledged() -> None:
+    with (
+        HECSink(use_ack=True) as receiver,
+        MDRClient(
+            "acked", host=receiver.url, token=receiver.token, use_ack=True, retry=FAST
+        ) as client,
+    ):
+        report = client.send({"a": 1})
+        assert report.ok and client.stats().acks_pending == 0
+        polls = [r for r in receiver.requests if r.path == "/services/collector/ack"]
+        assert len(polls) >= 1
+
+
+def test_with_acks_an_unconfirmed_send_raises_at_the_deadline() -> None:
+    with (
+        HECSink(use_ack=True) as receiver,
+        MDRClient(
+            "acked", host=receiver.url, token=receiver.token, use_ack=True, timeout=0.5
+        ) as client,
+    ):
+        receiver.hold_acks(True)
+        started = time.monotonic()
+        with pytest.raises(MDRDeliveryError, match="did not acknowledge"):
+            client.send({"a": 1})
+        assert time.monotonic() - started < 1.2
+    assert receiver.events == [{"a": 1}]
+
+
+# --------------------------------------------------------------------------- TLS
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    return make_self_signed_cert(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture
+def tls_sink(certificate: tuple[str, str]) -> Iterator[HECSink]:
+    with HECSink(tls=certificate) as receiver:
+        yield receiver
+
+
+def test_tls_verification_on_fails_clearly_and_fast(tls_sink: HECSink) -> None:
+    host = tls_sink.url.removeprefix("https://")  # no scheme: https
+    with MDRClient("tls", host=host, token=tls_sink.token, timeout=5) as client:
+        started = time.monotonic()
+        with pytest.raises(MDRDeliveryError) as info:
+            client.send({"a": 1})
+        assert time.monotonic() - started < 2.0  # not retried until the deadline
+    message = str(info.value)
+    assert "certificate verification failed" in message and "ssl_verify" in message
+    assert isinstance(info.value.__cause__, HECTLSError)
+    assert info.value.report.dropped == {"tls": 1}
+    assert tls_sink.events == []
+
+
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
+def test_tls_passes_without_verification(tls_sink: HECSink) -> None:
+    with MDRClient("tls", host=tls_sink.url, token=tls_sink.token, ssl_verify=False) as client:
+        assert client.send({"a": 1}).ok
+    assert tls_sink.events == [{"a": 1}]
+
+
+@pytest.mark.parametrize("how", ["ssl_verify", "ca_bundle", "env"])
+def test_tls_passes_with_the_ca_bundle(
+    tls_sink: HECSink, certificate: tuple[str, str], how: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cert, _ = certificate
+    host = tls_sink.url.removeprefix("https://")
+    options: dict[str, object] = {}
+    if how == "ssl_verify":
+        options["ssl_verify"] = cert
+    elif how == "ca_bundle":
+        options["ca_bundle"] = cert
+    else:
+        monkeypatch.setenv("MDR_CA_BUNDLE", cert)
+        options["ssl_verify"] = True  # as the seed example passes it
+    with MDRClient("tls", host=host, token=tls_sink.token, **options) as client:  # type: ignore[arg-type]
+        assert client.send({"via": how}).ok
+    assert tls_sink.events == [{"via": how}]
+
+
+def test_client_certificate_is_presented_without_error(
+    tls_sink: HECSink, certificate: tuple[str, str]
+) -> None:
+    cert, key = certificate
+    with MDRClient(
+        "mtls", host=tls_sink.url, token=tls_sink.token, ssl_verify=cert, client_cert=(cert, key)
+    ) as client:
+        assert client.send({"a": 1}).ok
+
+
+# ----------------------------------------------------------------------- secrets
+
+
+def test_token_never_in_logs_errors_or_repr(caplog: pytest.LogCaptureFixture) -> None:
+    secret = "tok-" + uuid.uuid4().hex
+    caplog.set_level(logging.DEBUG)
+    texts: list[str] = []
+    with HECSink(token=secret) as receiver:
+        with MDRClient("secret", host=receiver.url, token=secret, retry=FAST) as client:
+            texts.append(repr(client))
+            receiver.fail_next(1, 500, 8)
+            client.send({"a": 1})
+            receiver.reject_envelope(0)
+            with pytest.raises(MDRDeliveryError) as partial:
+                client.send({"b": 1})
+            texts += [str(partial.value), repr(partial.value), repr(client.stats())]
+        with MDRClient("secret", host=receiver.url, token=secret + "0", retry=FAST) as wrong:
+            with pytest.raises(MDRDeliveryError) as refused:
+                wrong.send({"c": 1})
+            texts += [str(refused.value), repr(refused.value.report), repr(wrong)]
+    assert any(r.name.startswith("urllib3") for r in caplog.records)
+    texts += [record.getMessage() for record in caplog.records]
+    texts += [caplog.text]
+    for text in texts:
+        assert secret not in text
+
+
+# ------------------------------------------------------------------ the seed API
+
+
+def test_seed_client_example_runs_unchanged(sink: HECSink, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MDR_HOST", sink.url)  # "http://127.0.0.1:PORT"
+    monkeypatch.setenv("MDR_TOKEN", sink.token)
+
+    # The published example as written; only host and token come from the environment.
+    from py_mdr.client import MDRClient
+    from py_mdr.ocsf_models.events.findings.detection_finding import DetectionFinding
+
+    client = MDRClient(
+        name="<PROJECT_NAME>",
+        host=os.environ["MDR_HOST"],
+        token=os.environ["MDR_TOKEN"],
+        ssl_verify=True,
+    )
+    event = DetectionFinding()
+    event.metadata.product.vendor_name = "<COMPANY>"
+    event.status = "Testing"
+    event.comment = "Sent by the published example"
+    client.send(event)  # a dict is accepted too
+    client.send({"class_uid": 2004, "status": "Testing"})
+    MDRClient(name="<PROJECT_NAME>").send(event)  # host and token from MDR_HOST / MDR_TOKEN
+
+    first, as_dict, from_env = sink.envelopes
+    assert first["event"]["class_uid"] == 2004
+    assert first["event"]["metadata"]["product"]["vendor_name"] == "<COMPANY>"
+    assert first["event"]["status"] == "Testing"
+    assert first["event"]["comment"] == "Sent by the published example"
+    assert first["time"] == first["event"]["time"] / 1000
+    assert first["sourcetype"] == "pymdr::<PROJECT_NAME>"
+    assert first["source"] == "<PROJECT_NAME>"
+    assert as_dict["event"] == {"class_uid": 2004, "status": "Testing"}
+    assert from_env["event"]["class_uid"] == 2004
+
+
+def test_seed_models_serialize_through_the_client(sink: HECSink, client: MDRClient) -> None:
+    from py_mdr.ocsf_models.events.findings.detection_finding import DetectionFinding
+
+    event = DetectionFinding()
+    event.metadata.product.vendor_name = "ACME"
+    client.send(event)
+    sent = sink.events[0]
+    assert sent["class_name"] == "Detection Finding" and "time" in sent

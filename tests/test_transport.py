@@ -1,0 +1,532 @@
+"""HECTransport against the project's real HEC receiver on loopback: one test per move in HEC.md."""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from py_mdr.hec.config import HECConfig
+from py_mdr.hec.envelope import encode_envelope
+from py_mdr.hec.errors import (
+    HECAuthError,
+    HECClosedError,
+    HECIndexError,
+    HECRejectedError,
+    HECTimeoutError,
+)
+from py_mdr.hec.retry import RetryPolicy
+from py_mdr.hec.transport import HECTransport
+from py_mdr.sink import HECSink
+
+Make = Callable[..., HECTransport]
+FAST = RetryPolicy(initial_backoff=0.01, max_backoff=0.05, deadline=3.0)
+
+
+def envelopes(count: int, tag: str = "t", index: str | None = None) -> list[bytes]:
+    return [
+        encode_envelope({"n": n, "tag": tag}, time=1_700_000_000 + n / 1000, host="h",
+                        source="s", sourcetype="pymdr::test", index=index)
+        for n in range(count)
+    ]
+
+
+def numbers(sink: HECSink) -> list[int]:
+    return [event["n"] for event in sink.events]
+
+
+@pytest.fixture
+def make(sink: HECSink) -> Iterator[Make]:
+    made: list[HECTransport] = []
+
+    def factory(**options: object) -> HECTransport:
+        settings: dict[str, object] = {"url": sink.url, "token": sink.token, "retry": FAST}
+        settings.update(options)
+        transport = HECTransport(HECConfig(**settings))  # type: ignore[arg-type]
+        made.append(transport)
+        return transport
+
+    yield factory
+    for transport in made:
+        transport.close()
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+# ----------------------------------------------------------------------- code 0
+
+
+def test_success_puts_the_right_bytes_on_the_wire(sink: HECSink, make: Make) -> None:
+    transport = make()
+    report = transport.send(envelopes(3))
+    assert report.ok and report.delivered == 3 and report.retries == 0
+    assert numbers(sink) == [0, 1, 2]
+    (request,) = sink.requests
+    assert request.status == 200 and request.envelope_count == 3 and request.gzip
+    assert request.headers["Content-Type"] == "application/json"
+    assert request.headers["Content-Encoding"] == "gzip"
+    assert uuid.UUID(request.channel or "") and request.channel == transport.channel
+    stats = transport.stats()
+    assert (stats.events_sent, stats.requests, stats.bytes_sent) == (3, 1, request.body_bytes)
+
+
+def test_uncompressed_bodies_when_compression_is_off(sink: HECSink, make: Make) -> None:
+    report = make(compress=False).send(envelopes(2))
+    assert report.ok
+    (request,) = sink.requests
+    assert not request.gzip and "Content-Encoding" not in request.headers
+
+
+def test_bodies_are_split_by_size_and_count(sink: HECSink, make: Make) -> None:
+    report = make(max_batch_events=4).send(envelopes(10))
+    assert report.ok and report.delivered == 10
+    assert [r.envelope_count for r in sink.requests] == [4, 4, 2]
+    assert numbers(sink) == list(range(10))
+
+
+# ------------------------------------------------------------------- codes 1-4
+
+
+@pytest.mark.parametrize(("status", "code", "text"), [
+    (403, 1, "Token disabled"), (401, 2, "Token is required"),
+    (401, 3, "Invalid authorization"), (403, 4, "Invalid token"),
+])
+def test_auth_refusal_is_permanent_loud_once_and_fails_fast(
+    sink: HECSink, make: Make, caplog: pytest.LogCaptureFixture, status: int, code: int, text: str
+) -> None:
+    caplog.set_level(logging.WARNING, logger="py_mdr.hec")
+    if code == 1:
+        sink.token_disabled = True
+        transport = make()
+    elif code == 4:
+        transport = make(token="not-the-token")
+    else:
+        sink.fail_next(1, status, code)
+        transport = make()
+    first = transport.send(envelopes(3))
+    assert first.dropped == {"auth": 3} and first.delivered == 0
+    assert isinstance(first.error, HECAuthError) and first.error.permanent
+    assert (first.error.status, first.error.hec_code) == (status, code)
+    assert str(first.error) == f"HTTP {status}, HEC code {code}: {text}"
+    second = transport.send(envelopes(2))
+    assert second.dropped == {"auth": 2} and second.error is first.error
+    assert len(sink.requests) == 1  # the second send never went out
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and f"HEC code {code}" in errors[0].getMessage()
+    assert transport.stats().events_dropped == {"auth": 5}
+
+
+# ------------------------------------------------------ codes 5, 6, 10-13, 15
+
+
+@pytest.mark.parametrize(("code", "text"), [
+    (5, "No data"), (6, "Invalid data format"), (10, "Data channel is missing"),
+    (11, "Invalid data channel"), (12, "Event field is required"),
+    (13, "Event field cannot be blank"), (15, "Error in handling indexed fields"),
+])
+def test_bad_request_drops_the_batch_and_says_why(sink: HECSink, make: Make, code: int,
+                                                  text: str) -> None:
+    sink.fail_next(1, 400, code)
+    transport = make()
+    report = transport.send(envelopes(4))
+    assert report.dropped == {"rejected_400": 4} and report.delivered == 0
+    assert isinstance(report.error, HECRejectedError) and not report.error.permanent
+    assert str(report.error) == f"HTTP 400, HEC code {code}: {text}"
+    assert len(sink.requests) == 1  # not retried
+    assert transport.send(envelopes(1)).ok  # not permanent: the next batch goes through
+
+
+def test_invalid_event_number_resends_only_the_rest(sink: HECSink, make: Make) -> None:
+    sink.reject_envelope(2)
+    report = make().send(envelopes(6))
+    assert report.delivered == 5 and report.dropped == {"bad_event": 1}
+    assert report.error is not None and report.error.hec_code == 6
+    assert numbers(sink) == [0, 1, 3, 4, 5]  # every good event exactly once
+    assert [r.envelope_count for r in sink.requests] == [2, 3]
+
+
+def test_a_blank_event_is_dropped_alone(sink: HECSink, make: Make) -> None:
+    items = envelopes(3)
+    items[1] = b'{"time":1.0,"host":"h","source":"s","sourcetype":"pymdr::test","event":{}}'
+    report = make().send(items)
+    assert report.delivered == 2 and report.dropped == {"bad_event": 1}
+    assert report.error is not None and report.error.hec_code == 13
+    assert numbers(sink) == [0, 2]
+
+
+def test_event_over_the_receivers_size_limit_is_dropped_alone(sink: HECSink, make: Make) -> None:
+    sink.max_event_bytes = 300  # above it the receiver answers code 6 for that envelope
+    items = envelopes(4)
+    items.insert(1, encode_envelope({"n": 99, "pad": "x" * 400}, time=1.0, host="h", source="s",
+                                    sourcetype="pymdr::test"))
+    report = make().send(items)
+    assert report.delivered == 4 and report.dropped == {"bad_event": 1}
+    assert report.error is not None and report.error.hec_code == 6
+    assert numbers(sink) == [0, 1, 2, 3]
+
+
+def test_bad_event_first_and_last(sink: HECSink, make: Make) -> None:
+    sink.reject_envelope(0)  # envelope n=0
+    sink.reject_envelope(2)  # in the resent body [1, 2, 3]: envelope n=3
+    report = make().send(envelopes(4))
+    assert report.delivered == 2 and report.dropped == {"bad_event": 2}
+    assert numbers(sink) == [1, 2]
+
+
+# ---------------------------------------------------------------------- code 7
+
+
+def test_wrong_index_is_permanent(
+    sink: HECSink, make: Make, caplog: pytest.LogCaptureFixture
+) -> None:
+    sink.allowed_indexes = {"main"}
+    transport = make()
+    report = transport.send(envelopes(3, index="secret"))
+    assert report.dropped == {"index": 3}
+    assert isinstance(report.error, HECIndexError) and report.error.hec_code == 7
+    assert "Incorrect index" in str(report.error)
+    assert transport.send(envelopes(1, index="main")).dropped == {"index": 1}
+    assert len(sink.requests) == 1
+    assert any("index" in r.getMessage() and r.levelno >= logging.ERROR for r in caplog.records)
+
+
+# ------------------------------------------------------ retried codes/statuses
+
+
+@pytest.mark.parametrize(("status", "code"), [
+    (500, 8), (503, 9), (503, 18), (503, 19), (503, 20),
+    (429, None), (502, None), (504, None), (408, None), (503, None),
+])
+def test_transient_answers_are_retried_then_delivered(sink: HECSink, make: Make, status: int,
+                                                      code: int | None) -> None:
+    sink.fail_next(2, status, code)
+    transport = make()
+    report = transport.send(envelopes(3))
+    assert report.ok and report.delivered == 3 and report.retries == 2
+    assert numbers(sink) == [0, 1, 2]
+    assert [r.status for r in sink.requests] == [status, status, 200]
+    assert transport.stats().events_retried == 6
+
+
+def test_retry_after_seconds_is_honoured(sink: HECSink, make: Make) -> None:
+    sink.fail_next(1, 503, 9, retry_after="1")
+    report = make().send(envelopes(1))
+    assert report.ok
+    first, second = sink.requests
+    assert second.time - first.time >= 0.95
+
+
+def test_retry_after_http_date_is_honoured(sink: HECSink, make: Make) -> None:
+    sink.fail_next(1, 429, None, retry_after=email.utils.formatdate(time.time() + 2, usegmt=True))
+    report = make().send(envelopes(1))
+    assert report.ok
+    first, second = sink.requests
+    assert second.time - first.time >= 0.9  # the date has whole-second precision
+
+
+def test_retry_after_beyond_the_deadline_gives_up_at_once(sink: HECSink, make: Make) -> None:
+    sink.fail_next(1, 503, 9, retry_after="30")
+    started = time.monotonic()
+    report = make(retry=RetryPolicy(initial_backoff=0.01, deadline=2)).send(envelopes(2))
+    assert time.monotonic() - started < 1.0
+    assert report.dropped == {"deadline": 2}
+    assert isinstance(report.error, HECTimeoutError)
+    assert "HEC code 9" in str(report.error) and "Server is busy" in str(report.error)
+
+
+def test_backoff_is_bounded_by_the_deadline(sink: HECSink, make: Make) -> None:
+    sink.down = True
+    policy = RetryPolicy(initial_backoff=0.05, max_backoff=0.2, deadline=1.0)
+    started = time.monotonic()
+    report = make(retry=policy).send(envelopes(2))
+    elapsed = time.monotonic() - started
+    assert 0.2 < elapsed <= 1.5
+    assert report.dropped == {"deadline": 2} and report.retries >= 2
+
+
+def test_close_interrupts_a_pending_backoff(sink: HECSink, make: Make) -> None:
+    sink.fail_next(1, 503, 9, retry_after="30")
+    transport = make(retry=RetryPolicy(deadline=60))
+    result: list[object] = []
+    worker = threading.Thread(target=lambda: result.append(transport.send(envelopes(2))))
+    worker.start()
+    assert sink.wait_for_requests(1, timeout=5)
+    time.sleep(0.1)  # let the sender start its wait
+    started = time.monotonic()
+    transport.close()
+    worker.join(timeout=5)
+    assert not worker.is_alive() and time.monotonic() - started < 1.0
+    (report,) = result
+    assert report.dropped == {"closed": 2}  # type: ignore[attr-defined]
+    assert isinstance(report.error, HECClosedError)  # type: ignore[attr-defined]
+    later = transport.send(envelopes(1))
+    assert later.dropped == {"closed": 1}
+    transport.close()  # idempotent
+
+
+# ------------------------------------------------------------------------ 413
+
+
+def test_413_splits_until_each_half_fits(sink: HECSink, make: Make) -> None:
+    sink.max_body_bytes = 700  # compressed and decompressed
+    transport = make(compress=False)
+    report = transport.send(envelopes(20))
+    assert report.ok and report.delivered == 20
+    assert sorted(numbers(sink)) == list(range(20)) and len(sink.events) == 20
+    assert any(r.status == 413 for r in sink.requests)
+
+
+def test_413_for_a_single_envelope_drops_only_it(sink: HECSink, make: Make) -> None:
+    big = encode_envelope({"n": 99, "pad": "x" * 2000}, time=1.0, host="h", source="s",
+                          sourcetype="pymdr::test")
+    items = [*envelopes(3), big]
+    sink.max_body_bytes = 1000
+    report = make(compress=False).send(items)
+    assert report.delivered == 3 and report.dropped == {"oversize": 1}
+    assert sorted(numbers(sink)) == [0, 1, 2]
+
+
+def test_oversize_envelope_is_dropped_before_sending(sink: HECSink, make: Make) -> None:
+    items = envelopes(4)
+    items.insert(2, encode_envelope({"pad": "x" * 500}, time=1.0, host="h", source="s",
+                                    sourcetype="t"))
+    report = make(max_event_bytes=300).send(items)
+    assert report.delivered == 4 and report.dropped == {"oversize": 1}
+    assert numbers(sink) == [0, 1, 2, 3]
+
+
+# ------------------------------------------------------- no answer at all
+
+
+def test_hanging_receiver_send_returns_within_its_deadline(sink: HECSink, make: Make) -> None:
+    sink.hang(5.0)
+    policy = RetryPolicy(initial_backoff=0.01, deadline=0.8)
+    started = time.monotonic()
+    report = make(retry=policy).send(envelopes(2))
+    elapsed = time.monotonic() - started
+    assert elapsed < 1.5
+    assert report.dropped == {"deadline": 2}
+    assert isinstance(report.error, HECTimeoutError)
+
+
+def test_unreachable_endpoint_is_retried_until_the_deadline(make: Make) -> None:
+    transport = make(url=f"http://127.0.0.1:{closed_port()}",
+                     retry=RetryPolicy(initial_backoff=0.02, max_backoff=0.1, deadline=0.6))
+    started = time.monotonic()
+    report = transport.send(envelopes(2))
+    assert time.monotonic() - started < 1.2
+    assert report.dropped == {"deadline": 2} and report.retries >= 1
+    assert "could not connect" in str(report.error)
+
+
+def test_dead_pooled_connection_gets_one_immediate_fresh_retry(
+    sink: HECSink, make: Make, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="py_mdr.hec")
+    transport = make(retry=RetryPolicy(initial_backoff=5, deadline=10))
+    assert transport.send(envelopes(1, "warm")).ok  # leaves a kept-alive connection in the pool
+    sink.close_next(1)
+    started = time.monotonic()
+    report = transport.send(envelopes(2, "after"))
+    assert time.monotonic() - started < 1.0  # no backoff wait
+    assert report.ok and report.retries == 1
+    assert [e["tag"] for e in sink.events] == ["warm", "after", "after"]
+    assert any("pooled HEC connection was dead" in r.getMessage() for r in caplog.records)
+    assert not any("retrying in" in r.getMessage() for r in caplog.records)
+
+
+def test_a_connection_closed_without_answer_on_a_new_connection_is_retried(
+    sink: HECSink, make: Make
+) -> None:
+    sink.close_next(1)
+    report = make().send(envelopes(2))
+    assert report.ok and report.retries == 1
+    assert numbers(sink) == [0, 1]
+
+
+# ---------------------------------------------------------------------- acks
+
+
+@pytest.fixture
+def ack_sink() -> Iterator[HECSink]:
+    with HECSink(use_ack=True) as receiver:
+        yield receiver
+
+
+def ack_transport(receiver: HECSink, **options: object) -> HECTransport:
+    settings: dict[str, object] = {"url": receiver.url, "token": receiver.token, "retry": FAST,
+                                   "use_ack": True, "ack_poll_interval": 0.05}
+    settings.update(options)
+    return HECTransport(HECConfig(**settings))  # type: ignore[arg-type]
+
+
+def test_acks_are_polled_until_confirmed(ack_sink: HECSink) -> None:
+    transport = ack_transport(ack_sink)
+    try:
+        ack_sink.hold_acks(True)
+        assert transport.send(envelopes(2)).ok
+        assert transport.stats().acks_pending == 1
+        assert not transport.wait_for_acks(time.monotonic() + 0.3)
+        ack_sink.hold_acks(False)
+        assert transport.wait_for_acks(time.monotonic() + 3)
+        assert transport.stats().acks_pending == 0
+        polls = [r for r in ack_sink.requests if r.path == "/services/collector/ack"]
+        assert polls and all(r.channel == transport.channel for r in polls)
+    finally:
+        transport.close()
+
+
+def test_unacknowledged_body_is_resent_after_ack_timeout(ack_sink: HECSink) -> None:
+    transport = ack_transport(ack_sink, ack_timeout=0.2)
+    try:
+        ack_sink.hold_acks(True)
+        assert transport.send(envelopes(2)).ok
+        time.sleep(0.25)
+        assert not transport.wait_for_acks(time.monotonic() + 0.2)
+        assert numbers(ack_sink) == [0, 1, 0, 1]  # at-least-once: resent
+        ack_sink.hold_acks(False)
+        assert transport.wait_for_acks(time.monotonic() + 3)
+        assert transport.stats().events_retried == 2
+    finally:
+        transport.close()
+
+
+def test_pending_acks_are_bounded(ack_sink: HECSink) -> None:
+    transport = ack_transport(ack_sink, max_pending_acks=2, max_batch_events=1,
+                              ack_poll_interval=60)
+    try:
+        ack_sink.hold_acks(True)
+        assert transport.send(envelopes(5)).ok
+        stats = transport.stats()
+        assert stats.acks_pending == 2 and stats.events_unconfirmed == 3
+    finally:
+        transport.close()
+
+
+def test_code_14_on_the_ack_endpoint_turns_acks_off(ack_sink: HECSink) -> None:
+    transport = ack_transport(ack_sink)
+    try:
+        ack_sink.hold_acks(True)
+        assert transport.send(envelopes(2)).ok
+        ack_sink.use_ack = False  # the endpoint now says "ACK is disabled" (code 14)
+        assert transport.wait_for_acks(time.monotonic() + 2)
+        assert not transport.acks_enabled
+        stats = transport.stats()
+        assert stats.acks_pending == 0 and stats.events_unconfirmed == 2
+        assert transport.send(envelopes(1)).ok
+    finally:
+        transport.close()
+
+
+def test_code_14_on_the_event_endpoint_turns_acks_off_and_resends(sink: HECSink) -> None:
+    sink.fail_next(1, 400, 14)
+    transport = ack_transport(sink)
+    try:
+        report = transport.send(envelopes(2))
+        assert report.ok and report.retries == 1
+        assert not transport.acks_enabled
+        assert numbers(sink) == [0, 1]
+    finally:
+        transport.close()
+
+
+# ------------------------------------------------------------- health, misc
+
+
+def test_health(sink: HECSink, make: Make) -> None:
+    transport = make()
+    healthy = transport.health()
+    assert healthy.ok and (healthy.status, healthy.hec_code) == (200, 17)
+    sink.down = True
+    sick = transport.health()
+    assert not sick.ok and (sick.status, sick.hec_code) == (503, 18)
+    nowhere = make(url=f"http://127.0.0.1:{closed_port()}").health(timeout=1)
+    assert not nowhere.ok and nowhere.status is None
+    assert "could not connect" in (nowhere.error or "")
+
+
+def test_token_never_in_logs_errors_or_repr(caplog: pytest.LogCaptureFixture) -> None:
+    secret = "tok-" + uuid.uuid4().hex
+    caplog.set_level(logging.DEBUG)
+    seen: list[str] = []
+    with HECSink(token=secret) as receiver:
+        config = HECConfig(url=receiver.url, token=secret, retry=FAST)
+        transport = HECTransport(config)
+        receiver.fail_next(1, 503, 9)
+        receiver.reject_envelope(1)
+        seen.append(str(transport.send(envelopes(3)).error))
+        receiver.hang(2.0, n=1)
+        seen.append(str(transport.send(envelopes(1), deadline=time.monotonic() + 0.3).error))
+        seen.append(repr(transport.health()))
+        wrong = HECTransport(HECConfig(url=receiver.url, token=secret + "x", retry=FAST))
+        seen.append(str(wrong.send(envelopes(1)).error))
+        seen += [repr(transport), repr(config), repr(wrong.stats()), repr(transport.stats())]
+        transport.close()
+        wrong.close()
+        seen.append(str(transport.send(envelopes(1)).error))
+    lines = [record.getMessage() for record in caplog.records]
+    assert any("urllib3" in r.name for r in caplog.records)  # the HTTP stack was logging
+    assert len(lines) > 5
+    for text in seen + lines:
+        assert secret not in text
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_fork_gets_a_new_channel_and_its_own_connections(sink: HECSink, make: Make) -> None:
+    transport = make()
+    assert transport.send(envelopes(1, "parent")).ok
+    parent_channel = transport.channel
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its channel and send through its own session
+        try:
+            ok = transport.send(envelopes(1, "child")).ok
+            os.write(write_end, json.dumps([transport.channel, ok]).encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        child_channel, child_ok = json.loads(pipe.read() or "[null, false]")
+    os.waitpid(pid, 0)
+    assert child_ok and child_channel != parent_channel
+    assert transport.channel == parent_channel
+    assert transport.send(envelopes(1, "parent-again")).ok
+    by_tag = {e["tag"]: r.channel for e, r in zip(sink.events, sink.requests, strict=True)}
+    assert by_tag == {"parent": parent_channel, "child": child_channel,
+                      "parent-again": parent_channel}
+
+
+def test_closed_transport_refuses_without_network(sink: HECSink, make: Make) -> None:
+    transport = make()
+    transport.close()
+    report = transport.send(envelopes(2))
+    assert report.dropped == {"closed": 2} and isinstance(report.error, HECClosedError)
+    assert sink.requests == []
+    assert not transport.health().ok
+
+
+def test_http_stack_log_records_are_marked_internal(
+    sink: HECSink, make: Make, caplog: pytest.LogCaptureFixture
+) -> None:
+    from py_mdr.internal import install_record_marker
+
+    install_record_marker()
+    caplog.set_level(logging.DEBUG)
+    transport = make()
+    assert transport.send(envelopes(1)).ok
+    assert transport.health().ok
+    stack = [r for r in caplog.records if r.name.startswith("urllib3")]
+    assert len(stack) >= 2
+    assert all(getattr(r, "py_mdr_internal", False) for r in stack)
