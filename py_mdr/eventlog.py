@@ -1,0 +1,327 @@
+"""What every mapped log line shares: the fixed part of an OCSF Event Log Activity and its helpers.
+
+Both front doors (``py_mdr.logmap`` for stdlib records, ``py_mdr_otel.mapping`` for OTel records)
+build plain dicts already in their serialized form (ints, epoch milliseconds, captions filled, no
+empty values) from these pieces, so the same log line looks the same whichever door it came in by.
+Nothing here validates: the mappings build what the schema asks for by construction.
+See https://schema.ocsf.io/1.3.0/classes/event_log
+"""
+
+from __future__ import annotations
+
+import functools
+import getpass
+import itertools
+import os
+import random
+import re
+import socket
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+from py_mdr.serialize import dumps, json_safe, safe_str
+
+OCSF_VERSION = "1.3.0"
+LOG_PROVIDER = "py-mdr"
+CLASS_UID = 1008
+ACTIVITY_ID = 99
+TYPE_UID = CLASS_UID * 100 + ACTIVITY_ID
+
+_HOSTNAME = re.compile(
+    r"^(([a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9\-]*[a-zA-Z0-9])\.)*"
+    r"([A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9\-]*[A-Za-z0-9])$"
+)
+
+
+#: The attributes every Event Log Activity made from a log line carries; never mutate it, copy
+#: it into a new event with ``{**FIXED_PART, ...}``.
+FIXED_PART: Mapping[str, Any] = {
+    "class_uid": CLASS_UID,
+    "class_name": "Event Log Activity",
+    "category_uid": 1,
+    "category_name": "System Activity",
+    "activity_id": ACTIVITY_ID,
+    "activity_name": "Log",
+    "type_uid": TYPE_UID,
+    "type_name": "Event Log Activity: Other",
+    "log_type_id": 2,
+    "log_type": "Application",
+    "log_provider": LOG_PROVIDER,
+}
+
+
+# Event identity -------------------------------------------------------------------------------
+
+_sequence = itertools.count(1)
+# UIDs come from a private generator, so a program seeding ``random`` cannot make them repeat;
+# they only serve de-duplication, so a fast non-cryptographic source is enough. Reseeded in a
+# forked child, so parent and child never share a stream.
+_uid_source = random.Random()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_uid_source.seed)
+
+_UID_CLEAR = 0xFFFFFFFF_FFFF_0FFF_3FFF_FFFFFFFFFFFF  # version and variant bits ...
+_UID_SET = 0x00000000_0000_4000_8000_000000000000  # ... set to version 4, RFC 4122
+
+
+def next_sequence() -> int:
+    """The next per-process event number (gaps downstream mean lost events)."""
+    return next(_sequence)
+
+
+def new_uid() -> str:
+    """A random (version 4) UUID string, about 4x cheaper than ``str(uuid.uuid4())``."""
+    h = "%032x" % (_uid_source.getrandbits(128) & _UID_CLEAR | _UID_SET)
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+# Things about this process, looked up once ----------------------------------------------------
+
+@functools.cache
+def host_name() -> str:
+    """This machine's host name (looked up once)."""
+    try:
+        name = socket.gethostname()
+    except OSError:
+        name = ""
+    return name or os.environ.get("HOSTNAME", "") or "localhost"
+
+
+@functools.cache
+def os_user() -> dict[str, str]:
+    """OCSF ``user`` for the operating-system user; never raises (containers may have no name)."""
+    try:
+        name = getpass.getuser()
+    except Exception:  # no passwd entry and no LOGNAME/USER: fall back to the numeric id
+        name = ""
+    if name:
+        return {"name": name}
+    getuid = getattr(os, "getuid", None)
+    return {"uid": str(getuid())} if getuid is not None else {}
+
+
+@functools.cache
+def program_name() -> str:
+    """The running program's name, as a product name of last resort."""
+    argv0 = sys.argv[0] if sys.argv else ""
+    if not argv0 or argv0 == "-c":
+        return "python"
+    base = os.path.basename(argv0.rstrip("/\\"))
+    stem, ext = os.path.splitext(base)
+    if ext == ".py":
+        base = stem
+    if base == "__main__":  # python -m package
+        base = os.path.basename(os.path.dirname(argv0)) or base
+    return base or "python"
+
+
+@functools.lru_cache(maxsize=256)
+def _host_key(name: str) -> str:
+    # OCSF hostname_t has a pattern; a name outside it (an underscore, say) goes to `name`.
+    return "hostname" if _HOSTNAME.match(name) else "name"
+
+
+@functools.cache
+def local_host() -> tuple[str, str]:
+    """``(host name, key)``: the local host name and the OCSF attribute it fits (cached)."""
+    name = host_name()
+    return name, _host_key(name)
+
+
+def device(hostname: str) -> dict[str, Any]:
+    """A new OCSF ``device`` for a host name; ``type_id`` 0, as nothing says what the host is."""
+    return {_host_key(hostname): hostname, "type_id": 0, "type": "Unknown"}
+
+
+def endpoint(hostname: str) -> dict[str, Any]:
+    """A new OCSF ``network_endpoint`` naming a host."""
+    return {_host_key(hostname): hostname}
+
+
+_PRODUCT_TEXT = frozenset({"name", "version", "uid", "vendor_name", "lang", "path", "cpe_name",
+                           "url_string"})
+
+
+def default_product(product: Any = None) -> dict[str, Any]:
+    """OCSF ``product`` to send: the given one (a mapping or an OCSF model) or the defaults.
+
+    Without a product: ``name`` from ``MDR_PRODUCT_NAME`` else the program's name. The vendor
+    name is required by OCSF, so a missing one becomes ``MDR_VENDOR_NAME`` else ``unknown``.
+    """
+    try:
+        result = prune(json_safe(product)) if product is not None else {}
+    except Exception:  # a mapping whose items() itself fails
+        result = {}
+    if not isinstance(result, dict):
+        result = {}
+    for key in _PRODUCT_TEXT.intersection(result):
+        value = result[key]
+        if not isinstance(value, str):  # a version given as 2 or 1.5: the schema wants text
+            result[key] = safe_str(value) if not isinstance(value, (dict, list)) else \
+                dumps(value).decode()
+    if not result.get("name") and not result.get("uid"):
+        result["name"] = os.environ.get("MDR_PRODUCT_NAME") or program_name()
+    if not result.get("vendor_name"):
+        result["vendor_name"] = os.environ.get("MDR_VENDOR_NAME") or "unknown"
+    return result
+
+
+def metadata(product: dict[str, Any], log_version: str, sequence: int, logged_time: int | None,
+             log_level: Any) -> dict[str, Any]:
+    """A new OCSF ``metadata`` for one mapped log line (fresh ``uid`` included)."""
+    result: dict[str, Any] = {
+        "version": OCSF_VERSION,
+        "product": product,
+        "log_provider": LOG_PROVIDER,
+        "uid": new_uid(),
+        "sequence": sequence,
+    }
+    if log_version:
+        result["log_version"] = log_version
+    if logged_time is not None:
+        result["logged_time"] = logged_time
+    level = log_level if type(log_level) is str else clean_text(log_level)
+    if level:
+        result["log_level"] = level
+    return result
+
+
+# Shared pieces of a mapped record -------------------------------------------------------------
+
+def file_information(path: Any, function: Any, line: Any, module: Any = None) -> dict[str, Any]:
+    """The ``file_information`` enrichment earlier py-mdr releases sent, or ``{}`` if nothing known.
+
+    ``value`` is ``<path>:<line>``; ``data`` holds module, function name, line number and path.
+    """
+    path = path if isinstance(path, str) else (safe_str(path) if path is not None else "")
+    line = line if type(line) is int else _as_int(line)
+    if module is None and path:
+        module = _module_of(path)
+    data = prune({
+        "module": module if isinstance(module, str) else json_safe(module),
+        "function_name": function if isinstance(function, str) else json_safe(function),
+        "line_number": line,
+        "path": path,
+    })
+    if not data:
+        return {}
+    if path:
+        value = f"{path}:{line}" if line is not None else path
+    else:
+        value = str(data.get("function_name") or data.get("module") or line)
+    return {"name": "file_information", "value": value, "data": data}
+
+
+@functools.lru_cache(maxsize=1024)
+def _module_of(path: str) -> str:
+    # What logging calls a record's module: the file name without its extension.
+    return os.path.splitext(os.path.basename(path))[0]
+
+
+def _as_int(value: Any) -> int | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def exception_info(kind: Any, message: Any, stacktrace: Any) -> dict[str, Any]:
+    """``unmapped.exception``: type, message and stack trace as text, empty parts left out."""
+    result: dict[str, Any] = prune({
+        "type": kind if isinstance(kind, str) else json_safe(kind),
+        "message": message if isinstance(message, str) else json_safe(message),
+        "stacktrace": stacktrace.rstrip() if isinstance(stacktrace, str) else json_safe(stacktrace),
+    })
+    return result
+
+
+# JSON-safety and pruning ----------------------------------------------------------------------
+
+def prune(value: Any) -> Any:
+    """Drop ``None``, empty strings, lists and dicts (recursively) from JSON-safe data."""
+    kind = type(value)
+    if kind is dict:
+        out = {}
+        for key, item in value.items():
+            if type(item) is dict or type(item) is list:
+                item = prune(item)
+            if item is None or item == "" or item == [] or item == {}:
+                continue
+            out[key] = item
+        return out
+    if kind is list:
+        items = []
+        for item in value:
+            if type(item) is dict or type(item) is list:
+                item = prune(item)
+            if item is None or item == "" or item == [] or item == {}:
+                continue
+            items.append(item)
+        return items
+    return value
+
+
+def clean(value: Any) -> Any:
+    """Any value made JSON-safe and pruned; ``None`` when nothing non-empty is left."""
+    kind = type(value)
+    if kind is str:
+        return value or None
+    if kind is int or kind is bool:
+        return value
+    value = prune(json_safe(value))
+    if value == "" or value == [] or value == {}:
+        return None
+    return value
+
+
+#: OCSF ``string_t`` holds at most this many characters.
+MAX_STRING = 65_535
+
+
+def fit_message(event: dict[str, Any], unmapped: dict[str, Any], text: str) -> None:
+    """Set ``message``; a text too long for ``string_t`` is cut there and kept whole in unmapped."""
+    if len(text) > MAX_STRING:
+        unmapped["message"] = text
+        text = text[: MAX_STRING - 1] + "\u2026"
+    event["message"] = text
+
+
+def clean_text(value: Any) -> str | None:
+    """A value as non-empty text, or ``None``; never raises."""
+    if type(value) is str:
+        return value or None
+    if value is None:
+        return None
+    return safe_str(value) or None
+
+
+def clean_mapping(items: Mapping[Any, Any]) -> dict[str, Any]:
+    """A mapping of arbitrary values as a JSON-safe dict without empty entries; never raises."""
+    out: dict[str, Any] = {}
+    try:
+        pairs = list(items.items())
+    except Exception:
+        return out
+    for key, value in pairs:
+        value = clean(value)
+        if value is not None:
+            out[key if type(key) is str else safe_str(key)] = value
+    return out
+
+
+def ms_from_seconds(seconds: Any) -> int | None:
+    """OCSF ``timestamp_t`` (integer ms) from POSIX seconds; ``None`` if it is no finite number."""
+    if type(seconds) is float or (isinstance(seconds, (int, float)) and type(seconds) is not bool):
+        try:
+            return int(seconds * 1000)
+        except (ValueError, OverflowError):  # NaN, infinity
+            return None
+    return None
+
+
+def envelope_time(event: Mapping[str, Any]) -> float:
+    """The HEC envelope ``time``: the event's ``time`` in seconds, millisecond precision."""
+    return float(event["time"]) / 1000

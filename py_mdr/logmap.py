@@ -1,0 +1,363 @@
+"""stdlib ``logging.LogRecord`` to an OCSF Event Log Activity dict, in two steps.
+
+:func:`capture` runs inside ``Handler.emit`` on the logging thread and only freezes what cannot
+wait (the formatted message, the exception text, the OS thread id, the intake time, the
+sequence number); :func:`record_to_event` runs later on the worker thread and builds the event as
+a plain dict already in serialized form. See https://schema.ocsf.io/1.3.0/classes/event_log
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import traceback
+from collections.abc import Mapping
+from typing import Any
+
+from py_mdr import __version__
+from py_mdr.eventlog import (
+    FIXED_PART,
+    LOG_PROVIDER,
+    MAX_STRING,
+    OCSF_VERSION,
+    clean,
+    clean_text,
+    default_product,
+    device,
+    endpoint,
+    envelope_time,
+    exception_info,
+    file_information,
+    fit_message,
+    host_name,
+    local_host,
+    metadata,
+    ms_from_seconds,
+    new_uid,
+    next_sequence,
+    os_user,
+)
+from py_mdr.serialize import safe_repr, safe_str
+from py_mdr.severity import from_python_level
+
+__all__ = ["capture", "default_product", "envelope_time", "record_to_event"]
+
+#: The one attribute :func:`capture` adds: ``(sequence, native thread id, intake time, exception)``.
+CAPTURED = "_py_mdr"
+
+# Attributes every LogRecord has (plus what formatters and capture() add); anything else on a
+# record came from `extra=`, a LoggerAdapter or a record factory, and goes to `unmapped.extra`.
+_FRESH = vars(logging.LogRecord("", logging.INFO, "", 0, "", (), None))
+STANDARD_ATTRIBUTES = frozenset(_FRESH).union({"message", "asctime", "taskName", CAPTURED})
+# A record holding no more keys than a fresh one plus `message` and capture()'s own has no
+# extras: skips the set difference for most records.
+_PLAIN_SIZE = len(_FRESH) + 2
+
+_get_native_id = threading.get_native_id
+_now = time.time
+
+
+def capture(record: logging.LogRecord) -> None:
+    """Freeze on the caller's thread what the worker cannot recover later; cheap and never raises.
+
+    The exception is formatted now and ``exc_info`` cleared (``exc_text`` keeps the text for
+    other handlers' formatters), so a queued record does not keep tracebacks and their frames
+    alive. Calling it twice on one record is harmless.
+    """
+    data = record.__dict__
+    if CAPTURED in data:
+        return
+    try:
+        message = record.getMessage()
+    except Exception:
+        message = _unformatted(record)
+    data["message"] = message
+    exc_info = data.get("exc_info")
+    try:
+        exception = _freeze_exception(record, exc_info) if exc_info is not None else None
+    except Exception:  # exc_info or exc_text set to something hostile by hand
+        exception = None
+    data[CAPTURED] = (next_sequence(), _get_native_id(), _now(), exception)
+
+
+def _unformatted(record: logging.LogRecord) -> str:
+    # A format that fails (wrong argument count, a broken __str__) still yields readable text.
+    text = safe_str(getattr(record, "msg", ""))
+    args = getattr(record, "args", None)
+    if isinstance(args, tuple):
+        shown = ", ".join([safe_repr(arg) for arg in args])
+    else:
+        shown = safe_repr(args)
+    return f"{text} | args: {shown}" if args else text
+
+
+def _freeze_exception(record: logging.LogRecord, exc_info: Any) -> dict[str, Any] | None:
+    if isinstance(exc_info, BaseException):
+        exc_info = (type(exc_info), exc_info, exc_info.__traceback__)
+    if not isinstance(exc_info, tuple) or len(exc_info) != 3:
+        return None
+    kind, value, tb = exc_info
+    if kind is None and value is None:
+        return None
+    text = record.exc_text
+    if type(text) is not str or not text:
+        try:
+            text = "".join(traceback.format_exception(kind, value, tb)).rstrip("\n")
+        except Exception:  # a foreign exception object may break formatting in odd ways
+            text = ""
+    record.exc_text = text or None
+    record.exc_info = None
+    name = getattr(kind, "__name__", None) if kind is not None else type(value).__name__
+    if not isinstance(name, str):
+        name = safe_str(kind)
+    message = safe_str(value) if value is not None else ""
+    return exception_info(name, message, text) or None
+
+
+# Mapping on the worker thread -----------------------------------------------------------------
+
+_product_cache: tuple[object, dict[str, Any]] = (object(), {})
+
+
+def _product(product: Any) -> dict[str, Any]:
+    # Handlers pass the same product object each time: complete it once, copy it per event.
+    global _product_cache
+    if product is None:
+        return default_product(None)
+    key, value = _product_cache
+    if key is not product:
+        value = default_product(product)
+        _product_cache = (product, value)
+    return dict(value)
+
+
+def record_to_event(
+    record: logging.LogRecord, product: Any = None, *, log_version: str = __version__
+) -> dict[str, Any]:
+    """The OCSF Event Log Activity for a record, as a new JSON-ready dict; never raises.
+
+    ``product`` is an OCSF ``product`` (mapping or model); without one, or without a vendor
+    name, the defaults of :func:`default_product` apply. Run :func:`capture` first, in
+    ``emit``; a record that skipped it is captured here.
+    """
+    try:
+        data = record.__dict__
+        captured = data.get(CAPTURED)
+        if captured is None:
+            capture(record)
+            captured = data[CAPTURED]
+        event = _map_plain(record, data, captured, product, log_version)
+        if event is None:
+            event = _map_careful(record, data, captured, product, log_version)
+        return event
+    except Exception as error:  # a record with hostile attribute values: keep what is safe
+        return _fallback(record, product, log_version, error)
+
+
+def _map_plain(
+    record: logging.LogRecord, data: dict[str, Any], captured: tuple[Any, ...], product: Any,
+    log_version: str,
+) -> dict[str, Any] | None:
+    """The hot path for the usual record (every standard attribute a non-empty plain value).
+
+    Builds the event as one literal; ``None`` sends anything unusual to :func:`_map_careful`,
+    which produces the same shape with every value checked.
+    """
+    name = record.name
+    levelname = record.levelname
+    pathname = record.pathname
+    function = record.funcName
+    module = record.module
+    lineno = record.lineno
+    process_name = record.processName
+    thread_name = record.threadName
+    pid = record.process
+    created = record.created
+    message = data.get("message")
+    if not (
+        type(name) is str and name and type(levelname) is str and levelname
+        and type(pathname) is str and pathname and type(function) is str and function
+        and type(module) is str and module and type(lineno) is int
+        and type(process_name) is str and process_name and type(thread_name) is str
+        and thread_name and type(pid) is int and type(created) is float
+        and 0.0 < created < 1e11 and type(message) is str and message
+        and len(message) <= MAX_STRING and log_version
+    ):
+        return None
+    sequence, tid, logged, exception = captured
+    severity_id, severity = from_python_level(record.levelno)
+    logged_ms = int(logged * 1000)
+    host, host_key = local_host()
+    event: dict[str, Any] = {
+        **FIXED_PART,
+        "severity_id": severity_id,
+        "severity": severity,
+        "time": int(created * 1000),
+        "message": message,
+        "log_name": name,
+        "metadata": {
+            "version": OCSF_VERSION,
+            "product": _product(product),
+            "log_provider": LOG_PROVIDER,
+            "uid": new_uid(),
+            "sequence": sequence,
+            "log_version": log_version,
+            "logged_time": logged_ms,
+            "log_level": levelname,
+        },
+        "actor": {"process": {"pid": pid, "tid": tid, "name": process_name}},
+        "device": {host_key: host, "type_id": 0, "type": "Unknown"},
+        "src_endpoint": {host_key: host},
+        "enrichments": [{
+            "name": "file_information",
+            "value": f"{pathname}:{lineno}",
+            "data": {
+                "module": module,
+                "function_name": function,
+                "line_number": lineno,
+                "path": pathname,
+            },
+        }],
+    }
+    user = os_user()
+    if user:
+        event["actor"]["user"] = user.copy()
+    unmapped: dict[str, Any] = {"thread_name": thread_name}
+    if exception:
+        unmapped["exception"] = exception.copy()
+    stack = record.stack_info
+    if stack:
+        unmapped["stack"] = stack if type(stack) is str else safe_str(stack)
+    task_name = data.get("taskName")
+    if task_name:
+        unmapped["task_name"] = task_name if type(task_name) is str else safe_str(task_name)
+    if len(data) > _PLAIN_SIZE:
+        extra_keys = data.keys() - STANDARD_ATTRIBUTES
+        if extra_keys:
+            extra = _extra(data, extra_keys)
+            if extra:
+                unmapped["extra"] = extra
+    event["unmapped"] = unmapped
+    return event
+
+
+def _map_careful(
+    record: logging.LogRecord, data: dict[str, Any], captured: tuple[Any, ...], product: Any,
+    log_version: str,
+) -> dict[str, Any]:
+    """The same mapping as :func:`_map_plain`, checking and cleaning every value on the way."""
+    sequence, tid, logged, exception = captured
+    severity_id, severity = from_python_level(record.levelno)
+    logged_ms = int(logged * 1000)
+    host, _ = local_host()
+
+    process: dict[str, Any] = {
+        "pid": record.process if type(record.process) is int else os.getpid(),
+        "tid": tid,
+    }
+    process_name = clean_text(record.processName)
+    if process_name:
+        process["name"] = process_name
+    actor: dict[str, Any] = {"process": process}
+    user = os_user()
+    if user:
+        actor["user"] = user.copy()
+
+    event: dict[str, Any] = {
+        **FIXED_PART,
+        "severity_id": severity_id,
+        "severity": severity,
+        "time": ms_from_seconds(record.created) or logged_ms,
+        "metadata": metadata(_product(product), log_version, sequence, logged_ms,
+                             record.levelname),
+        "actor": actor,
+        "device": device(host),
+        "src_endpoint": endpoint(host),
+    }
+    name = clean_text(record.name)
+    if name:
+        event["log_name"] = name
+    unmapped: dict[str, Any] = {}
+    message = clean_text(data.get("message"))
+    if message:
+        fit_message(event, unmapped, message)
+    enrichment = file_information(record.pathname, record.funcName, record.lineno, record.module)
+    if enrichment:
+        event["enrichments"] = [enrichment]
+
+    if exception:
+        unmapped["exception"] = exception.copy()
+    for key, value in (("stack", record.stack_info), ("thread_name", record.threadName),
+                       ("task_name", data.get("taskName"))):
+        text = clean_text(value)
+        if text:
+            unmapped[key] = text
+    extra_keys = data.keys() - STANDARD_ATTRIBUTES
+    if extra_keys:
+        extra = _extra(data, extra_keys)
+        if extra:
+            unmapped["extra"] = extra
+    if unmapped:
+        event["unmapped"] = unmapped
+    return event
+
+
+def _extra(data: Mapping[Any, Any], keys: set[Any]) -> dict[str, Any]:
+    extra: dict[str, Any] = {}
+    for key in keys:
+        value = data[key]
+        kind = type(value)
+        if kind is str:
+            if not value:
+                continue
+        elif kind is not int and kind is not bool:
+            value = clean(value)
+            if value is None:
+                continue
+        extra[key if type(key) is str else safe_str(key)] = value
+    return extra
+
+
+def _fallback(
+    record: logging.LogRecord, product: Any, log_version: str, error: Exception
+) -> dict[str, Any]:
+    """A minimal, valid event when a record's attributes defeat the normal mapping."""
+    try:
+        return _minimal(record, product, log_version, error)
+    except Exception as second:  # even the safe accessors failed: keep only what is ours
+        return _minimal(None, None, log_version, second)
+
+
+def _minimal(
+    record: Any, product: Any, log_version: str, error: Exception
+) -> dict[str, Any]:
+    captured = getattr(record, CAPTURED, None)
+    if not (isinstance(captured, tuple) and len(captured) == 4):
+        captured = (next_sequence(), _get_native_id(), _now(), None)
+    sequence, tid, logged, _ = captured
+    logged_ms = ms_from_seconds(logged) or int(_now() * 1000)
+    severity_id, severity = from_python_level(getattr(record, "levelno", 0))
+    host = host_name()
+    event: dict[str, Any] = {
+        **FIXED_PART,
+        "severity_id": severity_id,
+        "severity": severity,
+        "time": ms_from_seconds(getattr(record, "created", None)) or logged_ms,
+        "metadata": metadata(default_product(product), log_version, sequence, logged_ms,
+                             clean_text(getattr(record, "levelname", None))),
+        "actor": {"process": {"pid": os.getpid(), "tid": tid}},
+        "device": device(host),
+        "src_endpoint": endpoint(host),
+        "unmapped": {"mapping_error": f"{type(error).__name__}: {safe_str(error)}"},
+    }
+    name = clean_text(getattr(record, "name", None))
+    if name:
+        event["log_name"] = name
+    message = clean_text(getattr(record, "message", None))
+    if message is None:
+        message = clean_text(getattr(record, "msg", None))
+    if message:
+        fit_message(event, event["unmapped"], message)
+    return event
