@@ -45,6 +45,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MDR_TIMEOUT", "overall seconds one send may take, retries included", "60"),
     Setting("MDR_COMPRESSION", "request body compression: `gzip` or `none`", "gzip"),
     Setting("MDR_USE_ACK", "use HEC indexer acknowledgement: `true` or `false`", "false"),
+    Setting("MDR_PRODUCT_NAME", "product name in `metadata.product` when the handler has none",
+            "(the program's name)"),
     Setting("MDR_VENDOR_NAME", "vendor name in `metadata.product` when nothing else gives one",
             "unknown"),
     Setting("MDR_NAME", "OpenTelemetry exporter: `<name>` in the sourcetype `pymdr::<name>`",

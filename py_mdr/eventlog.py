@@ -20,7 +20,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from py_mdr.serialize import dumps, json_safe, safe_str
+from py_mdr.serialize import clean, dumps, json_safe, prune, safe_str
 
 OCSF_VERSION = "1.3.0"
 LOG_PROVIDER = "py-mdr"
@@ -238,44 +238,7 @@ def exception_info(kind: Any, message: Any, stacktrace: Any) -> dict[str, Any]:
     return result
 
 
-# JSON-safety and pruning ----------------------------------------------------------------------
-
-def prune(value: Any) -> Any:
-    """Drop ``None``, empty strings, lists and dicts (recursively) from JSON-safe data."""
-    kind = type(value)
-    if kind is dict:
-        out = {}
-        for key, item in value.items():
-            if type(item) is dict or type(item) is list:
-                item = prune(item)
-            if item is None or item == "" or item == [] or item == {}:
-                continue
-            out[key] = item
-        return out
-    if kind is list:
-        items = []
-        for item in value:
-            if type(item) is dict or type(item) is list:
-                item = prune(item)
-            if item is None or item == "" or item == [] or item == {}:
-                continue
-            items.append(item)
-        return items
-    return value
-
-
-def clean(value: Any) -> Any:
-    """Any value made JSON-safe and pruned; ``None`` when nothing non-empty is left."""
-    kind = type(value)
-    if kind is str:
-        return value or None
-    if kind is int or kind is bool:
-        return value
-    value = prune(json_safe(value))
-    if value == "" or value == [] or value == {}:
-        return None
-    return value
-
+# JSON-safety and pruning (prune and clean live in py_mdr.serialize) ------------------------
 
 #: OCSF ``string_t`` holds at most this many characters.
 MAX_STRING = 65_535

@@ -22,7 +22,6 @@ from py_mdr.eventlog import (
     LOG_PROVIDER,
     MAX_STRING,
     OCSF_VERSION,
-    clean,
     clean_text,
     default_product,
     device,
@@ -39,7 +38,7 @@ from py_mdr.eventlog import (
     next_sequence,
     os_user,
 )
-from py_mdr.serialize import safe_repr, safe_str
+from py_mdr.serialize import clean, safe_repr, safe_str
 from py_mdr.severity import from_python_level
 
 __all__ = ["capture", "default_product", "envelope_time", "record_to_event"]

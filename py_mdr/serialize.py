@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import enum
+import json
 import math
 import time as _time
 import uuid
@@ -107,7 +108,12 @@ def _scalar(value: Any, depth: int) -> Any:
 
 def dumps(data: Any) -> bytes:
     """Compact JSON bytes for already JSON-safe data (``pydantic_core`` is ~5x ``json.dumps``)."""
-    return pydantic_core.to_json(data)
+    try:
+        return pydantic_core.to_json(data)
+    except pydantic_core.PydanticSerializationError:
+        # Lone surrogates (file names decoded with surrogateescape) cannot be UTF-8 encoded;
+        # the stdlib writes them as \udcxx escapes, which every JSON reader accepts.
+        return json.dumps(data, separators=(",", ":"), default=safe_repr).encode()
 
 
 # --- OCSF models and event dicts ------------------------------------------------------------
@@ -129,7 +135,7 @@ def to_dict(obj: Any) -> dict[str, Any]:
     if isinstance(obj, OCSFModel):
         return _model_to_dict(obj)
     if isinstance(obj, Mapping):
-        pruned = _prune(json_safe(obj))
+        pruned = prune(json_safe(obj))
         return pruned if isinstance(pruned, dict) else {}
     raise TypeError(
         f"expected an OCSF model or a dict, got {type(obj).__name__}; "
@@ -178,7 +184,7 @@ def _model_to_dict(model: OCSFModel) -> dict[str, Any]:
     extra = model.__pydantic_extra__
     if extra:
         for key, value in extra.items():
-            safe = _prune(json_safe(value))
+            safe = clean(value)
             if safe is not None:
                 out[key] = safe
     return out
@@ -193,7 +199,7 @@ def _convert(spec: ModelSpec, items: Iterable[tuple[str, Any]], plan: _Plan) -> 
             continue
         step = plan.get(name)
         if step is None:  # an attribute the schema does not know: kept for validate() to report
-            value = _prune(json_safe(value))
+            value = clean(value)
             if value is not None:
                 out[name] = value
             continue
@@ -202,6 +208,8 @@ def _convert(spec: ModelSpec, items: Iterable[tuple[str, Any]], plan: _Plan) -> 
             value = convert(value)
             if value is None:
                 continue
+        elif value == "":  # empty strings are left out like every other empty value
+            continue
         out[json_name] = value
     _derive(spec, out)
     return out
@@ -235,7 +243,7 @@ def _plan_for_spec(spec: ModelSpec) -> _Plan:
 
 def _converter(attr: Attr) -> _Converter:
     if attr.obj == GENERIC_OBJECT:
-        return _generic_object
+        return clean
     if attr.obj is not None:
         return _object_converter(attr.obj)
     primitive = TYPES.get(attr.type, (attr.type, None, None))[0]
@@ -245,16 +253,16 @@ def _converter(attr: Attr) -> _Converter:
         return _string
     if primitive in ("integer_t", "long_t"):
         return _integer
-    return _plain
+    return clean
 
 
 def _string(value: Any) -> Any:
     if type(value) is str:
-        return value
+        return value or None
     if isinstance(value, enum.Enum):
         return _string(value.value)
     if isinstance(value, (Mapping, list, tuple, set, frozenset)):
-        safe = _prune(json_safe(value))
+        safe = clean(value)
         return None if safe is None else dumps(safe).decode()
     safe = json_safe(value)
     return safe if isinstance(safe, str) else dumps(safe).decode()
@@ -276,12 +284,6 @@ def _timestamp(value: Any) -> Any:
     return _integer(value)
 
 
-def _plain(value: Any) -> Any:
-    return _prune(json_safe(value))
-
-
-def _generic_object(value: Any) -> Any:
-    return _prune(json_safe(value))
 
 
 # Values of these exact types pass through their converter unchanged (str is never empty-pruned).
@@ -312,14 +314,40 @@ def _array(convert: _Converter) -> _Converter:
     return convert_all
 
 
-def _prune(value: Any) -> Any:
-    """Drop ``None``, empty lists and empty dicts, recursively; ``None`` if nothing is left."""
-    if isinstance(value, dict):
-        out = {k: v for k, v in ((k, _prune(v)) for k, v in value.items()) if v is not None}
-        return out or None
-    if isinstance(value, list):
-        items = [v for v in map(_prune, value) if v is not None]
-        return items or None
+def prune(value: Any) -> Any:
+    """Drop ``None``, empty strings, lists and dicts (recursively) from JSON-safe data."""
+    kind = type(value)
+    if kind is dict:
+        out = {}
+        for key, item in value.items():
+            if type(item) is dict or type(item) is list:
+                item = prune(item)
+            if item is None or item == "" or item == [] or item == {}:
+                continue
+            out[key] = item
+        return out
+    if kind is list:
+        items = []
+        for item in value:
+            if type(item) is dict or type(item) is list:
+                item = prune(item)
+            if item is None or item == "" or item == [] or item == {}:
+                continue
+            items.append(item)
+        return items
+    return value
+
+
+def clean(value: Any) -> Any:
+    """Any value made JSON-safe and pruned; ``None`` when nothing non-empty is left."""
+    kind = type(value)
+    if kind is str:
+        return value or None
+    if kind is int or kind is bool:
+        return value
+    value = prune(json_safe(value))
+    if value == "" or value == [] or value == {}:
+        return None
     return value
 
 

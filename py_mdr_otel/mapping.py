@@ -15,7 +15,6 @@ from typing import Any
 from py_mdr import __version__
 from py_mdr.eventlog import (
     FIXED_PART,
-    clean,
     clean_mapping,
     clean_text,
     default_product,
@@ -32,7 +31,7 @@ from py_mdr.eventlog import (
 )
 from py_mdr.internal import INTERNAL_ATTRIBUTE
 from py_mdr.logmap import CAPTURED
-from py_mdr.serialize import dumps, json_safe
+from py_mdr.serialize import clean, dumps, json_safe
 from py_mdr.severity import UNKNOWN, from_otel_severity, from_otel_text
 
 __all__ = ["envelope_fields", "is_internal", "otel_to_event"]
