@@ -206,10 +206,12 @@ def test_oversize_envelope_is_dropped_and_does_not_sink_neighbours() -> None:
     assert [e for b in bodies for e in b] == [items[0], items[2], items[4]]
 
 
-def test_envelope_bigger_than_a_body_is_oversize() -> None:
-    bodies, oversize = plan_bodies(envs(5, 40), max_body_bytes=30, max_batch_events=10,
-                                   max_event_bytes=1000)
-    assert oversize == 1 and bodies == [envs(5)]
+def test_envelope_bigger_than_a_body_travels_alone() -> None:
+    small, big = envs(5), envs(40)
+    bodies, oversize = plan_bodies(
+        [small[0], big[0], small[0]], max_body_bytes=30, max_batch_events=10, max_event_bytes=1000
+    )
+    assert oversize == 0 and bodies == [[small[0]], [big[0]], [small[0]]]
 
 
 def test_order_is_kept_and_nothing_lost() -> None:

@@ -1,7 +1,8 @@
 """Envelopes into request bodies of bounded size and count.
 
-An envelope that could never be sent (over the per-event limit, or larger than a whole body) is
-set aside and counted as "oversize" so that it neither blocks nor sinks the envelopes around it.
+An envelope over the per-event limit (HEC refuses events over 5 MB) is set aside and counted as
+"oversize", so that it neither blocks nor sinks the envelopes around it. One larger than a
+normal body but within that limit travels alone in a body of its own.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ def plan_bodies(
 
     A body's size counts the newline between envelopes.
     """
-    limit = min(max_event_bytes, max_body_bytes)
     max_events = max(1, max_batch_events)
     bodies: list[list[bytes]] = []
     current: list[bytes] = []
@@ -28,7 +28,7 @@ def plan_bodies(
     oversize = 0
     for envelope in envelopes:
         length = len(envelope)
-        if length > limit:
+        if length > max_event_bytes:
             oversize += 1
             continue
         if current and (size + 1 + length > max_body_bytes or len(current) >= max_events):

@@ -1,0 +1,52 @@
+"""``py-mdr validate``: every OCSF schema problem of every input event, by line and path."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import TextIO
+
+from py_mdr.cli_input import Item, read_items
+from py_mdr.serialize import complete
+from py_mdr.validate import validate
+
+
+def run_validate(paths: Sequence[str], *, as_json: bool, out: TextIO, err: TextIO) -> int:
+    """Print each problem (text, or JSON Lines with ``as_json``); 1 when there is any."""
+    checked = invalid = problems = unreadable = 0
+    for item in read_items(paths):
+        found = problems_of(item)
+        if item.line:
+            checked += 1
+            invalid += bool(found)
+        else:
+            unreadable += 1
+        problems += len(found)
+        for path, kind, message in found:
+            if as_json:
+                record = {"source": item.source, "line": item.line, "path": path,
+                          "kind": kind, "message": message}
+                out.write(json.dumps(record) + "\n")
+            elif item.line:
+                out.write(f"{item.where}: {path or '<event>'}: {message}\n")
+            else:
+                out.write(f"{item.where}: {message}\n")
+    summary = f"{checked} checked, {checked - invalid} valid, {invalid} with problems"
+    if unreadable:
+        summary += f", {unreadable} input(s) could not be read"
+    out.flush()
+    err.write(f"py-mdr validate: {summary}\n")
+    return 1 if problems else 0
+
+
+def problems_of(item: Item) -> list[tuple[str, str, str]]:
+    """(path, kind, message) for every problem of one input item, checked as ``send`` would
+    send it (derived values filled first)."""
+    if item.error is not None:
+        return [("", "input" if item.line == 0 else "json", item.error)]
+    if not isinstance(item.value, dict):
+        return [("", "type", "not a JSON object: each event must be an object")]
+    try:
+        return [(p.path, p.kind, p.message) for p in validate(complete(item.value))]
+    except Exception as exc:  # a value the serializer could not handle
+        return [("", "type", f"cannot be read as an event: {type(exc).__name__}: {exc}")]

@@ -1,0 +1,574 @@
+"""The installed ``py-mdr`` command, run in a subprocess against the local HEC receiver."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pty
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ocsf_examples import populated_event
+
+from py_mdr.cli_input import Item, read_json
+from py_mdr.serialize import complete
+from py_mdr.sink import HECSink, make_self_signed_cert
+
+BIN = Path(sys.executable).parent
+PY_MDR = shutil.which("py-mdr", path=str(BIN)) or str(BIN / "py-mdr")
+TOKEN = "test-token"
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The test's environment without any MDR_* setting, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MDR_")}
+    env.update(extra)
+    return env
+
+
+def sink_env(sink: HECSink, token: str = TOKEN, **extra: str) -> dict[str, str]:
+    return clean_env(MDR_HOST=sink.url, MDR_TOKEN=token, **extra)
+
+
+def run(
+    args: Sequence[str],
+    env: dict[str, str],
+    *,
+    stdin: str | None = None,
+    timeout: float = 60,
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [PY_MDR, *args], input=stdin if stdin is not None else "", env=env,
+        capture_output=True, text=True, timeout=timeout, check=False,
+    )
+
+
+def event(number: int, **extra: Any) -> dict[str, Any]:
+    """A valid Event Log Activity whose metadata.uid says which input line it was."""
+    data: dict[str, Any] = {
+        "class_uid": 1008,
+        "activity_id": 99,
+        "severity_id": 1,
+        "time": 1_722_513_600_000 + number,
+        "message": f"event {number}",
+        "log_name": "tests",
+        "metadata": {"uid": f"uid-{number}", "product": {"name": "tests", "vendor_name": "acme"}},
+    }
+    data.update(extra)
+    return data
+
+
+def jsonl(*events: dict[str, Any]) -> str:
+    return "".join(json.dumps(e) + "\n" for e in events)
+
+
+def uids(sink: HECSink) -> list[str]:
+    return [e["event"]["metadata"]["uid"] for e in sink.envelopes]
+
+
+@pytest.fixture
+def tls_files(tmp_path: Path) -> tuple[str, str]:
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a test certificate")
+    return make_self_signed_cert(tmp_path / "certs")
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+# --- the command itself ------------------------------------------------------------------------
+
+def test_every_subcommand_has_help() -> None:
+    env = clean_env()
+    for args in ([], ["send"], ["validate"], ["check"], ["sink"], ["schema"]):
+        done = run([*args, "--help"], env)
+        assert done.returncode == 0, done.stderr
+        assert "usage: py-mdr" in done.stdout
+    module = subprocess.run([sys.executable, "-m", "py_mdr", "--version"], env=env,
+                            capture_output=True, text=True, timeout=30, check=False)
+    assert module.returncode == 0 and "OCSF 1.3.0" in module.stdout
+
+
+def test_unknown_option_is_a_usage_error() -> None:
+    done = run(["send", "--no-such-option"], clean_env())
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+
+
+# --- send --------------------------------------------------------------------------------------
+
+def test_send_json_lines_from_a_file(sink: HECSink, tmp_path: Path) -> None:
+    source = tmp_path / "events.jsonl"
+    source.write_text(jsonl(*(event(i) for i in range(5))))
+    done = run(["send", str(source)], sink_env(sink))
+    assert done.returncode == 0, done.stderr
+    assert sink.wait_for_events(5)
+    assert uids(sink) == [f"uid-{i}" for i in range(5)]
+    first = sink.envelopes[0]
+    assert (first["source"], first["sourcetype"]) == ("cli", "pymdr::cli")
+    assert first["time"] == pytest.approx(1_722_513_600.0)
+    assert first["event"]["class_name"] == "Event Log Activity"  # derived values filled
+    assert first["event"]["type_uid"] == 100899
+    assert sink.problems == []
+    assert "5 sent, 0 rejected, 0 dropped" in done.stderr
+    assert "\r" not in done.stderr  # no progress display on a pipe
+
+
+def test_send_json_lines_from_stdin(sink: HECSink) -> None:
+    done = run(["send", "--name", "nightly-job", "-"], sink_env(sink), stdin=jsonl(event(1)))
+    assert done.returncode == 0, done.stderr
+    done = run(["send", "--quiet"], sink_env(sink), stdin=jsonl(event(2), event(3)))
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""  # --quiet: nothing to say when all was sent
+    assert sink.wait_for_events(3)
+    assert uids(sink) == ["uid-1", "uid-2", "uid-3"]
+    assert sink.envelopes[0]["sourcetype"] == "pymdr::nightly-job"
+
+
+def test_send_reads_a_json_array_and_pretty_printed_objects(sink: HECSink, tmp_path: Path) -> None:
+    array = tmp_path / "array.json"
+    array.write_text(json.dumps([event(1), event(2)], indent=2))
+    pretty = tmp_path / "pretty.json"
+    pretty.write_text(json.dumps(event(3), indent=2) + "\n" + json.dumps(event(4), indent=2))
+    done = run(["send", str(array), str(pretty)], sink_env(sink))
+    assert done.returncode == 0, done.stderr
+    assert sink.wait_for_events(4)
+    assert uids(sink) == ["uid-1", "uid-2", "uid-3", "uid-4"]
+
+
+def test_send_text_lines_become_event_log_activities(sink: HECSink, tmp_path: Path) -> None:
+    done = run(["send", "--text", "--severity", "warning", "--name", "backup", "--vendor", "acme"],
+               sink_env(sink), stdin="disk almost full\n\n  \nbackup done\r\n")
+    assert done.returncode == 0, done.stderr
+    assert sink.wait_for_events(2)
+    first, second = sink.events
+    assert (first["message"], second["message"]) == ("disk almost full", "backup done")
+    assert first["class_uid"] == 1008 and first["log_name"] == "backup"
+    assert (first["severity_id"], first["severity"]) == (3, "Medium")
+    assert first["metadata"]["product"] == {"name": "backup", "vendor_name": "acme"}
+    assert sink.problems == []  # valid OCSF as built
+
+    log = tmp_path / "app.log"
+    log.write_text("one\ntwo\n")
+    done = run(["send", "--text", "--severity", "5", str(log)], sink_env(sink))
+    assert done.returncode == 0, done.stderr
+    assert sink.wait_for_events(4)
+    last = sink.events[-1]
+    assert last["severity_id"] == 5
+    assert last["unmapped"]["input"] == {"file": str(log), "line": 2}
+
+
+def test_send_reports_bad_lines_and_sends_the_good_ones(sink: HECSink, tmp_path: Path) -> None:
+    source = tmp_path / "mixed.jsonl"
+    source.write_text(
+        json.dumps(event(1)) + "\n"
+        "this is not json\n"
+        '{"message": "no class"}\n'
+        '{"class_uid": 4242}\n'
+        "[1]\n"
+        + json.dumps(event(6)) + "\n"
+        '{"class_uid": 1008, "message": "cut short",\n'
+        + json.dumps(event(8)) + "\n"
+    )
+    missing = tmp_path / "missing.jsonl"
+    done = run(["send", str(source), str(missing)], sink_env(sink))
+    assert done.returncode == 1
+    assert sink.wait_for_events(3)
+    assert uids(sink) == ["uid-1", "uid-6", "uid-8"]
+    err = done.stderr
+    assert "Traceback" not in err
+    assert f"{source}:2: not valid JSON" in err
+    assert f"{source}:3: no class_uid" in err
+    assert f"{source}:4: unknown class_uid 4242" in err
+    assert f"{source}:5: not a JSON object" in err
+    assert f"{source}:7: not valid JSON" in err
+    assert f"{missing}: cannot open: No such file or directory" in err
+    assert "3 sent, 6 rejected" in err
+
+
+def test_send_strict_refuses_what_validate_rejects(sink: HECSink) -> None:
+    invalid = event(2)
+    del invalid["metadata"]["product"]
+    done = run(["send", "--strict"], sink_env(sink), stdin=jsonl(event(1), invalid, event(3)))
+    assert done.returncode == 1
+    assert sink.wait_for_events(2)
+    assert uids(sink) == ["uid-1", "uid-3"]
+    assert "<stdin>:2: refused by --strict: metadata.product: required" in done.stderr
+
+
+def test_missing_token_or_host_is_a_configuration_error(sink: HECSink) -> None:
+    done = run(["send"], clean_env(MDR_HOST=sink.url), stdin=jsonl(event(1)))
+    assert done.returncode == 2
+    assert "MDR_TOKEN" in done.stderr and "--token-file" in done.stderr
+    done = run(["send"], clean_env(MDR_TOKEN=TOKEN), stdin=jsonl(event(1)))
+    assert done.returncode == 2
+    assert "MDR_HOST" in done.stderr
+    done = run(["send", "--token-file", "/nonexistent/token"], clean_env(MDR_HOST=sink.url))
+    assert done.returncode == 2 and "/nonexistent/token" in done.stderr
+    assert sink.event_count == 0
+
+
+def test_token_from_a_file_and_the_command_line(sink: HECSink, tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n")
+    env = clean_env(MDR_HOST=sink.url)
+    done = run(["send", "--token-file", str(token_file)], env, stdin=jsonl(event(1)))
+    assert done.returncode == 0, done.stderr
+    done = run(["send", "--token", TOKEN], env, stdin=jsonl(event(2)))
+    assert done.returncode == 0, done.stderr
+    assert "visible to other users in the process list" in done.stderr
+    assert TOKEN not in done.stderr
+    assert sink.wait_for_events(2)
+
+
+def test_a_refused_token_stops_sending_and_is_named(sink: HECSink) -> None:
+    secret = "wrong-secret-token"
+    done = run(["send"], sink_env(sink, token=secret), stdin=jsonl(event(1), event(2)))
+    assert done.returncode == 1
+    assert "Invalid token" in done.stderr and "stopped before the end" in done.stderr
+    assert "0 sent" in done.stderr and "dropped (auth: 2)" in done.stderr
+    assert secret not in done.stderr
+    assert sink.event_count == 0
+
+
+def test_send_streams_before_the_input_ends_with_progress_on_a_terminal(sink: HECSink) -> None:
+    master, slave = pty.openpty()
+    process = subprocess.Popen([PY_MDR, "send", "--text"], stdin=subprocess.PIPE, stdout=slave,
+                               stderr=slave, env=sink_env(sink))
+    os.close(slave)
+    assert process.stdin is not None
+    try:
+        process.stdin.write(b"first line\nsecond line\n")
+        process.stdin.flush()
+        assert sink.wait_for_events(2, timeout=10)  # sent while the input is still open
+        shown = _read_terminal(master, until=b"2 sent", timeout=10)
+        assert b"2 sent" in shown
+        process.stdin.close()
+        assert process.wait(timeout=10) == 0
+        shown += _read_terminal(master, until=b"dropped\r\n", timeout=5)
+        assert b"py-mdr send: 2 sent, 0 rejected, 0 dropped" in shown
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=5)
+        os.close(master)
+
+
+def _read_terminal(fd: int, until: bytes, timeout: float) -> bytes:
+    data = b""
+    deadline = time.monotonic() + timeout
+    while until not in data and time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.1)
+        if ready:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            data += chunk
+    return data
+
+
+@pytest.mark.timeout(180)
+def test_a_100k_line_input_arrives_once_with_flat_memory(tmp_path: Path) -> None:
+    arrived: list[str] = []
+
+    def on_event(index: int, envelope: dict[str, Any], problems: list[str]) -> None:
+        arrived.append(envelope["event"]["metadata"]["uid"])
+
+    peaks = {}
+    with HECSink(token=TOKEN, validate=False, max_events=10, on_event=on_event) as receiver:
+        for count in (10_000, 100_000):
+            source = tmp_path / f"{count}.jsonl"
+            with source.open("w") as out:
+                out.writelines(json.dumps(event(i)) + "\n" for i in range(count))
+            arrived.clear()
+            code, err, peaks[count] = _run_measured(["send", str(source)], sink_env(receiver))
+            assert code == 0, err
+            assert receiver.wait_for_events(count, timeout=30)
+            assert len(arrived) == count
+            assert set(arrived) == {f"uid-{i}" for i in range(count)}  # each once, none missing
+            receiver.clear()
+    # a tenfold input must not grow the sender: batches are bounded, nothing accumulates
+    assert peaks[100_000] < peaks[10_000] * 1.25, peaks
+
+
+def _run_measured(args: Sequence[str], env: dict[str, str]) -> tuple[int, str, int]:
+    """Exit code, stderr and peak RSS (KiB) of one py-mdr run, measured for that child alone."""
+    with subprocess.Popen([PY_MDR, *args], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, env=env) as process:
+        assert process.stderr is not None
+        err = b""
+        deadline = time.monotonic() + 150
+        while True:  # read stderr as it comes so the child never blocks on a full pipe
+            ready, _, _ = select.select([process.stderr], [], [], 0.5)
+            if ready:
+                chunk = os.read(process.stderr.fileno(), 65536)
+                if not chunk:
+                    break
+                err += chunk
+            assert time.monotonic() < deadline, "py-mdr send took too long"
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        return process.returncode, err.decode(), usage.ru_maxrss
+
+
+# --- reading input (in-process: the layouts and the recovery rules) ---------------------------
+
+def _read(text: str) -> list[tuple[int, Any]]:
+    return [(i.line, i.value if i.error is None else "ERROR: " + i.error)
+            for i in read_json(io.StringIO(text), "in")]
+
+
+def test_json_input_layouts_each_value_with_its_line() -> None:
+    assert _read('{"a":1}\n\n{"b":2}\n') == [(1, {"a": 1}), (3, {"b": 2})]
+    assert _read('{\n  "a": 1\n}\n{\n  "b": [1,\n 2]\n}') == [(1, {"a": 1}), (4, {"b": [1, 2]})]
+    assert _read('[{"a":1}, {"b":2}]') == [(1, {"a": 1}), (1, {"b": 2})]
+    assert _read('[\n  {"a": 1},\n  {"b": 2}\n]\n{"c": 3}') == [
+        (2, {"a": 1}), (3, {"b": 2}), (5, {"c": 3})]
+    assert _read("[]\n  \n") == []
+
+
+def test_json_input_recovers_after_bad_values() -> None:
+    rows = _read('{"a":1}\nnot json\n{"b":2}\n{"cut": 1,\n{"c":3}\n{"d": NaN}\n{"e":4}\n')
+    assert [line for line, _ in rows] == [1, 2, 3, 4, 5, 6, 7]
+    assert rows[1][1].startswith("ERROR: not valid JSON: Expecting value")
+    assert rows[3][1].startswith("ERROR: not valid JSON") and "line 5" in rows[3][1]
+    assert rows[4] == (5, {"c": 3})  # the value cut short did not swallow the next line
+    assert rows[5][1] == "ERROR: not valid JSON: NaN is not valid JSON (column 1)"
+    broken = _read('{\n  "a": 1 oops\n}\n{\n  "b": 2\n}\n')
+    assert broken[0][0] == 1 and "reading went on at line 4" in broken[0][1]
+    assert broken[1] == (4, {"b": 2})
+    array = _read('[{"a":1} {"b":2}]\n{"z":1}\n')
+    assert array[0] == (1, {"a": 1}) and "expected ','" in array[1][1] and array[2] == (2, {"z": 1})
+
+
+class _CountingReader(io.StringIO):
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.consumed = 0
+
+    def readline(self, size: int = -1, /) -> str:  # type: ignore[override]
+        line = super().readline(size)
+        self.consumed += len(line)
+        return line
+
+
+def test_json_input_streams_a_huge_one_line_array() -> None:
+    values = ",".join(json.dumps({"n": n, "pad": "x" * 200}) for n in range(100_000))
+    stream = _CountingReader(f"[{values}]")
+    items = iter(read_json(stream, "big"))
+    assert next(items) == Item("big", 1, {"n": 0, "pad": "x" * 200})
+    assert stream.consumed < 200_000  # the first item came before the rest was read
+    assert sum(1 for _ in items) == 99_999
+
+
+# --- validate ----------------------------------------------------------------------------------
+
+def _valid_event_log() -> dict[str, Any]:
+    return populated_event("event_log")
+
+
+def _broken_events() -> list[tuple[dict[str, Any] | str, str, str]]:
+    """(event or raw line, expected kind, expected path) for each kind of problem."""
+    cases: list[tuple[dict[str, Any] | str, str, str]] = []
+    missing = _valid_event_log()
+    del missing["metadata"]["product"]
+    cases.append((missing, "missing", "metadata.product"))
+    cases.append(({**_valid_event_log(), "time": "soon"}, "type", "time"))
+    cases.append(({**_valid_event_log(), "severity_id": 42}, "enum", "severity_id"))
+    cases.append(({**_valid_event_log(), "colour": "blue"}, "unknown", "colour"))
+    constraint = _valid_event_log()
+    for name in ("log_file", "log_name", "log_provider", "log_type", "log_type_id"):
+        constraint.pop(name, None)
+    cases.append((constraint, "constraint", ""))
+    cases.append(({**_valid_event_log(), "cloud": {"provider": "aws"}}, "profile", "cloud"))
+    cases.append(({**_valid_event_log(), "class_uid": 4242}, "class", "class_uid"))
+    nested = {**_valid_event_log(), "enrichments": [{"name": "ip", "data": {"a": 1}}]}
+    cases.append((nested, "missing", "enrichments[0].value"))
+    cases.append(("{not json", "json", ""))
+    return cases
+
+
+def test_validate_passes_events_built_from_the_schema(tmp_path: Path) -> None:
+    names = ["event_log", "detection_finding", "authentication", "http_activity",
+             "vulnerability_finding", "software_info", "process_activity"]
+    source = tmp_path / "valid.jsonl"
+    source.write_text(jsonl(*(populated_event(name) for name in names)))
+    done = run(["validate", str(source)], clean_env())
+    assert done.returncode == 0, done.stdout
+    assert done.stdout == ""
+    assert f"{len(names)} checked, {len(names)} valid, 0 with problems" in done.stderr
+
+
+def test_validate_reports_each_kind_of_problem_with_its_path(tmp_path: Path) -> None:
+    cases = _broken_events()
+    source = tmp_path / "broken.jsonl"
+    lines = [json.dumps(_valid_event_log())]
+    lines += [case if isinstance(case, str) else json.dumps(case) for case, _, _ in cases]
+    source.write_text("\n".join(lines) + "\n")
+
+    done = run(["validate", "--format", "json", str(source)], clean_env())
+    assert done.returncode == 1
+    found = [json.loads(row) for row in done.stdout.splitlines()]
+    by_line: dict[int, set[tuple[str, str]]] = {}
+    for problem in found:
+        assert problem["source"] == str(source)
+        by_line.setdefault(problem["line"], set()).add((problem["kind"], problem["path"]))
+    assert 1 not in by_line  # the valid first line has no problem
+    for line, (_, kind, path) in enumerate(cases, start=2):
+        assert (kind, path) in by_line.get(line, set()), (line, kind, path, by_line.get(line))
+
+    text = run(["validate", str(source)], clean_env())
+    assert text.returncode == 1
+    assert f"{source}:2: metadata.product: required attribute of Metadata is missing" in text.stdout
+    assert f"{source}:4: severity_id: 42 is not one of the defined values" in text.stdout
+
+
+def test_validate_checks_the_event_as_send_would_send_it(tmp_path: Path) -> None:
+    # derived values (captions, category, type_uid) are filled, so leaving them out is fine
+    event_dict = _valid_event_log()
+    assert complete(event_dict)["class_name"] == "Event Log Activity"
+    done = run(["validate"], clean_env(), stdin=json.dumps(event_dict))
+    assert done.returncode == 0, done.stdout
+
+
+# --- check -------------------------------------------------------------------------------------
+
+def test_check_a_healthy_receiver(sink: HECSink) -> None:
+    done = run(["check", "--send-test"], sink_env(sink))
+    assert done.returncode == 0, done.stdout
+    assert "all checks passed" in done.stdout
+    assert sink.wait_for_events(1)
+    assert sink.events[0]["message"] == "py-mdr check: test event"
+    assert sink.problems == []
+
+
+def test_check_with_nothing_listening() -> None:
+    done = run(["check"], clean_env(MDR_HOST=f"http://127.0.0.1:{closed_port()}",
+                                    MDR_TOKEN=TOKEN))
+    assert done.returncode == 1
+    assert "connection refused" in done.stdout and "nothing listens" in done.stdout
+
+
+def test_check_a_host_name_that_does_not_resolve() -> None:
+    done = run(["check"], clean_env(MDR_HOST="no-such-host.invalid:8088", MDR_TOKEN=TOKEN))
+    assert done.returncode == 1
+    assert "FAIL  DNS" in done.stdout and "cannot be resolved" in done.stdout
+
+
+def test_check_a_self_signed_tls_receiver(tls_files: tuple[str, str]) -> None:
+    cert, key = tls_files
+    with HECSink(token=TOKEN, tls=(cert, key)) as receiver:
+        done = run(["check"], sink_env(receiver))
+        assert done.returncode == 1
+        assert "FAIL  TLS" in done.stdout
+        assert "self-signed certificate" in done.stdout and "--ca-bundle" in done.stdout
+        trusted = run(["check", "--ca-bundle", cert], sink_env(receiver))
+        assert trusted.returncode == 0, trusted.stdout
+        assert "TLS certificate verified" in trusted.stdout
+
+
+def test_check_a_wrong_token(sink: HECSink) -> None:
+    secret = "not-the-token"
+    done = run(["check"], sink_env(sink, token=secret))
+    assert done.returncode == 1
+    assert "FAIL  token: the token was refused" in done.stdout and "Invalid token" in done.stdout
+    assert secret not in done.stdout + done.stderr
+    assert sink.event_count == 0
+
+
+def test_check_a_busy_receiver(sink: HECSink) -> None:
+    sink.down = True
+    done = run(["check"], sink_env(sink))
+    assert done.returncode == 1
+    assert "the endpoint is busy" in done.stdout and "HTTP 503" in done.stdout
+
+
+# --- schema and sink ---------------------------------------------------------------------------
+
+def test_schema_lists_classes_and_describes_one() -> None:
+    env = clean_env()
+    listing = run(["schema"], env)
+    assert listing.returncode == 0
+    assert any(row.split()[:2] == ["1008", "event_log"] for row in listing.stdout.splitlines())
+
+    one = run(["schema", "event_log"], env)
+    assert one.returncode == 0
+    assert "class_uid 1008" in one.stdout
+    rows = {row.split()[0]: row for row in one.stdout.splitlines() if row.strip()}
+    assert "required" in rows["metadata"] and "metadata" in rows["metadata"].split()[2]
+    assert "1 Informational" in rows["severity_id"]
+    assert "needs at least one of: log_file, log_name" in one.stdout
+
+    as_json = json.loads(run(["schema", "2004", "--format", "json"], env).stdout)
+    assert as_json["name"] == "detection_finding" and as_json["uid"] == 2004
+    finding_info = next(a for a in as_json["attributes"] if a["name"] == "finding_info")
+    assert finding_info["requirement"] == "required" and finding_info["object"] is True
+    product = json.loads(run(["schema", "product", "--format", "json"], env).stdout)
+    assert product["kind"] == "object"
+
+    unknown = run(["schema", "prodcut"], env)
+    assert unknown.returncode == 2 and "did you mean product" in unknown.stderr
+
+
+def test_sink_subcommand_prints_what_it_receives() -> None:
+    process = subprocess.Popen([PY_MDR, "sink", "--port", "0", "--token", TOKEN],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               env=clean_env())
+    assert process.stdout is not None
+    try:
+        first = _read_line(process.stdout.fileno(), timeout=15)
+        assert "listening on http://127.0.0.1:" in first
+        url = first.split("listening on ", 1)[1].split()[0]
+        done = run(["send", "--text"], clean_env(MDR_HOST=url, MDR_TOKEN=TOKEN),
+                   stdin="hello from a shell\n")
+        assert done.returncode == 0, done.stderr
+        printed = _read_line(process.stdout.fileno(), timeout=10)
+        assert "pymdr::cli" in printed and "hello from a shell" in printed
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=5)
+        process.stdout.close()
+
+
+def _read_line(fd: int, timeout: float) -> str:
+    data = b""
+    deadline = time.monotonic() + timeout
+    while not data.endswith(b"\n") and time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.1)
+        if ready:
+            byte = os.read(fd, 1)
+            if not byte:
+                break
+            data += byte
+    return data.decode()
+
+
+def test_bad_input_never_shows_a_traceback(sink: HECSink, tmp_path: Path) -> None:
+    weird = tmp_path / "weird.bin"
+    weird.write_bytes(b"\xff\xfe\x00garbage\n" + b'{"class_uid": 1008, "time": "soon"}\n'
+                      + b"[" * 5000 + b"\n" + b'{"a": NaN}\n')
+    for args in (["send", str(weird), str(tmp_path)], ["validate", str(weird), str(tmp_path)]):
+        done = run(args, sink_env(sink))
+        assert done.returncode == 1
+        assert "Traceback" not in done.stderr + done.stdout
+        assert f"{tmp_path}: cannot open" in done.stderr + done.stdout
