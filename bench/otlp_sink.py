@@ -28,9 +28,13 @@ class OTLPSink:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                raw = gzip.decompress(body) if self.headers.get("Content-Encoding") == "gzip" else body
+                raw = (
+                    gzip.decompress(body)
+                    if self.headers.get("Content-Encoding") == "gzip"
+                    else body
+                )
                 request = ExportLogsServiceRequest.FromString(raw)
                 count = sum(
                     len(scope.log_records)

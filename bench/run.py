@@ -80,13 +80,15 @@ def main() -> None:
             result["bytes_per_record"] = wire / delivered if delivered else 0.0
             rows.append((label, result))
             hec.clear()
-    print(f"{args.records} records per sender, python {sys.version.split()[0]}, {os.cpu_count()} cores")
+    version = sys.version.split()[0]
+    print(f"{args.records} records per sender, python {version}, {os.cpu_count()} cores")
     header = f"{'sender':28} {'p50 us':>7} {'p99 us':>7} {'cpu us/rec':>10} {'delivered':>9} "
     print(header + f"{'B/rec':>7} {'RSS MB':>7}")
     for label, r in rows:
         print(
             f"{label:28} {r['p50_us']:7.2f} {r['p99_us']:7.2f} {r['cpu_us_per_record']:10.2f} "
-            f"{r['delivered']:9d}/{r['logged']:<6d} {r['bytes_per_record']:7.1f} {r['peak_rss_mb']:7.1f}"
+            f"{r['delivered']:9d}/{r['logged']:<6d} {r['bytes_per_record']:7.1f} "
+            f"{r['peak_rss_mb']:7.1f}"
         )
     by = dict(rows)
     floor, otel = by["NullHandler (floor)"], by["OTel SDK + OTLP/HTTP"]

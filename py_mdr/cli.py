@@ -244,7 +244,7 @@ def cmd_send(args: argparse.Namespace) -> int:
         name=args.name,
         host=host_name(),
         index=config.index,
-        max_event_bytes=min(config.max_event_bytes, config.max_body_bytes),
+        max_event_bytes=config.max_event_bytes,
         strict=args.strict,
         text=args.text,
         severity=args.severity,

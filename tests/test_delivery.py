@@ -1,0 +1,365 @@
+"""The handler's queue and worker on their own: batching, bounds, flush/close, fork, counters.
+
+``process`` here is a plain recording function (the HTTP side is proved in test_handler.py);
+waits are short and every one has a timeout.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from py_mdr.delivery import Delivery
+from py_mdr.hec.reports import SendReport
+from py_mdr.internal import is_sending
+
+pytestmark = pytest.mark.timeout(30)
+
+
+class Recorder:
+    """A ``process`` callback that records batches; it can be held (to simulate a slow send)."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[int]] = []
+        self.deadlines: list[float | None] = []
+        self.threads: set[str] = set()
+        self.sending_flags: list[bool] = []
+        self.release = threading.Event()
+        self.release.set()
+        self.entered = threading.Event()
+        self.fail_with: Exception | None = None
+        self.drop_reason: str | None = None
+
+    def __call__(self, items: list[int], deadline: float | None) -> SendReport:
+        self.entered.set()
+        self.threads.add(threading.current_thread().name)
+        self.sending_flags.append(is_sending())
+        self.release.wait(10)
+        if self.fail_with is not None:
+            raise self.fail_with
+        self.batches.append(list(items))
+        self.deadlines.append(deadline)
+        report = SendReport(retries=1)
+        if self.drop_reason:
+            report.drop(self.drop_reason, len(items))
+        else:
+            report.delivered = len(items)
+        return report
+
+    @property
+    def items(self) -> list[int]:
+        return [item for batch in self.batches for item in batch]
+
+
+@pytest.fixture
+def recorder() -> Recorder:
+    return Recorder()
+
+
+@pytest.fixture
+def make(recorder: Recorder) -> Iterator[Callable[..., Delivery[int]]]:
+    made: list[Delivery[int]] = []
+
+    def build(**options: object) -> Delivery[int]:
+        options.setdefault("linger", 0.05)
+        delivery: Delivery[int] = Delivery(recorder, **options)  # type: ignore[arg-type]
+        made.append(delivery)
+        return delivery
+
+    yield build
+    recorder.release.set()
+    for delivery in made:
+        delivery.close(1.0)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if condition():
+            return True
+        time.sleep(0.005)
+    return condition()
+
+
+def worker_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "py-mdr-delivery" and t.is_alive()]
+
+
+# ---------------------------------------------------------------- batching
+
+
+def test_no_thread_until_first_put(make: Callable[..., Delivery[int]],
+                                   recorder: Recorder) -> None:
+    before = len(worker_threads())
+    delivery = make()
+    assert len(worker_threads()) <= before
+    delivery.put(1, 10)
+    assert delivery.flush(5)
+    assert recorder.threads == {"py-mdr-delivery"}
+    assert recorder.sending_flags == [True]  # the worker runs inside internal.sending()
+
+
+def test_a_full_batch_goes_out_without_waiting_for_linger(
+    make: Callable[..., Delivery[int]], recorder: Recorder
+) -> None:
+    delivery = make(batch_size=10, linger=30.0)
+    for i in range(10):
+        delivery.put(i, 1)
+    assert wait_until(lambda: recorder.items == list(range(10)), 5)
+
+
+def test_batches_hold_at_most_batch_size_in_order(
+    make: Callable[..., Delivery[int]], recorder: Recorder
+) -> None:
+    delivery = make(batch_size=10, linger=30.0)
+    for i in range(25):
+        delivery.put(i, 1)
+    assert delivery.flush(5)
+    assert recorder.items == list(range(25))
+    assert recorder.batches[0] == list(range(10))
+    assert all(1 <= len(batch) <= 10 for batch in recorder.batches)
+
+
+def test_a_lone_record_waits_about_linger_then_goes(
+    make: Callable[..., Delivery[int]], recorder: Recorder
+) -> None:
+    delivery = make(batch_size=100, linger=0.3)
+    start = time.monotonic()
+    delivery.put(7, 1)
+    assert wait_until(lambda: recorder.items == [7], 5)
+    elapsed = time.monotonic() - start
+    assert 0.25 <= elapsed < 3.0
+
+
+def test_batches_are_bounded_by_bytes(make: Callable[..., Delivery[int]],
+                                      recorder: Recorder) -> None:
+    delivery = make(batch_size=100, batch_bytes=100, linger=30.0)
+    recorder.release.clear()
+    for i in range(7):
+        delivery.put(i, 40)  # the third crosses 100 bytes in the queue: the worker wakes
+    recorder.release.set()
+    assert delivery.flush(5)
+    assert recorder.items == list(range(7))
+    assert all(len(batch) <= 2 for batch in recorder.batches)  # 2 x 40 <= 100 < 3 x 40
+
+
+def test_an_item_larger_than_a_batch_still_goes_alone(
+    make: Callable[..., Delivery[int]], recorder: Recorder
+) -> None:
+    delivery = make(batch_bytes=100)
+    delivery.put(1, 500)
+    delivery.put(2, 10)
+    assert delivery.flush(5)
+    assert recorder.batches == [[1], [2]]
+
+
+# ---------------------------------------------------------------- bounds
+
+
+def test_record_bound_drops_and_counts(make: Callable[..., Delivery[int]],
+                                      recorder: Recorder) -> None:
+    recorder.release.clear()
+    delivery = make(max_records=5, batch_size=2, linger=0.0)
+    delivery.put(0, 1)
+    delivery.put(1, 1)
+    assert recorder.entered.wait(5)  # the worker holds [0, 1] (or [0]) in a send that hangs
+    accepted = [delivery.put(i, 1) for i in range(2, 20)]
+    stats = delivery.stats()
+    assert stats.queue_depth == 5 and stats.queue_peak == 5
+    taken = stats.queued - stats.queue_depth  # what the worker took out before it got stuck
+    assert taken in (1, 2)
+    assert stats.dropped == {"queue_full": 20 - stats.queued}
+    assert accepted.count(False) == stats.dropped["queue_full"]
+    recorder.release.set()
+    assert delivery.flush(5)
+    assert delivery.stats().sent == stats.queued
+
+
+def test_byte_bound_drops_and_counts(make: Callable[..., Delivery[int]],
+                                    recorder: Recorder) -> None:
+    delivery = make(max_bytes=100, linger=30.0, batch_bytes=10_000)
+    assert [delivery.put(i, 30) for i in range(4)] == [True, True, True, False]
+    assert not delivery.put(99, 101)  # could never fit
+    stats = delivery.stats()
+    assert stats.queue_bytes == 90 and stats.queue_bytes_peak == 90
+    assert stats.dropped == {"queue_full": 1, "oversize": 1}
+    assert delivery.flush(5)
+    assert recorder.items == [0, 1, 2]
+    assert delivery.stats().queue_bytes == 0
+
+
+def test_block_mode_waits_for_room(make: Callable[..., Delivery[int]],
+                                   recorder: Recorder) -> None:
+    recorder.release.clear()
+    delivery = make(max_records=2, batch_size=1, linger=0.0, block=True, block_timeout=5.0)
+    delivery.put(0, 1)
+    assert recorder.entered.wait(5)  # the worker holds item 0
+    delivery.put(1, 1)
+    delivery.put(2, 1)  # the queue is now full
+    done = threading.Event()
+
+    def put_and_tell() -> None:
+        delivery.put(3, 1)
+        done.set()
+
+    threading.Thread(target=put_and_tell, daemon=True).start()
+    assert not done.wait(0.2)  # blocked: no room
+    recorder.release.set()
+    assert done.wait(5)
+    assert delivery.flush(5)
+    assert recorder.items == [0, 1, 2, 3]
+    assert delivery.stats().dropped == {}
+
+
+def test_block_mode_gives_up_after_block_timeout(make: Callable[..., Delivery[int]],
+                                                 recorder: Recorder) -> None:
+    recorder.release.clear()
+    delivery = make(max_records=1, batch_size=1, linger=0.0, block=True, block_timeout=0.2)
+    delivery.put(0, 1)
+    assert recorder.entered.wait(5)
+    delivery.put(1, 1)
+    start = time.monotonic()
+    assert not delivery.put(2, 1)
+    assert 0.15 <= time.monotonic() - start < 3
+    assert delivery.stats().dropped == {"queue_full": 1}
+
+
+# ---------------------------------------------------------------- flush and close
+
+
+def test_flush_is_bounded(make: Callable[..., Delivery[int]], recorder: Recorder) -> None:
+    recorder.release.clear()
+    delivery = make()
+    delivery.put(1, 1)
+    start = time.monotonic()
+    assert delivery.flush(0.2) is False
+    assert time.monotonic() - start < 2
+    recorder.release.set()
+    assert delivery.flush(5) is True
+
+
+def test_flush_from_the_worker_returns_at_once(make: Callable[..., Delivery[int]]) -> None:
+    results: list[bool] = []
+    holder: list[Delivery[int]] = []
+
+    def process(items: list[int], deadline: float | None) -> SendReport:
+        results.append(holder[0].flush(10))  # would deadlock if it waited for itself
+        return SendReport(delivered=len(items))
+
+    delivery: Delivery[int] = Delivery(process, linger=0.0)
+    holder.append(delivery)
+    delivery.put(1, 1)
+    assert delivery.flush(5)
+    assert results == [False]
+    delivery.close(1)
+
+
+def test_close_drains_then_refuses(make: Callable[..., Delivery[int]],
+                                   recorder: Recorder) -> None:
+    delivery = make(linger=30.0)
+    for i in range(10):
+        delivery.put(i, 1)
+    stats = delivery.close(5)
+    assert recorder.items == list(range(10))
+    assert recorder.deadlines[-1] is not None  # sends during close are bounded by its deadline
+    assert stats.sent == 10 and stats.dropped == {} and stats.retried == 1
+    assert not delivery.put(11, 1)
+    assert delivery.stats().dropped == {"closed": 1}
+    assert delivery.close(5) == delivery.stats()  # idempotent
+
+
+def test_close_within_deadline_counts_what_is_left(make: Callable[..., Delivery[int]],
+                                                  recorder: Recorder) -> None:
+    recorder.release.clear()
+    delivery = make(batch_size=2, linger=30.0)
+    for i in range(10):
+        delivery.put(i, 1)
+    assert recorder.entered.wait(5)
+    interrupted: list[float] = []
+    start = time.monotonic()
+    stats = delivery.close(0.5, interrupt=lambda: interrupted.append(time.monotonic() - start))
+    elapsed = time.monotonic() - start
+    assert elapsed < 1.5
+    assert interrupted and interrupted[0] < 0.5  # before the deadline, after the drain time
+    assert stats.in_flight == 2  # the send that never returned: outcome unknown
+    assert stats.dropped == {"shutdown": 8}
+    assert stats.queue_depth == 0 and stats.queue_bytes == 0
+
+
+def test_process_errors_are_counted_and_shown_once(
+    make: Callable[..., Delivery[int]], recorder: Recorder, capsys: pytest.CaptureFixture[str]
+) -> None:
+    recorder.fail_with = RuntimeError("bug in process")
+    delivery = make(batch_size=1, linger=0.0)
+    for i in range(3):
+        delivery.put(i, 1)
+    assert delivery.flush(5)
+    assert delivery.stats().dropped == {"error": 3}
+    err = capsys.readouterr().err
+    assert err.count("bug in process") == 1
+    recorder.fail_with = None
+    delivery.put(9, 1)
+    assert delivery.flush(5) and recorder.items == [9]  # the worker survived
+
+
+def test_transport_drops_are_counted_by_reason(make: Callable[..., Delivery[int]],
+                                              recorder: Recorder) -> None:
+    recorder.drop_reason = "auth"
+    delivery = make()
+    for i in range(4):
+        delivery.put(i, 1)
+    assert delivery.flush(5)
+    stats = delivery.stats()
+    assert stats.dropped == {"auth": 4} and stats.sent == 0 and stats.dropped_total == 4
+
+
+def test_stats_snapshot_is_a_copy(make: Callable[..., Delivery[int]]) -> None:
+    delivery = make()
+    delivery.count("emit_error")
+    snapshot = delivery.stats()
+    snapshot.dropped["emit_error"] = 99
+    assert delivery.stats().dropped == {"emit_error": 1}
+    assert pickle.loads(pickle.dumps(snapshot)) == snapshot
+
+
+# ---------------------------------------------------------------- fork
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_forked_child_gets_an_empty_queue_and_its_own_worker(
+    make: Callable[..., Delivery[int]], recorder: Recorder
+) -> None:
+    delivery = make(linger=30.0)
+    forked: list[int] = []
+    delivery.fork_hook = lambda: forked.append(1)
+    delivery.put(1, 1)  # queued in the parent, not yet sent
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report what its own worker sent, then leave at once
+        code = 1
+        try:
+            before = delivery.stats()
+            delivery.put(2, 1)
+            flushed = delivery.flush(5)
+            result = (before.queue_depth, before.queued, flushed, recorder.items, forked)
+            os.write(write_end, pickle.dumps(result))
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        data = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    depth, queued, flushed, child_items, child_forked = pickle.loads(data)
+    assert (depth, queued, flushed) == (0, 0, True)
+    assert child_items == [2]  # the parent's item stayed the parent's
+    assert child_forked == [1]
+    assert delivery.flush(5)
+    assert recorder.items == [1]
