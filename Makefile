@@ -23,7 +23,7 @@ test: lint
 	$(BIN)/python -m pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
 
 bench: $(STAMP)
-	$(BIN)/python bench/run.py
+	cd bench && ../$(BIN)/python serialize.py && ../$(BIN)/python client.py && ../$(BIN)/python run.py
 
 generate: $(STAMP)
 	$(BIN)/python tools/generate_models.py

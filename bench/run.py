@@ -34,10 +34,14 @@ def closed_port_url() -> str:
     return f"http://127.0.0.1:{port}"  # nothing listens here any more
 
 
-def run_child(sender: str, url: str, records: int, flush_timeout: float) -> dict[str, Any]:
+def run_child(
+    sender: str, url: str, args: argparse.Namespace, flush_timeout: float
+) -> dict[str, Any]:
     env = dict(os.environ, BENCH_FLUSH_TIMEOUT=str(flush_timeout), PYTHONPATH=str(HERE))
+    command = [sys.executable, str(HERE / "senders.py"), sender, url, TOKEN, str(args.records)]
+    command += [str(args.burst), str(args.pause_ms)]
     done = subprocess.run(
-        [sys.executable, str(HERE / "senders.py"), sender, url, TOKEN, str(records)],
+        command,
         capture_output=True,
         text=True,
         timeout=600,
@@ -54,20 +58,28 @@ def run_child(sender: str, url: str, records: int, flush_timeout: float) -> dict
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--records", type=int, default=20_000)
+    parser.add_argument("--burst", type=int, default=200, help="calls between pauses")
+    parser.add_argument("--pause-ms", type=float, default=20.0, help="0 for a tight loop")
     args = parser.parse_args()
     rows: list[tuple[str, dict[str, Any]]] = []
-    with HECSink(token=TOKEN, validate=False) as hec, OTLPSink() as otlp:
+    with (
+        HECSink(token=TOKEN, validate=False) as hec,
+        HECSink(token=TOKEN, validate=False) as hanging,
+        OTLPSink() as otlp,
+    ):
+        hanging.hang(3600)  # accepts every request and never answers
         plan = [
             ("NullHandler (floor)", "null", "-", 1.0, None),
             ("OTel SDK + OTLP/HTTP", "otlp", otlp.url, 60.0, "otlp"),
             ("OTel SDK + MDRExporter", "mdr_exporter", hec.url, 60.0, "hec"),
             ("MDRHandler", "mdr_handler", hec.url, 60.0, "hec"),
             ("MDRHandler, endpoint down", "mdr_handler", closed_port_url(), 1.0, None),
+            ("MDRHandler, endpoint hanging", "mdr_handler", hanging.url, 1.0, None),
         ]
         for label, sender, url, flush_timeout, sink in plan:
             before = (len(hec.events), sum(r.body_bytes for r in hec.requests))
             otlp_before = (otlp.records, otlp.wire_bytes)
-            result = run_child(sender, url, args.records, flush_timeout)
+            result = run_child(sender, url, args, flush_timeout)
             if sink == "hec":
                 delivered = len(hec.events) - before[0]
                 wire = sum(r.body_bytes for r in hec.requests) - before[1]
@@ -81,7 +93,10 @@ def main() -> None:
             rows.append((label, result))
             hec.clear()
     version = sys.version.split()[0]
-    print(f"{args.records} records per sender, python {version}, {os.cpu_count()} cores")
+    print(
+        f"{args.records} records per sender in bursts of {args.burst} every {args.pause_ms} ms, "
+        f"python {version}, {os.cpu_count()} cores"
+    )
     header = f"{'sender':28} {'p50 us':>7} {'p99 us':>7} {'cpu us/rec':>10} {'delivered':>9} "
     print(header + f"{'B/rec':>7} {'RSS MB':>7}")
     for label, r in rows:
@@ -93,7 +108,7 @@ def main() -> None:
     by = dict(rows)
     floor, otel = by["NullHandler (floor)"], by["OTel SDK + OTLP/HTTP"]
     print("\nratios (targets in brackets)")
-    for label in ("MDRHandler", "MDRHandler, endpoint down"):
+    for label in ("MDRHandler", "MDRHandler, endpoint down", "MDRHandler, endpoint hanging"):
         r = by[label]
         print(
             f"  {label}: caller p50 {r['p50_us'] / floor['p50_us']:.2f}x floor [<= 2], "

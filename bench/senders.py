@@ -1,9 +1,11 @@
 """One benchmark run of one sender, in a child process of bench/run.py.
 
-Usage: ``python bench/senders.py SENDER URL TOKEN RECORDS``. Logs RECORDS lines through the sender
-(``logger.info`` with 2 %-args and 3 ``extra`` fields), waits until the sender has handed
+Usage: ``python bench/senders.py SENDER URL TOKEN RECORDS [BURST PAUSE_MS]``. Logs RECORDS lines
+through the sender (``logger.info`` with 2 %-args and 3 ``extra`` fields) in bursts of BURST
+calls with a pause of PAUSE_MS between them (a busy service, not a tight loop: every sender
+drops records when a tight loop outruns its bounded queue), waits until the sender has handed
 everything on, and prints one JSON line: caller latency percentiles, CPU per record (all
-threads of this process), peak RSS. The receiving side is counted by the parent.
+threads of this process, pauses excluded), peak RSS. The parent counts what was received.
 """
 
 from __future__ import annotations
@@ -71,7 +73,16 @@ SENDERS: dict[str, Setup] = {
 }
 
 
-def main(sender: str, url: str, token: str, records: int) -> None:
+def peak_rss_mb() -> float:
+    """This process's own high-water mark (``ru_maxrss`` can report the parent's after exec)."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main(sender: str, url: str, token: str, records: int, burst: int, pause: float) -> None:
     handler, finish = SENDERS[sender](url, token)
     logger = logging.getLogger("bench.app")
     logger.propagate = False
@@ -88,6 +99,8 @@ def main(sender: str, url: str, token: str, records: int) -> None:
         start = clock()
         logger.info("user %s did %s", "alice", i, extra=extra)
         latencies[i] = clock() - start
+        if pause and i % burst == burst - 1:
+            time.sleep(pause)
     caller_cpu = time.process_time() - cpu_start
     finish()
     cpu = time.process_time() - cpu_start
@@ -99,7 +112,7 @@ def main(sender: str, url: str, token: str, records: int) -> None:
                 "p99_us": latencies[records * 99 // 100] / 1000,
                 "cpu_us_per_record": cpu / records * 1e6,
                 "caller_loop_cpu_us_per_record": caller_cpu / records * 1e6,
-                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "peak_rss_mb": peak_rss_mb(),
                 "logged": records + 200,
             }
         ),
@@ -109,4 +122,6 @@ def main(sender: str, url: str, token: str, records: int) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]))
+    burst = int(sys.argv[5]) if len(sys.argv) > 5 else 200
+    pause_ms = float(sys.argv[6]) if len(sys.argv) > 6 else 20.0
+    main(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), burst, pause_ms / 1000)

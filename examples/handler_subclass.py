@@ -24,7 +24,7 @@ class BetterHandler(MDRHandler):
         activity = super().map_log_record(record)
         # a dict value (as in the published README) is sent as `data`, its JSON text as `value`
         activity.enrichments.append(
-            Enrichment(name="Additional information", value={"important": "stuff"})  # type: ignore[arg-type]
+            Enrichment(name="Additional information", value={"important": "stuff"})
         )
         return activity
 

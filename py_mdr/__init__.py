@@ -25,7 +25,15 @@ _LAZY = {
     "validate": "py_mdr.validate",
 }
 
-__all__ = ["OCSF_VERSION", "MDRClient", "MDRHandler", "__version__", "to_dict", "to_json", "validate"]
+__all__ = [
+    "OCSF_VERSION",
+    "MDRClient",
+    "MDRHandler",
+    "__version__",
+    "to_dict",
+    "to_json",
+    "validate",
+]
 
 
 def __getattr__(name: str) -> Any:

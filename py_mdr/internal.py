@@ -17,14 +17,20 @@ from typing import Any
 #: The record attribute (and OTel attribute) that marks py-mdr's own records.
 INTERNAL_ATTRIBUTE = "py_mdr_internal"
 
-_state = threading.local()
+class _State(threading.local):
+    """Per-thread flag; a class attribute default keeps ``is_sending`` a plain lookup (~0.1 us)."""
+
+    active = False
+
+
+_state = _State()
 _install_lock = threading.Lock()
 
 
 @contextmanager
 def sending() -> Iterator[None]:
     """Mark the current thread as doing py-mdr's own I/O for the duration of the block."""
-    previous = getattr(_state, "active", False)
+    previous = _state.active
     _state.active = True
     try:
         yield
@@ -34,7 +40,7 @@ def sending() -> Iterator[None]:
 
 def is_sending() -> bool:
     """True inside :func:`sending` on this thread."""
-    return getattr(_state, "active", False)
+    return _state.active
 
 
 def is_internal_record(record: logging.LogRecord) -> bool:
@@ -56,7 +62,7 @@ def install_record_marker() -> None:
 
         def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
             record = previous(*args, **kwargs)
-            if getattr(_state, "active", False):
+            if _state.active:
                 record.py_mdr_internal = True
             return record
 
@@ -64,7 +70,7 @@ def install_record_marker() -> None:
 
 
 def _marker_active() -> bool:
-    previous = getattr(_state, "active", False)
+    previous = _state.active
     _state.active = True
     try:
         probe = logging.getLogRecordFactory()(

@@ -29,7 +29,7 @@ def test_policy_is_immutable_and_validated() -> None:
     for bad in ({"deadline": 0}, {"initial_backoff": -1}, {"multiplier": 0.5},
                 {"max_backoff": float("inf")}):
         with pytest.raises(ValueError):
-            RetryPolicy(**bad)  # type: ignore[arg-type]
+            RetryPolicy(**bad)
 
 
 def test_backoff_grows_exponentially_up_to_the_cap() -> None:

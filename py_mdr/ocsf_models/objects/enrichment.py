@@ -33,7 +33,7 @@ class Enrichment(OCSFModel):
     short_desc: str | None = None
     src_url: str | None = None
     type: str | None = None
-    value: str | None = None
+    value: str | dict[str, Any] | list[Any] | None = None
 
     __ocsf__: ClassVar[ModelSpec] = ModelSpec(
         name="enrichment",
