@@ -8,15 +8,13 @@ Then each received event is printed on one line, with any OCSF validation proble
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 
 from py_mdr.client import MDRClient
 from py_mdr.handler import MDRHandler
 from py_mdr.ocsf_models.events.findings.detection_finding import DetectionFinding
 from py_mdr.ocsf_models.objects.product import Product
-from py_mdr.sink import HECSink, format_event
+from py_mdr.sink import HECSink
 
 TOKEN = "demo-token"
 
@@ -32,7 +30,12 @@ def send_with_client(url: str) -> None:
         event.finding_info.uid = "finding-1"
         event.severity_id = 3
         client.send(event)
-        client.send({"class_uid": 1008, "message": "a dict is sent as given; the receiver lists what OCSF misses"})
+        client.send(
+            {
+                "class_uid": 1008,
+                "message": "a dict is sent as given; the receiver lists what OCSF misses",
+            }
+        )
 
 
 def log_with_handler(url: str) -> None:
@@ -80,14 +83,7 @@ def main() -> None:
         log_with_handler(sink.url)
         log_with_exporter(sink.url)
         sink.wait_for_events(7, timeout=10)
-        envelopes = sink.envelopes
-        print(f"MDR received {len(envelopes)} events:")
-        for index, envelope in enumerate(envelopes):
-            problems = [p.split(": ", 1)[1] for p in sink.problems if p.startswith(f"{index}: ")]
-            print(format_event(index, envelope, problems))
-        if envelopes and os.environ.get("DEMO_SHOW_JSON", "1") == "1":
-            print("\nthe last event as MDR stores it:")
-            print(json.dumps(envelopes[-1], indent=2)[:3000])
+        print(sink.report())
 
 
 if __name__ == "__main__":

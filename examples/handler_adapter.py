@@ -11,14 +11,13 @@ from __future__ import annotations
 import datetime
 import json
 import logging
-import os
 from collections.abc import MutableMapping
-from contextlib import ExitStack
 from decimal import Decimal
 from typing import Any
 
+from _endpoint import mdr_endpoint
+
 from py_mdr.handler import MDRHandler
-from py_mdr.sink import HECSink
 
 
 class ContextAdapter(logging.LoggerAdapter):  # type: ignore[type-arg]
@@ -31,12 +30,7 @@ class ContextAdapter(logging.LoggerAdapter):  # type: ignore[type-arg]
 
 
 def main() -> None:
-    with ExitStack() as stack:
-        sink = None
-        if not (os.environ.get("MDR_HOST") and os.environ.get("MDR_TOKEN")):
-            sink = stack.enter_context(HECSink(token="example-token"))
-            os.environ["MDR_HOST"], os.environ["MDR_TOKEN"] = sink.url, sink.token
-
+    with mdr_endpoint() as sink:
         handler = MDRHandler(product={"name": "api", "vendor_name": "ACME.Platform"})
         base = logging.getLogger("api.requests")
         base.setLevel(logging.INFO)
@@ -47,13 +41,18 @@ def main() -> None:
         log.info("GET %s answered %d", "/v1/orders", 200)
         log.warning(
             "slow query",
-            extra={"elapsed": Decimal("2.75"), "at": datetime.datetime.now(datetime.timezone.utc),
-                   "tables": {"orders", "customers"}, "raw": b"\x00\xff"},
+            extra={
+                "elapsed": Decimal("2.75"),
+                "at": datetime.datetime.now(datetime.timezone.utc),
+                "tables": {"orders", "customers"},
+                "raw": b"\x00\xff",
+            },
         )
         handler.close()
 
         if sink is not None:
-            print(f"the local receiver got {len(sink.events)} event(s); their unmapped fields:")
+            print(sink.report(last_as_json=False))
+            print("their unmapped fields:")
             for event in sink.events:
                 print(f"- {event.get('message')}:")
                 print(json.dumps(event.get("unmapped"), indent=2))

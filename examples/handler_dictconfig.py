@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import logging
 import logging.config
-import os
-from contextlib import ExitStack
 from typing import Any
 
-from py_mdr.sink import HECSink, format_event
+from _endpoint import mdr_endpoint
 
 
 def logging_config() -> dict[str, Any]:
@@ -39,12 +37,7 @@ def logging_config() -> dict[str, Any]:
 
 
 def main() -> None:
-    with ExitStack() as stack:
-        sink = None
-        if not (os.environ.get("MDR_HOST") and os.environ.get("MDR_TOKEN")):
-            sink = stack.enter_context(HECSink(token="example-token"))
-            os.environ["MDR_HOST"], os.environ["MDR_TOKEN"] = sink.url, sink.token
-
+    with mdr_endpoint() as sink:
         logging.config.dictConfig(logging_config())
         log = logging.getLogger("inventory.stock")
         log.debug("not sent: below the handler's INFO level")
@@ -53,9 +46,7 @@ def main() -> None:
 
         logging.shutdown()  # flushes and closes every handler (also happens at exit)
         if sink is not None:
-            print(f"\nthe local receiver got {len(sink.envelopes)} event(s):")
-            for index, envelope in enumerate(sink.envelopes):
-                print(format_event(index, envelope))
+            print(sink.report(last_as_json=False))
 
 
 if __name__ == "__main__":

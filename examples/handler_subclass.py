@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-from contextlib import ExitStack
+
+from _endpoint import mdr_endpoint
 
 from py_mdr.handler import MDRHandler
 from py_mdr.ocsf_models.events.system_activity.event_log_activity import EventLogActivity
 from py_mdr.ocsf_models.objects.enrichment import Enrichment
 from py_mdr.ocsf_models.objects.product import Product
-from py_mdr.sink import HECSink, format_event
 
 
 class BetterHandler(MDRHandler):
@@ -30,12 +30,7 @@ class BetterHandler(MDRHandler):
 
 
 def main() -> None:
-    with ExitStack() as stack:
-        sink = None
-        if not (os.environ.get("MDR_HOST") and os.environ.get("MDR_TOKEN")):
-            sink = stack.enter_context(HECSink(token="example-token"))
-            os.environ["MDR_HOST"], os.environ["MDR_TOKEN"] = sink.url, sink.token
-
+    with mdr_endpoint() as sink:
         handler = BetterHandler(
             host=os.environ["MDR_HOST"],
             token=os.environ["MDR_TOKEN"],
@@ -50,9 +45,7 @@ def main() -> None:
         handler.close()
 
         if sink is not None:
-            print(f"the local receiver got {len(sink.envelopes)} event(s):")
-            for index, envelope in enumerate(sink.envelopes):
-                print(format_event(index, envelope))
+            print(sink.report(last_as_json=False))
             if sink.events:
                 print("\nenrichments of the last one:")
                 print(json.dumps(sink.events[-1].get("enrichments"), indent=2))

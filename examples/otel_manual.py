@@ -10,26 +10,25 @@ span carries its trace id; the exception arrives with its stack trace under ``un
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-from contextlib import ExitStack
 
+from _endpoint import mdr_endpoint
 from opentelemetry.instrumentation.logging.handler import LoggingHandler
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 
-from py_mdr.sink import HECSink, format_event
 from py_mdr_otel import MDRExporter
 
-RESOURCE = Resource.create({
-    "service.name": "orders",
-    "service.version": "1.4.0",
-    "service.namespace": "acme.shop",
-    "deployment.environment.name": "demo",
-})
+RESOURCE = Resource.create(
+    {
+        "service.name": "orders",
+        "service.version": "1.4.0",
+        "service.namespace": "acme.shop",
+        "deployment.environment.name": "demo",
+    }
+)
 
 
 def log_some_lines(tracer_provider: TracerProvider) -> None:
@@ -45,15 +44,8 @@ def log_some_lines(tracer_provider: TracerProvider) -> None:
 
 
 def main() -> int:
-    with ExitStack() as stack:
-        sink: HECSink | None = None
-        if os.environ.get("MDR_HOST") and os.environ.get("MDR_TOKEN"):
-            exporter = MDRExporter()  # everything from MDR_* variables
-        else:
-            sink = stack.enter_context(HECSink())
-            exporter = MDRExporter(host=sink.url, token=sink.token)
-            print(f"MDR_HOST/MDR_TOKEN not set: sending to a local receiver at {sink.url}")
-
+    with mdr_endpoint() as sink:
+        exporter = MDRExporter()  # everything from MDR_* variables
         provider = LoggerProvider(resource=RESOURCE)
         provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
         handler = LoggingHandler(logger_provider=provider)
@@ -70,11 +62,7 @@ def main() -> int:
         print(f"exported {stats.exported}, sent {stats.sent}, dropped {dict(stats.dropped)}")
         if sink is None:
             return 0 if stats.failures == 0 else 1
-        for index, envelope in enumerate(sink.envelopes):
-            print(format_event(index, envelope))
-        if sink.envelopes:
-            print("the last event in full:")
-            print(json.dumps(sink.envelopes[-1], indent=2))
+        print(sink.report())
         for problem in sink.problems:
             print(f"problem: {problem}")
         return 0 if stats.failures == 0 and not sink.problems else 1

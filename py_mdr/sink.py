@@ -500,6 +500,20 @@ class HECSink:
         with self._changed:
             return self._changed.wait_for(lambda: self._requests_seen >= count, timeout)
 
+    def problems_of(self, index: int) -> list[str]:
+        """The problems found in the ``index``-th stored envelope (without the index prefix)."""
+        prefix = f"{index}: "
+        return [p[len(prefix) :] for p in self.problems if p.startswith(prefix)]
+
+    def report(self, *, last_as_json: bool = True) -> str:
+        """What arrived, readably: one line per event, its problems below it, the last in full."""
+        envelopes = self.envelopes
+        lines = [f"the receiver got {len(envelopes)} event(s):"]
+        lines += [format_event(i, env, self.problems_of(i)) for i, env in enumerate(envelopes)]
+        if envelopes and last_as_json:
+            lines += ["", "the last one as MDR stores it:", json.dumps(envelopes[-1], indent=2)]
+        return "\n".join(lines)
+
     def clear(self) -> None:
         """Forget what was received (ack state and fault modes stay)."""
         with self._lock:
