@@ -280,13 +280,8 @@ class MDRHandler(logging.Handler):
 
     def _encode(self, record: logging.LogRecord) -> bytes:
         """The fast path: the default mapping straight to a dict, then to JSON bytes."""
-        event = record_to_event(record, self.product, log_version=__version__)
-        name = record.name
-        names = self._names.get(name) if type(name) is str else None
-        if names is None:
-            names = self._source_names(name)
-        return encode_envelope(dumps(event), time=event["time"] / 1000, host=self._host,
-                               source=names[0], sourcetype=names[1], index=self._index)
+        event = self._event(record)
+        return self._envelope(record, dumps(event), event["time"] / 1000)
 
     def _encode_custom(self, record: logging.LogRecord) -> bytes:
         """A subclass's :meth:`map_log_record`, serialized by the one serializer."""
