@@ -120,10 +120,40 @@ def dumps(data: Any) -> bytes:
 
 _STRING_TYPES = frozenset({"string_t"})
 _Converter = Callable[[Any], Any]
-# attribute name -> (JSON name, converter, the one type that needs no conversion)
-_Plan = dict[str, tuple[str, "_Converter", type | None]]
-_plans: dict[type[Any], _Plan] = {}
-_spec_plans: dict[int, _Plan] = {}
+_Pair = tuple[str, str, Any]  # (id attribute, caption attribute, enum with __captions__)
+
+
+class _Plan:
+    """How to serialize one class or object, worked out once from its ``ModelSpec``."""
+
+    __slots__ = ("enrichment", "is_event", "pairs", "spec", "steps")
+
+    def __init__(self, spec: ModelSpec) -> None:
+        self.spec = spec
+        self.is_event = spec.uid is not None
+        self.enrichment = spec.name == "enrichment"
+        # attribute name -> (JSON name, converter, the one type that needs no conversion)
+        self.steps: dict[str, tuple[str, _Converter, type | None]] = {}
+        self.pairs: list[_Pair] = []
+        for name, attr in spec.attributes.items():
+            convert = _converter(attr)
+            ready = _READY.get(convert)
+            if attr.is_array:
+                convert, ready = _array(convert), None
+            json_name = attr.json_name or name
+            self.steps[name] = self.steps[json_name] = (json_name, convert, ready)
+            if attr.sibling and attr.enum is not None and name != "type_uid":
+                self.pairs.append((json_name, attr.sibling, attr.enum))
+
+
+_plans: dict[int, _Plan] = {}  # id(ModelSpec) -> plan; specs live as long as their classes
+
+
+def _plan(spec: ModelSpec) -> _Plan:
+    plan = _plans.get(id(spec))
+    if plan is None:
+        plan = _plans[id(spec)] = _Plan(spec)
+    return plan
 
 
 def to_dict(obj: Any) -> dict[str, Any]:
@@ -157,7 +187,7 @@ def complete(event: Mapping[str, Any]) -> dict[str, Any]:
     spec = _spec_for_uid(event.get("class_uid"))
     if spec is None:
         return to_dict(event)
-    return _convert(spec, event.items(), _plan_for_spec(spec))
+    return _convert(_plan(spec), event.items())
 
 
 def flatten(data: Mapping[str, Any], separator: str = ".") -> dict[str, Any]:
@@ -176,11 +206,7 @@ def flatten(data: Mapping[str, Any], separator: str = ".") -> dict[str, Any]:
 
 
 def _model_to_dict(model: OCSFModel) -> dict[str, Any]:
-    cls = type(model)
-    plan = _plans.get(cls)
-    if plan is None:
-        plan = _plans[cls] = _plan_for_spec(cls.__ocsf__)
-    out = _convert(cls.__ocsf__, model.__dict__.items(), plan)
+    out = _convert(_plan(type(model).__ocsf__), model.__dict__.items())
     extra = model.__pydantic_extra__
     if extra:
         for key, value in extra.items():
@@ -190,14 +216,15 @@ def _model_to_dict(model: OCSFModel) -> dict[str, Any]:
     return out
 
 
-def _convert(spec: ModelSpec, items: Iterable[tuple[str, Any]], plan: _Plan) -> dict[str, Any]:
+def _convert(plan: _Plan, items: Iterable[tuple[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    if spec.name == "enrichment":
+    if plan.enrichment:
         items = _structured_enrichment(dict(items))
+    steps = plan.steps
     for name, value in items:
         if value is None:
             continue
-        step = plan.get(name)
+        step = steps.get(name)
         if step is None:  # an attribute the schema does not know: kept for validate() to report
             value = clean(value)
             if value is not None:
@@ -211,7 +238,12 @@ def _convert(spec: ModelSpec, items: Iterable[tuple[str, Any]], plan: _Plan) -> 
         elif value == "":  # empty strings are left out like every other empty value
             continue
         out[json_name] = value
-    _derive(spec, out)
+    if plan.is_event:
+        _derive_event(plan, out)
+    else:
+        for id_name, caption_name, enum_type in plan.pairs:
+            if id_name in out or caption_name in out:
+                _fill_pair(out, id_name, caption_name, enum_type)
     return out
 
 
@@ -222,23 +254,6 @@ def _structured_enrichment(values: dict[str, Any]) -> Iterable[tuple[str, Any]]:
     if values.get("data") is None and isinstance(value, (Mapping, list, tuple)):
         values["data"] = value if isinstance(value, Mapping) else {"value": value}
     return values.items()
-
-
-def _plan_for_spec(spec: ModelSpec) -> _Plan:
-    key = id(spec)
-    plan = _spec_plans.get(key)
-    if plan is None:
-        plan = {}
-        for name, attr in spec.attributes.items():
-            convert = _converter(attr)
-            ready = _READY.get(convert)
-            if attr.is_array:
-                convert, ready = _array(convert), None
-            plan[name] = (attr.json_name or name, convert, ready)
-            if attr.json_name:  # accept the JSON spelling in dicts ("class" as well as "class_")
-                plan[attr.json_name] = plan[name]
-        _spec_plans[key] = plan
-    return plan
 
 
 def _converter(attr: Attr) -> _Converter:
@@ -295,8 +310,7 @@ def _object_converter(path: str) -> _Converter:
         if isinstance(value, OCSFModel):
             out = _model_to_dict(value)
         elif isinstance(value, Mapping):
-            spec = load_model(path).__ocsf__
-            out = _convert(spec, value.items(), _plan_for_spec(spec))
+            out = _convert(_plan(load_model(path).__ocsf__), value.items())
         else:
             return json_safe(value)
         return out or None
@@ -351,14 +365,9 @@ def clean(value: Any) -> Any:
     return value
 
 
-def _derive(spec: ModelSpec, out: dict[str, Any]) -> None:
-    """Fill ``*_id``/caption pairs, and for events the class facts, type_uid and defaults."""
-    pairs = _sibling_pairs(spec)
-    if spec.uid is None:
-        for id_name, caption_name, enum_type in pairs:
-            if id_name in out or caption_name in out:
-                _fill_pair(out, id_name, caption_name, enum_type)
-        return
+def _derive_event(plan: _Plan, out: dict[str, Any]) -> None:
+    """Fill an event's class facts, defaults, caption pairs, ``type_uid`` and ``type_name``."""
+    spec = plan.spec
     out.setdefault("class_uid", spec.uid)
     out.setdefault("category_uid", spec.category_uid)
     out.setdefault("time", int(_time.time() * 1000))
@@ -371,29 +380,16 @@ def _derive(spec: ModelSpec, out: dict[str, Any]) -> None:
         metadata.setdefault("version", OCSF_VERSION)
     else:
         out["metadata"] = {"version": OCSF_VERSION}
-    for id_name, caption_name, enum_type in pairs:
-        _fill_pair(out, id_name, caption_name, enum_type)
+    for id_name, caption_name, enum_type in plan.pairs:
+        if id_name in out or caption_name in out:
+            _fill_pair(out, id_name, caption_name, enum_type)
     activity = out.get("activity_id")
     class_uid = out.get("class_uid")
     if "type_uid" not in out and type(activity) is int and type(class_uid) is int:
         out["type_uid"] = class_uid * 100 + activity
-    type_enum = spec.attributes["type_uid"].enum if "type_uid" in spec.attributes else None
-    if type_enum is not None:
-        _fill_pair(out, "type_uid", "type_name", type_enum)
-
-
-_pairs: dict[int, list[tuple[str, str, type[enum.Enum]]]] = {}
-
-
-def _sibling_pairs(spec: ModelSpec) -> list[tuple[str, str, type[enum.Enum]]]:
-    pairs = _pairs.get(id(spec))
-    if pairs is None:
-        pairs = []
-        for name, attr in spec.attributes.items():
-            if attr.sibling and attr.enum is not None and name != "type_uid":
-                pairs.append((attr.json_name or name, attr.sibling, attr.enum))
-        _pairs[id(spec)] = pairs
-    return pairs
+    type_attr = spec.attributes.get("type_uid")
+    if type_attr is not None and type_attr.enum is not None:
+        _fill_pair(out, "type_uid", "type_name", type_attr.enum)
 
 
 def _fill_pair(out: dict[str, Any], id_name: str, caption_name: str, enum_type: Any) -> None:
