@@ -229,9 +229,10 @@ class Delivery(Generic[T]):
             thread = self._thread
         own = thread is threading.current_thread()
         if thread is not None and not own:
+            # The worker ends by itself once the queue is empty and ``finish`` ran: waiting for
+            # the queue alone would stop it before ``finish`` (acknowledgements) had its turn.
             self._wake.set()
-            with self._done:
-                self._done.wait_for(self._drained, max(0.0, deadline - grace - _monotonic()))
+            thread.join(max(0.0, deadline - grace - _monotonic()))
         with self._lock:
             self._stopping = True
         self._wake.set()
@@ -273,23 +274,20 @@ class Delivery(Generic[T]):
             in_flight=self._in_flight,
         )
 
-    def _drained(self) -> bool:
-        """Everything queued is done, or no worker is left to do it."""
-        thread = self._thread
-        return self._finished >= self._enqueued or thread is None or not thread.is_alive()
-
     # ------------------------------------------------------------------ worker side
     def _start(self) -> None:
         with self._lock:
             if self._thread is not None or self._closed:
                 return
             thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+            # Claimed before start(), which waits for the thread: a signal handler logging on
+            # this thread meanwhile re-enters put() and must not start a second worker.
+            self._thread = thread
             try:
                 thread.start()
             except RuntimeError:  # no more threads (or interpreter shutdown): items stay queued
+                self._thread = None
                 self._report_crash("the delivery thread could not be started")
-                return
-            self._thread = thread
 
     def _run(self) -> None:
         with sending():  # everything this thread logs (and its HTTP stack) stays out of MDR

@@ -288,3 +288,49 @@ def ms_from_seconds(seconds: Any) -> int | None:
 def envelope_time(event: Mapping[str, Any]) -> float:
     """The HEC envelope ``time``: the event's ``time`` in seconds, millisecond precision."""
     return float(event["time"]) / 1000
+
+
+def error_text(error: BaseException) -> str:
+    """``Type: message`` for an error noted in an event; never raises (``__str__`` may)."""
+    return f"{type(error).__name__}: {safe_str(error)}"
+
+
+def fallback_event(
+    error: BaseException,
+    *,
+    product: dict[str, Any],
+    log_version: str,
+    sequence: int,
+    severity: tuple[int, str],
+    time_ms: int,
+    logged_time: int | None = None,
+    log_level: Any = None,
+    process: dict[str, Any] | None = None,
+    log_name: Any = None,
+    message: Any = None,
+) -> dict[str, Any]:
+    """The minimal valid event either door sends when a record defeats its normal mapping.
+
+    One shape for both doors: the fixed part, what little is known, and the error under
+    ``unmapped.mapping_error``, so nothing is silently lost.
+    """
+    host = host_name()
+    unmapped: dict[str, Any] = {"mapping_error": error_text(error)}
+    event: dict[str, Any] = {
+        **FIXED_PART,
+        "severity_id": severity[0],
+        "severity": severity[1],
+        "time": time_ms,
+        "metadata": metadata(product, log_version, sequence, logged_time, log_level),
+        "actor": {"process": process or {"pid": os.getpid()}},
+        "device": device(host),
+        "src_endpoint": endpoint(host),
+        "unmapped": unmapped,
+    }
+    name = clean_text(log_name)
+    if name:
+        event["log_name"] = name
+    text = clean_text(message)
+    if text:
+        fit_message(event, unmapped, text)
+    return event

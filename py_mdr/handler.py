@@ -11,6 +11,7 @@ thread; anything it logs is kept out of MDR (as is everything the worker and its
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import sys
@@ -22,13 +23,13 @@ from typing import Any
 from py_mdr import __version__
 from py_mdr.config import ConfigError, hec_config
 from py_mdr.delivery import Delivery, DeliveryStats
-from py_mdr.eventlog import default_product, host_name
+from py_mdr.eventlog import default_product, error_text, host_name
 from py_mdr.hec.envelope import encode_envelope
 from py_mdr.hec.reports import SendReport, TransportStats
 from py_mdr.hec.retry import RetryPolicy
 from py_mdr.hec.transport import HECTransport
-from py_mdr.internal import is_sending
-from py_mdr.logmap import capture, record_to_event
+from py_mdr.internal import is_sending, sending
+from py_mdr.logmap import PLAIN_RECORD_SIZE, capture, record_to_event
 from py_mdr.ocsf_models._base import OCSFModel
 from py_mdr.ocsf_models.events.system_activity.event_log_activity import EventLogActivity
 from py_mdr.serialize import dumps, safe_str, to_dict
@@ -41,7 +42,6 @@ __all__ = ["HandlerStats", "MDRHandler"]
 _RECORD_BASE = 1024
 _PER_EXTRA = 160
 _PER_EXCEPTION = 256
-_STANDARD_COUNT = len(vars(logging.LogRecord("", logging.INFO, "", 0, "", (), None))) + 2
 _MAX_NAMES = 1024  # cached (source, sourcetype) pairs; more distinct logger names reset the cache
 
 
@@ -196,10 +196,14 @@ class MDRHandler(logging.Handler):
         if is_sending():  # our worker's own records, and its HTTP stack's: never loop back
             return
         try:
+            if record.exc_info is not None:
+                # capture() drops exc_info so the queue holds no frames; other handlers (and
+                # those of parent loggers) still need it, so ours keeps a copy of the record.
+                record = copy.copy(record)
             capture(record)
             data = record.__dict__
             size = _RECORD_BASE + len(data["message"])
-            extra = len(data) - _STANDARD_COUNT
+            extra = len(data) - PLAIN_RECORD_SIZE
             if extra > 0:
                 size += _PER_EXTRA * extra
             text = record.exc_text
@@ -231,8 +235,8 @@ class MDRHandler(logging.Handler):
                 first, self._closed = not self._closed, True
             if first:
                 limit = self.close_timeout if timeout is None else max(0.0, float(timeout))
-                final = self._delivery.close(limit, interrupt=self._transport.close)
-                self._transport.close()
+                final = self._delivery.close(limit, interrupt=self._close_transport)
+                self._close_transport()
                 self._report_losses(final)
         finally:
             super().close()
@@ -321,17 +325,21 @@ class MDRHandler(logging.Handler):
         try:
             event = self._event(record)
             unmapped = event.setdefault("unmapped", {})
-            unmapped["mapping_error"] = f"{type(error).__name__}: {safe_str(error)}"
+            unmapped["mapping_error"] = error_text(error)
             return self._envelope(record, dumps(event), event["time"] / 1000)
         except Exception:
             return None
+
+    def _close_transport(self) -> None:
+        with sending():  # on the closing thread: what the HTTP stack logs now stays out of MDR
+            self._transport.close()
 
     def _await_acks(self, deadline: float) -> None:
         self._transport.wait_for_acks(deadline)
 
     def _after_fork(self) -> None:
+        # The transport renews its own session at fork; only this lock is the handler's.
         self._close_lock = threading.Lock()
-        self._transport.reset_after_fork()
 
     # ------------------------------------------------------------------ reporting
     def _report_losses(self, final: DeliveryStats) -> None:

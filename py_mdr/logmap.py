@@ -28,9 +28,9 @@ from py_mdr.eventlog import (
     endpoint,
     envelope_time,
     exception_info,
+    fallback_event,
     file_information,
     fit_message,
-    host_name,
     local_host,
     metadata,
     ms_from_seconds,
@@ -50,9 +50,9 @@ CAPTURED = "_py_mdr"
 # record came from `extra=`, a LoggerAdapter or a record factory, and goes to `unmapped.extra`.
 _FRESH = vars(logging.LogRecord("", logging.INFO, "", 0, "", (), None))
 STANDARD_ATTRIBUTES = frozenset(_FRESH).union({"message", "asctime", "taskName", CAPTURED})
-# A record holding no more keys than a fresh one plus `message` and capture()'s own has no
-# extras: skips the set difference for most records.
-_PLAIN_SIZE = len(_FRESH) + 2
+#: Keys of a captured record without extras (a fresh one's, plus `message` and capture()'s own):
+#: a record no larger skips the set difference, and the handler sizes extras from it.
+PLAIN_RECORD_SIZE = len(_FRESH) + 2
 
 _get_native_id = threading.get_native_id
 _now = time.time
@@ -232,7 +232,7 @@ def _map_plain(
     task_name = data.get("taskName")
     if task_name:
         unmapped["task_name"] = task_name if type(task_name) is str else safe_str(task_name)
-    if len(data) > _PLAIN_SIZE:
+    if len(data) > PLAIN_RECORD_SIZE:
         extra_keys = data.keys() - STANDARD_ATTRIBUTES
         if extra_keys:
             extra = _extra(data, extra_keys)
@@ -337,26 +337,17 @@ def _minimal(
         captured = (next_sequence(), _get_native_id(), _now(), None)
     sequence, tid, logged, _ = captured
     logged_ms = ms_from_seconds(logged) or int(_now() * 1000)
-    severity_id, severity = from_python_level(getattr(record, "levelno", 0))
-    host = host_name()
-    event: dict[str, Any] = {
-        **FIXED_PART,
-        "severity_id": severity_id,
-        "severity": severity,
-        "time": ms_from_seconds(getattr(record, "created", None)) or logged_ms,
-        "metadata": metadata(default_product(product), log_version, sequence, logged_ms,
-                             clean_text(getattr(record, "levelname", None))),
-        "actor": {"process": {"pid": os.getpid(), "tid": tid}},
-        "device": device(host),
-        "src_endpoint": endpoint(host),
-        "unmapped": {"mapping_error": f"{type(error).__name__}: {safe_str(error)}"},
-    }
-    name = clean_text(getattr(record, "name", None))
-    if name:
-        event["log_name"] = name
     message = clean_text(getattr(record, "message", None))
-    if message is None:
-        message = clean_text(getattr(record, "msg", None))
-    if message:
-        fit_message(event, event["unmapped"], message)
-    return event
+    return fallback_event(
+        error,
+        product=default_product(product),
+        log_version=log_version,
+        sequence=sequence,
+        severity=from_python_level(getattr(record, "levelno", 0)),
+        time_ms=ms_from_seconds(getattr(record, "created", None)) or logged_ms,
+        logged_time=logged_ms,
+        log_level=clean_text(getattr(record, "levelname", None)),
+        process={"pid": os.getpid(), "tid": tid},
+        log_name=getattr(record, "name", None),
+        message=message if message is not None else getattr(record, "msg", None),
+    )

@@ -26,7 +26,7 @@ from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportRes
 
 from py_mdr import internal
 from py_mdr.config import ConfigError, env_float, env_str, hec_config, resolve_timeout
-from py_mdr.eventlog import program_name
+from py_mdr.eventlog import error_text, program_name
 from py_mdr.hec.config import HECConfig
 from py_mdr.hec.envelope import encode_envelope
 from py_mdr.hec.reports import SendReport
@@ -239,7 +239,7 @@ class MDRExporter(LogRecordExporter):
         except Exception as error:  # the SDK must never see an exception from us
             count = _length(batch)
             self._counters.add(exported=count, dropped={"error": count}, failed=True,
-                               error=f"{type(error).__name__}: {error}")
+                               error=error_text(error))
             with internal.sending():
                 self._warn_once("error", "exporting to MDR failed unexpectedly", exc_info=True)
             return _FAILURE

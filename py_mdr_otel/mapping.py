@@ -21,6 +21,7 @@ from py_mdr.eventlog import (
     device,
     endpoint,
     exception_info,
+    fallback_event,
     file_information,
     fit_message,
     host_name,
@@ -409,28 +410,19 @@ def _fallback(
     data: Any, vendor_name: str | None, log_version: str, error: Exception
 ) -> dict[str, Any]:
     """A minimal, valid event when a record defeats the normal mapping."""
-    host = host_name()
-    now = int(time.time() * 1000)
-    event: dict[str, Any] = {
-        **FIXED_PART,
-        "severity_id": UNKNOWN[0],
-        "severity": UNKNOWN[1],
-        "time": now,
-        "metadata": metadata(default_product({"vendor_name": vendor_name}), log_version,
-                             next_sequence(), None, None),
-        "actor": {"process": {"pid": os.getpid()}},
-        "device": device(host),
-        "src_endpoint": endpoint(host),
-        "unmapped": {"mapping_error": clean_text(f"{type(error).__name__}: {error!s}")
-                     or type(error).__name__},
-    }
     try:
         body = clean_text(json_safe(getattr(_record(data), "body", None)))
     except Exception:
         body = None
-    if body:
-        fit_message(event, event["unmapped"], body)
-    return event
+    return fallback_event(
+        error,
+        product=default_product({"vendor_name": vendor_name}),
+        log_version=log_version,
+        sequence=next_sequence(),
+        severity=UNKNOWN,
+        time_ms=int(time.time() * 1000),
+        message=body,
+    )
 
 
 # Exporter helpers -----------------------------------------------------------------------------

@@ -11,9 +11,11 @@ import pickle
 import threading
 import time
 from collections.abc import Callable, Iterator
+from types import SimpleNamespace
 
 import pytest
 
+from py_mdr import delivery as delivery_module
 from py_mdr.delivery import Delivery
 from py_mdr.hec.reports import SendReport
 from py_mdr.internal import is_sending
@@ -363,3 +365,43 @@ def test_forked_child_gets_an_empty_queue_and_its_own_worker(
     assert child_forked == [1]
     assert delivery.flush(5)
     assert recorder.items == [1]
+
+
+# ---------------------------------------------------------------- lifecycle details
+
+
+def test_close_runs_finish_after_the_queue_is_drained(make: Callable[..., Delivery[int]],
+                                                      recorder: Recorder) -> None:
+    finished: list[tuple[list[int], float]] = []
+    delivery = make(linger=30.0, finish=lambda deadline: finished.append(
+        (list(recorder.items), deadline)))
+    for i in range(3):
+        delivery.put(i, 1)
+    assert delivery.flush(5)  # the worker is idle, the queue empty, when close comes
+    start = time.monotonic()
+    delivery.close(5)
+    assert len(finished) == 1  # e.g. awaiting acknowledgements: it must get its turn
+    items, deadline = finished[0]
+    assert items == [0, 1, 2]  # after every item was sent
+    assert start < deadline <= start + 5  # bounded by the close deadline
+
+
+def test_a_put_reentering_while_the_worker_starts_starts_no_second_worker(
+    make: Callable[..., Delivery[int]], recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    delivery = make(linger=0.0)
+    started: list[threading.Thread] = []
+
+    class Reentering(threading.Thread):
+        def start(self) -> None:
+            started.append(self)
+            if len(started) == 1:
+                delivery.put(2, 1)  # what a signal handler that logs at this moment does
+            super().start()
+
+    monkeypatch.setattr(delivery_module, "threading", SimpleNamespace(
+        Thread=Reentering, current_thread=threading.current_thread))
+    delivery.put(1, 1)
+    assert delivery.flush(5)
+    assert len(started) == 1
+    assert sorted(recorder.items) == [1, 2]

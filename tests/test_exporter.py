@@ -472,3 +472,24 @@ def test_manual_example_runs_against_its_own_local_receiver() -> None:
     assert "exported 3, sent 3, dropped {}" in result.stdout
     assert "[Medium] payment provider is slow" in result.stdout
     assert "problem:" not in result.stdout
+
+
+class UnprintableError(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no str either")
+
+
+class HostileBatch:
+    def __len__(self) -> int:
+        raise UnprintableError("no length")
+
+
+def test_export_never_raises_even_for_an_error_that_cannot_print(sink: HECSink) -> None:
+    exporter = make_exporter(sink)
+    try:
+        result = exporter.export(cast(Any, HostileBatch()))
+    finally:
+        exporter.shutdown()
+    assert result is FAILURE
+    stats = exporter.stats()
+    assert stats.failures == 1 and (stats.last_error or "").startswith("UnprintableError: ")

@@ -692,3 +692,58 @@ def test_the_examples_run_against_their_own_receiver() -> None:
         assert child.returncode == 0, f"{name}: {err[-2000:]}"
         assert "the receiver got" in out and "Traceback" not in err, name
         assert "got 0 event" not in out, name
+
+
+class ExcInfoKeeper(logging.Handler):
+    """A later handler that needs ``exc_info`` (as Sentry's or OpenTelemetry's do)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.exc_info: list[Any] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.exc_info.append(record.exc_info)
+
+
+def test_handlers_after_ours_still_see_the_exception(
+    sink: HECSink, attach: Callable[[logging.Handler, str], logging.Logger]
+) -> None:
+    handler = handler_for(sink)
+    later = ExcInfoKeeper()
+    log = attach(handler, "excinfo.app")
+    log.addHandler(later)
+    try:
+        raise ValueError("kept for the next handler")
+    except ValueError as error:
+        raised = error
+        log.exception("failed")
+    assert handler.flush(5)
+    assert len(later.exc_info) == 1 and later.exc_info[0] is not None
+    assert later.exc_info[0][1] is raised
+    exception = sink.events[0]["unmapped"]["exception"]
+    assert exception["type"] == "ValueError" and "kept for the next handler" in exception["message"]
+
+
+def test_closing_counts_none_of_its_own_http_stack_lines_as_lost(
+    sink: HECSink, capsys: pytest.CaptureFixture[str],
+) -> None:
+    root = logging.getLogger()
+    saved = root.level
+    handler = handler_for(sink)
+    root.setLevel(logging.DEBUG)
+    root.addHandler(handler)
+    try:
+        logging.getLogger("app.close").info("sent before close")
+        assert handler.flush(5)
+
+        def failing_close() -> None:
+            raise OSError("pool already gone")  # the transport logs this at DEBUG
+
+        handler._transport._session.close = failing_close  # type: ignore[method-assign]
+        handler.close()
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(saved)
+    assert handler.stats.dropped == {}
+    assert "could not deliver" not in capsys.readouterr().err
+    assert [e["message"] for e in sink.events] == ["sent before close"]

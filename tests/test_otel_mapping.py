@@ -500,3 +500,20 @@ def test_any_record_maps_to_a_clean_valid_event(
     assert "mapping_error" not in event.get("unmapped", {})
     seconds, host, source = envelope_fields(readable)
     assert isinstance(seconds, float) and host and source
+
+
+class UnprintableError(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no str either")
+
+
+class RaisesUnprintable:
+    @property
+    def log_record(self) -> Any:
+        raise UnprintableError("hostile")
+
+
+def test_an_error_that_cannot_print_still_gives_a_valid_event() -> None:
+    event = otel_to_event(RaisesUnprintable())
+    _assert_clean(event)
+    assert event["unmapped"]["mapping_error"].startswith("UnprintableError: ")
