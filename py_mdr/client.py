@@ -8,16 +8,18 @@ send deadline, ``timeout`` / ``MDR_TIMEOUT``). The constructor never touches the
 from __future__ import annotations
 
 import math
+import os
 import socket
 import threading
 import time
+import weakref
 from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any
 
 from py_mdr.config import hec_config
 from py_mdr.hec.envelope import encode_envelope
-from py_mdr.hec.errors import HECError
+from py_mdr.hec.errors import HECError, HECTimeoutError
 from py_mdr.hec.reports import HealthReport, SendReport, TransportStats
 from py_mdr.hec.retry import RetryPolicy
 from py_mdr.hec.transport import HECTransport
@@ -28,6 +30,20 @@ _NAME_FORBIDDEN = frozenset(" :\"'\\/|*?=,;`")
 NAME_RULE = "1 to 100 printable ASCII characters without spaces or any of " + " ".join(
     sorted(_NAME_FORBIDDEN - {" "})
 )
+
+
+_live: weakref.WeakSet[MDRClient] = weakref.WeakSet()
+
+
+def _renew_after_fork() -> None:
+    # another thread of the parent may have held a client's lock when it forked: in the child
+    # that lock would never be released (the transport renews its own state itself)
+    for client in list(_live):
+        client._lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_renew_after_fork)
 
 
 def _valid_name(name: object) -> bool:
@@ -116,7 +132,8 @@ class MDRClient:
         self._host = socket.gethostname()
         self._sourcetype = f"pymdr::{name}"
         self._transport = HECTransport(self._config)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # one send at a time: acks and deadlines are per send
+        _live.add(self)
 
     def __repr__(self) -> str:
         return f"MDRClient(name={self.name!r}, url={self._config.url!r})"
@@ -135,15 +152,26 @@ class MDRClient:
         return self.send_batch((event,))
 
     def send_batch(self, events: Iterable[Any]) -> SendReport:
-        """Send several events in as few requests as the size limits allow; all-or-raise."""
+        """Send several events in as few requests as the size limits allow; all-or-raise.
+
+        The deadline starts at the call, so time spent waiting behind another thread's send
+        counts against it too.
+        """
+        deadline = time.monotonic() + self._config.retry.deadline
         envelopes = [self._envelope(event) for event in events]
         if not envelopes:
             return SendReport()
         total = len(envelopes)
-        with self._lock:
-            deadline = time.monotonic() + self._config.retry.deadline
+        if not self._lock.acquire(timeout=max(deadline - time.monotonic(), 0.0)):
+            report = SendReport()
+            report.drop("deadline", total, HECTimeoutError(
+                "the send deadline passed while another thread's send held this client"))
+            raise MDRDeliveryError(report, total) from report.error
+        try:
             report = self._transport.send(envelopes, deadline)
             confirmed = report.ok and self._transport.wait_for_acks(deadline)
+        finally:
+            self._lock.release()
         if not report.ok:
             raise MDRDeliveryError(report, total) from report.error
         if not confirmed:

@@ -379,7 +379,7 @@ class HECSink:
         # fault modes
         self._failures: deque[tuple[int, int | None, str | None]] = deque()
         self._close_next = 0
-        self._hang: tuple[float, int | None] | None = None
+        self._hang: tuple[float, int | None, bool] | None = None
         self._rejects: deque[int] = deque()
         # indexer acknowledgement, per channel
         self._ack_next: dict[str, int] = {}
@@ -537,14 +537,17 @@ class HECSink:
         with self._lock:
             self._failures.extend([(status, code, retry_after)] * n)
 
-    def hang(self, seconds: float, n: int | None = None) -> None:
+    def hang(self, seconds: float, n: int | None = None, *, then_close: bool = False) -> None:
         """Read the next ``n`` event requests (all, when None), then answer nothing for ``seconds``.
 
         After the pause the request is handled normally, so a sender that gave up may find its
-        events stored anyway (as with Vector under backpressure). ``hang(0)`` ends the mode.
+        events stored anyway (as with Vector under backpressure); with ``then_close`` the
+        connection is closed unanswered instead, as by a proxy that timed out. ``hang(0)`` ends
+        the mode.
         """
+        active = seconds > 0 and (n is None or n > 0)
         with self._lock:
-            self._hang = (seconds, n) if seconds > 0 and (n is None or n > 0) else None
+            self._hang = (seconds, n, then_close) if active else None
 
     def close_next(self, n: int) -> None:
         """Close the connection without answering, for the next ``n`` event requests."""
@@ -588,8 +591,8 @@ class HECSink:
             if self._close_next > 0:
                 self._close_next -= 1
                 return _SILENT, 0
-            pause = self._take_hang()
-        if pause and self._stopping.wait(pause):
+            pause, then_close = self._take_hang()
+        if pause and (self._stopping.wait(pause) or then_close):
             return _SILENT, 0
         with self._lock:
             if self.down:
@@ -653,13 +656,14 @@ class HECSink:
     def _health(self) -> _Answer:
         return _hec(503, 18) if self.down else _hec(200, 17)
 
-    def _take_hang(self) -> float:
+    def _take_hang(self) -> tuple[float, bool]:
+        """The pause for this request and whether to close unanswered after it; uses one up."""
         if self._hang is None:
-            return 0.0
-        seconds, left = self._hang
+            return 0.0, False
+        seconds, left, then_close = self._hang
         if left is not None:
-            self._hang = (seconds, left - 1) if left > 1 else None
-        return seconds
+            self._hang = (seconds, left - 1, then_close) if left > 1 else None
+        return seconds, then_close
 
     @staticmethod
     def _failure(status: int, code: int | None, retry_after: str | None) -> _Answer:

@@ -6,7 +6,10 @@ import logging
 import os
 import pickle
 import re
+import select
+import signal
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -186,6 +189,71 @@ def test_unreachable_endpoint_raises_within_the_timeout(monkeypatch: pytest.Monk
         with pytest.raises(MDRDeliveryError, match="could not connect"):
             client.send({"a": 1})
         assert time.monotonic() - started < 1.2
+
+
+def test_waiting_behind_another_send_counts_against_the_deadline(sink: HECSink) -> None:
+    sink.hang(30.0)
+    with MDRClient("app", host=sink.url, token=sink.token, timeout=1.5) as client:
+        first = threading.Thread(target=_send_expecting_failure, args=(client, {"n": 1}))
+        first.start()
+        try:
+            for _ in range(500):  # bounded: until the first send holds the client
+                if client._lock.locked():
+                    break
+                time.sleep(0.01)
+            assert client._lock.locked()
+            started = time.monotonic()
+            with pytest.raises(MDRDeliveryError) as info:
+                client.send({"n": 2})
+            elapsed = time.monotonic() - started
+        finally:
+            first.join(timeout=10)
+    assert elapsed < 2.2  # its own 1.5 s, not the first send's wait plus 1.5 s
+    assert info.value.report.dropped == {"deadline": 1}
+
+
+def _send_expecting_failure(client: MDRClient, event: dict[str, object]) -> None:
+    with pytest.raises(MDRDeliveryError):
+        client.send(event)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_child_forked_while_another_thread_sends_can_send(sink: HECSink) -> None:
+    with MDRClient("forked", host=sink.url, token=sink.token, timeout=2) as client:
+        held, release = threading.Event(), threading.Event()
+
+        def hold_the_client() -> None:  # as a send in flight in another thread does
+            with client._lock:
+                held.set()
+                release.wait(timeout=30)
+
+        holder = threading.Thread(target=hold_the_client)
+        holder.start()
+        try:
+            assert held.wait(timeout=5)
+            read_end, write_end = os.pipe()
+            pid = os.fork()
+            if pid == 0:  # the child: the holding thread does not exist here
+                result = b"?"
+                try:
+                    result = b"ok" if client.send({"who": "child"}).ok else b"not ok"
+                except BaseException as exc:
+                    result = type(exc).__name__.encode()
+                finally:
+                    os.write(write_end, result)
+                    os._exit(0)
+            os.close(write_end)
+            ready, _, _ = select.select([read_end], [], [], 15)
+            answer = os.read(read_end, 64) if ready else b"(no answer: the child hung)"
+            os.close(read_end)
+            if not ready:
+                os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        finally:
+            release.set()
+            holder.join(timeout=5)
+    assert answer == b"ok"
+    assert sink.events == [{"who": "child"}]
 
 
 def test_send_after_close_raises(sink: HECSink) -> None:

@@ -67,6 +67,20 @@ def test_parse_retry_after_seconds_and_dates() -> None:
         assert parse_retry_after(junk) is None
 
 
+def test_parse_retry_after_takes_every_http_date_form() -> None:
+    now = 784_111_777.0 - 30  # 30 s before Sun, 06 Nov 1994 08:49:37 GMT
+    for form in ("Sun, 06 Nov 1994 08:49:37 GMT",  # IMF-fixdate
+                 "Sunday, 06-Nov-94 08:49:37 GMT",  # obsolete RFC 850
+                 "Sun Nov  6 08:49:37 1994"):  # obsolete asctime, no zone: GMT
+        assert parse_retry_after(form, now=now) == pytest.approx(30.0)
+
+
+def test_parse_retry_after_never_raises_on_odd_digits() -> None:
+    # a Latin-1 header byte 0xB2 decodes to a superscript two, which str.isdigit() accepts
+    assert parse_retry_after("\u00b2") is None
+    assert parse_retry_after("9" * 5000) is None  # beyond int()'s digit limit; infinite
+
+
 def test_policy_retryable_follows_the_table() -> None:
     policy = RetryPolicy()
     assert policy.retryable(None, None)

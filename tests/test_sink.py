@@ -426,6 +426,17 @@ def test_hang_then_answers_normally(sink: HECSink) -> None:
     assert len(sink.events) == 1
 
 
+def test_hang_then_close_drops_the_connection_after_the_pause(sink: HECSink) -> None:
+    sink.hang(0.2, n=1, then_close=True)
+    started = time.monotonic()
+    with pytest.raises(requests.exceptions.ConnectionError):
+        post(sink, body(envelope()))
+    assert time.monotonic() - started >= 0.2
+    assert post(sink, body(envelope())).status_code == 200  # n=1: once only
+    assert [r.status for r in sink.requests] == [0, 200]
+    assert len(sink.events) == 1
+
+
 def test_close_next_drops_the_connection_without_an_answer(sink: HECSink) -> None:
     sink.close_next(1)
     with pytest.raises(requests.exceptions.ConnectionError):

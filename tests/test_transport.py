@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from py_mdr.hec.batching import join_body
 from py_mdr.hec.config import HECConfig
 from py_mdr.hec.envelope import encode_envelope
 from py_mdr.hec.errors import (
@@ -25,7 +26,7 @@ from py_mdr.hec.errors import (
 )
 from py_mdr.hec.retry import RetryPolicy
 from py_mdr.hec.transport import HECTransport
-from py_mdr.sink import HECSink
+from py_mdr.sink import HECSink, ReceivedRequest
 
 Make = Callable[..., HECTransport]
 FAST = RetryPolicy(initial_backoff=0.01, max_backoff=0.05, deadline=3.0)
@@ -256,17 +257,36 @@ def test_backoff_is_bounded_by_the_deadline(sink: HECSink, make: Make) -> None:
     assert report.dropped == {"deadline": 2} and report.retries >= 2
 
 
-def test_close_interrupts_a_pending_backoff(sink: HECSink, make: Make) -> None:
+class _BackoffStarted(logging.Handler):
+    """Set once the transport logs that it is about to wait before a retry."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.event = threading.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "retrying in" in record.getMessage():
+            self.event.set()
+
+
+def test_close_interrupts_a_pending_backoff(
+    sink: HECSink, make: Make, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="py_mdr.hec")
+    waiting = _BackoffStarted()
+    logging.getLogger("py_mdr.hec").addHandler(waiting)
     sink.fail_next(1, 503, 9, retry_after="30")
     transport = make(retry=RetryPolicy(deadline=60))
     result: list[object] = []
     worker = threading.Thread(target=lambda: result.append(transport.send(envelopes(2))))
-    worker.start()
-    assert sink.wait_for_requests(1, timeout=5)
-    time.sleep(0.1)  # let the sender start its wait
-    started = time.monotonic()
-    transport.close()
-    worker.join(timeout=5)
+    try:
+        worker.start()
+        assert waiting.event.wait(timeout=5)  # the sender is entering its 30 s wait
+        started = time.monotonic()
+        transport.close()
+        worker.join(timeout=5)
+    finally:
+        logging.getLogger("py_mdr.hec").removeHandler(waiting)
     assert not worker.is_alive() and time.monotonic() - started < 1.0
     (report,) = result
     assert report.dropped == {"closed": 2}  # type: ignore[attr-defined]
@@ -288,6 +308,17 @@ def test_413_splits_until_each_half_fits(sink: HECSink, make: Make) -> None:
     assert any(r.status == 413 for r in sink.requests)
 
 
+def test_413_split_counts_every_resent_event(sink: HECSink, make: Make) -> None:
+    items = envelopes(4)
+    sink.max_body_bytes = len(join_body(items[:2]))  # four are refused, each half fits
+    transport = make(compress=False)
+    report = transport.send(items)
+    assert report.ok and report.retries == 1
+    assert [r.status for r in sink.requests] == [413, 200, 200]
+    assert transport.stats().events_retried == 4  # both halves went out again
+    assert numbers(sink) == [0, 1, 2, 3]
+
+
 def test_413_for_a_single_envelope_drops_only_it(sink: HECSink, make: Make) -> None:
     big = encode_envelope({"n": 99, "pad": "x" * 2000}, time=1.0, host="h", source="s",
                           sourcetype="pymdr::test")
@@ -307,6 +338,16 @@ def test_oversize_envelope_is_dropped_before_sending(sink: HECSink, make: Make) 
     assert numbers(sink) == [0, 1, 2, 3]
 
 
+def test_oversize_error_names_the_limit_that_applied(sink: HECSink, make: Make) -> None:
+    alone = encode_envelope({"n": 7, "pad": "y" * 200}, time=1.0, host="h", source="s",
+                            sourcetype="t")  # over a body, within max_event_bytes
+    too_big = encode_envelope({"pad": "x" * 500}, time=1.0, host="h", source="s", sourcetype="t")
+    report = make(max_body_bytes=200, max_event_bytes=400).send([alone, too_big])
+    assert report.delivered == 1 and report.dropped == {"oversize": 1}
+    assert "max_event_bytes (400 bytes)" in str(report.error)
+    assert numbers(sink) == [7]
+
+
 # ------------------------------------------------------- no answer at all
 
 
@@ -319,6 +360,35 @@ def test_hanging_receiver_send_returns_within_its_deadline(sink: HECSink, make: 
     assert elapsed < 1.5
     assert report.dropped == {"deadline": 2}
     assert isinstance(report.error, HECTimeoutError)
+
+
+def test_retry_on_a_fresh_connection_stays_within_the_deadline() -> None:
+    def on_request(request: ReceivedRequest) -> None:
+        if request.status == 0:  # the pooled connection was just dropped: hang from now on
+            receiver.hang(30.0)
+
+    with HECSink(on_request=on_request) as receiver:
+        policy = RetryPolicy(initial_backoff=5, deadline=2.0)
+        transport = HECTransport(HECConfig(url=receiver.url, token=receiver.token, retry=policy))
+        try:
+            assert transport.send(envelopes(1, "warm")).ok
+            receiver.hang(1.2, n=1, then_close=True)  # the pooled connection dies after 1.2 s
+            started = time.monotonic()
+            report = transport.send(envelopes(2))
+            elapsed = time.monotonic() - started
+        finally:
+            transport.close()
+    assert report.retries == 1  # the one immediate retry on a fresh connection
+    assert report.dropped == {"deadline": 2} and isinstance(report.error, HECTimeoutError)
+    assert elapsed < 2.6  # a fresh full read timeout would have ended at 1.2 + 2.0 s
+
+
+def test_unusable_retry_after_headers_are_ignored(sink: HECSink, make: Make) -> None:
+    for junk in ("\u00b2", "9" * 5000, "soon"):  # "\u00b2" is a digit to str.isdigit()
+        sink.fail_next(1, 503, 9, retry_after=junk)
+    report = make().send(envelopes(2))
+    assert report.ok and report.retries == 3
+    assert numbers(sink) == [0, 1]
 
 
 def test_unreachable_endpoint_is_retried_until_the_deadline(make: Make) -> None:
@@ -515,6 +585,24 @@ def test_closed_transport_refuses_without_network(sink: HECSink, make: Make) -> 
     assert report.dropped == {"closed": 2} and isinstance(report.error, HECClosedError)
     assert sink.requests == []
     assert not transport.health().ok
+
+
+def test_the_transports_own_log_lines_are_marked_internal(
+    sink: HECSink, make: Make, caplog: pytest.LogCaptureFixture
+) -> None:
+    from py_mdr.internal import install_record_marker
+
+    install_record_marker()
+    caplog.set_level(logging.DEBUG, logger="py_mdr.hec")
+    sink.reject_envelope(0)
+    transport = make()
+    assert transport.send(envelopes(2)).dropped == {"bad_event": 1}  # called as MDRClient does
+    sink.token_disabled = True
+    assert transport.send(envelopes(1)).dropped == {"auth": 1}
+    ours = [r for r in caplog.records if r.name == "py_mdr.hec"]
+    assert any("dropped 1 event(s) (bad_event)" in r.getMessage() for r in ours)
+    assert any(r.levelno == logging.ERROR for r in ours)
+    assert all(getattr(r, "py_mdr_internal", False) for r in ours)
 
 
 def test_http_stack_log_records_are_marked_internal(

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import datetime
 import email.utils
 import math
 import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from py_mdr.hec.codes import Action, classify
 
 
 @dataclass(frozen=True)
@@ -55,22 +58,21 @@ class RetryPolicy:
 
     def retryable(self, status: int | None, hec_code: int | None) -> bool:
         """Whether HEC.md says to try this answer again (``status`` None: no answer at all)."""
-        from py_mdr.hec.codes import Action, classify
-
         return classify(status, hec_code) is Action.RETRY
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
     """Seconds to wait from a Retry-After header (delta seconds or an HTTP date); None if unusable.
 
-    A date in the past means "now" (0). Garbage is ignored rather than trusted.
+    A date in the past means "now" (0). Garbage is ignored rather than trusted, and never raises:
+    the header comes from the network.
     """
     if not value:
         return None
     text = value.strip()
-    if text.isdigit():
-        return float(int(text))
     try:
+        # float(), not int(): int() refuses digit runs over 4,300 long and non-ASCII digits
+        # such as a Latin-1 "\u00b2", which str.isdigit() accepts
         seconds = float(text)
     except ValueError:
         pass
@@ -78,9 +80,12 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
         return seconds if math.isfinite(seconds) and seconds >= 0 else None
     try:
         when = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    if when is None or when.tzinfo is None:
+    if when is None:
         return None
+    if when.tzinfo is None:
+        # HTTP dates are always GMT; the asctime form (and "-0000") carry no zone of their own
+        when = when.replace(tzinfo=datetime.timezone.utc)
     current = time.time() if now is None else now
     return max(0.0, when.timestamp() - current)

@@ -18,11 +18,13 @@ import weakref
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, cast
 
 import requests
 import requests.adapters
 import requests.auth
 import urllib3.exceptions
+import urllib3.util
 
 from py_mdr import __version__
 from py_mdr.hec.ack import AckTracker
@@ -117,6 +119,16 @@ def _connect_failed(exc: BaseException) -> bool:
     return any(isinstance(e, urllib3.exceptions.NewConnectionError) for e in _chain(exc))
 
 
+def _timeout(connect: float, read: float, total: float) -> Any:
+    """Socket timeouts whose sum never exceeds ``total``, so a deadline bounds the whole request.
+
+    A (connect, read) pair clipped to what is left lets a slow connect plus a slow answer take
+    twice that; urllib3's ``total`` shortens the read wait by the time the connect took.
+    ``requests`` accepts this object although its type hints only list floats and pairs.
+    """
+    return cast(Any, urllib3.util.Timeout(connect=min(connect, total), read=read, total=total))
+
+
 def _verify_failed(exc: BaseException) -> bool:
     return any(
         isinstance(e, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(e)
@@ -171,7 +183,13 @@ class HECTransport:
         """Deliver ``envelopes`` (blocking) until accepted, refused, or ``deadline`` passes.
 
         ``deadline`` is a ``time.monotonic()`` value; by default now + the policy's deadline.
+        Everything logged meanwhile (our warnings, the HTTP stack's lines) is marked as py-mdr's
+        own, so a py-mdr handler on the same loggers never ships it back, whoever called.
         """
+        with sending():
+            return self._send(envelopes, deadline)
+
+    def _send(self, envelopes: Sequence[bytes], deadline: float | None) -> SendReport:
         report = SendReport()
         if not envelopes:
             return report
@@ -186,10 +204,10 @@ class HECTransport:
             max_batch_events=cfg.max_batch_events,
             max_event_bytes=cfg.max_event_bytes,
         )
-        if oversize:
-            limit = min(cfg.max_event_bytes, cfg.max_body_bytes)
+        if oversize:  # max_event_bytes alone decides: a larger-than-body envelope travels alone
             self._drop(report, "oversize", oversize, HECRejectedError(
-                f"{oversize} envelope(s) larger than the {limit}-byte limit were not sent"))
+                f"{oversize} envelope(s) larger than max_event_bytes "
+                f"({cfg.max_event_bytes} bytes) were not sent"))
         self._deliver(deque(bodies), report, deadline)
         if (
             self._use_ack
@@ -201,6 +219,10 @@ class HECTransport:
 
     def wait_for_acks(self, deadline: float) -> bool:
         """Poll until every pending ackId is confirmed (True) or ``deadline`` passes (False)."""
+        with sending():
+            return self._wait_for_acks(deadline)
+
+    def _wait_for_acks(self, deadline: float) -> bool:
         interval = 0.05
         while True:
             if not self._use_ack or not self._acks:
@@ -226,7 +248,7 @@ class HECTransport:
             with sending():
                 response = self._session.get(
                     cfg.url + HEALTH_PATH,
-                    timeout=(min(cfg.connect_timeout, timeout), timeout),
+                    timeout=_timeout(cfg.connect_timeout, timeout, timeout),
                     verify=cfg.verify,
                     cert=cfg.cert,
                     allow_redirects=False,
@@ -244,7 +266,8 @@ class HECTransport:
         self._closed = True
         self._wake.set()
         try:
-            self._session.close()
+            with sending():
+                self._session.close()
         except Exception:  # closing must not fail the caller
             log.debug("closing the HTTP session failed", exc_info=True)
 
@@ -296,7 +319,7 @@ class HECTransport:
             if remaining <= 0:
                 self._give_up(report, piece, queue, report.error)
                 return
-            outcome = self._post(piece, remaining, report)
+            outcome = self._post(piece, deadline, report)
             answer = outcome.answer
             action = classify(outcome.status, answer.hec_code, answer.invalid_event_number)
             if action is Action.OK:
@@ -329,8 +352,7 @@ class HECTransport:
                     self._drop(report, "oversize", 1, error)
                 else:
                     half = len(piece) // 2
-                    queue.appendleft(piece[half:])
-                    self._resend(queue, report, piece[:half])
+                    self._resend(queue, report, piece[:half], piece[half:])
             elif action is Action.PARTIAL and bad is not None:
                 self._accepted(piece[:bad], _NO_ANSWER, report)
                 self._drop(report, "bad_event", 1, error)
@@ -350,10 +372,13 @@ class HECTransport:
             else:
                 self._drop(report, drop_reason(outcome.status, answer.hec_code), len(piece), error)
 
-    def _resend(self, queue: deque[list[bytes]], report: SendReport, piece: list[bytes]) -> None:
-        queue.appendleft(piece)
+    def _resend(
+        self, queue: deque[list[bytes]], report: SendReport, *pieces: list[bytes]
+    ) -> None:
+        """Put ``pieces`` (in order) at the front of the queue; one retry, every event counted."""
+        queue.extendleft(reversed(pieces))
         report.retries += 1
-        self._counters.retried(len(piece))
+        self._counters.retried(sum(map(len, pieces)))
 
     def _give_up(
         self,
@@ -392,28 +417,34 @@ class HECTransport:
             self._warn_once("ack-overflow", f"more than {self.config.max_pending_acks} bodies "
                             "await acknowledgement; the oldest count as delivered unconfirmed")
 
-    def _post(self, piece: list[bytes], remaining: float, report: SendReport) -> _Outcome:
-        """One POST of ``piece``, plus one immediate retry if a pooled connection was dead."""
+    def _post(self, piece: list[bytes], deadline: float, report: SendReport) -> _Outcome:
+        """One POST of ``piece``, plus one immediate retry if a pooled connection was dead.
+
+        Each attempt's socket timeouts are cut to what is left before ``deadline``, so the
+        retry on a fresh connection cannot run past it either.
+        """
         cfg = self.config
         data = join_body(piece)
         headers = None
         if cfg.compress:
             data = gzip.compress(data, compresslevel=cfg.compress_level, mtime=0)
             headers = {"Content-Encoding": "gzip"}
-        timeout = (min(cfg.connect_timeout, remaining), min(cfg.read_timeout, remaining))
+        outcome = _Outcome(error=HECTimeoutError("the send deadline passed before the request"))
         for fresh in (False, True):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return outcome
             self._counters.request(len(data))
             try:
-                with sending():
-                    response = self._session.post(
-                        self._event_url,
-                        data=data,
-                        headers=headers,
-                        timeout=timeout,
-                        verify=cfg.verify,
-                        cert=cfg.cert,
-                        allow_redirects=False,
-                    )
+                response = self._session.post(
+                    self._event_url,
+                    data=data,
+                    headers=headers,
+                    timeout=_timeout(cfg.connect_timeout, cfg.read_timeout, remaining),
+                    verify=cfg.verify,
+                    cert=cfg.cert,
+                    allow_redirects=False,
+                )
             except requests.exceptions.ConnectionError as exc:
                 stale = (
                     not fresh
@@ -424,16 +455,17 @@ class HECTransport:
                     and not _connect_failed(exc)
                 )
                 self._pooled = False
+                outcome = self._failure(exc, min(cfg.read_timeout, remaining))
                 if stale:
                     log.debug("a pooled HEC connection was dead; retrying on a fresh one")
                     self._session.close()  # drop every pooled connection
                     report.retries += 1
                     self._counters.retried(len(piece))
                     continue
-                return self._failure(exc, timeout[1])
+                return outcome
             except Exception as exc:  # anything else is reported, never raised
                 self._pooled = False
-                return self._failure(exc, timeout[1])
+                return self._failure(exc, min(cfg.read_timeout, remaining))
             self._pooled = True
             return _Outcome(
                 status=response.status_code,
@@ -441,7 +473,7 @@ class HECTransport:
                 reason=response.reason or "",
                 retry_after=parse_retry_after(response.headers.get("Retry-After")),
             )
-        raise AssertionError("unreachable")  # pragma: no cover
+        return outcome  # the fresh connection failed too
 
     def _failure(self, exc: BaseException, read_timeout: float) -> _Outcome:
         """A failure without an answer, as a typed error in our own words (never the token)."""
@@ -490,16 +522,14 @@ class HECTransport:
                 return
             body = json.dumps({"acks": ids[start : start + _ACK_CHUNK]}).encode()
             try:
-                with sending():
-                    response = self._session.post(
-                        url,
-                        data=body,
-                        timeout=(min(cfg.connect_timeout, remaining),
-                                 min(cfg.read_timeout, remaining)),
-                        verify=cfg.verify,
-                        cert=cfg.cert,
-                        allow_redirects=False,
-                    )
+                response = self._session.post(
+                    url,
+                    data=body,
+                    timeout=_timeout(cfg.connect_timeout, cfg.read_timeout, remaining),
+                    verify=cfg.verify,
+                    cert=cfg.cert,
+                    allow_redirects=False,
+                )
             except Exception as exc:  # polling failures only delay confirmation
                 log.debug("acknowledgement poll failed: %s", self._failure(exc, remaining).error)
                 return
