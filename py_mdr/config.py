@@ -96,21 +96,6 @@ def env_float(name: str, default: float | None = None, *, positive: bool = True)
     return number
 
 
-def env_int(name: str, default: int | None = None, *, minimum: int = 1) -> int | None:
-    """An integer from the environment, at least ``minimum``."""
-    value = env_str(name)
-    if value is None:
-        return default
-    try:
-        number = int(value)
-    except ValueError:
-        message = f"environment variable {name} must be an integer, got {value!r}"
-        raise ConfigError(message) from None
-    if number < minimum:
-        raise ConfigError(f"environment variable {name} must be >= {minimum}, got {value!r}")
-    return number
-
-
 def resolve_url(host: str | None) -> str:
     """The HEC base URL from ``host`` or ``MDR_HOST``: scheme resolved, no trailing path."""
     raw = host.strip() if isinstance(host, str) else None

@@ -72,8 +72,6 @@ _MIN_SCRUB_LENGTH = 6
 class _SplunkAuth(requests.auth.AuthBase):
     """Sets ``Authorization: Splunk <token>``; as session auth it also keeps ~/.netrc out."""
 
-    __slots__ = ("_value",)
-
     def __init__(self, token: str) -> None:
         self._value = f"Splunk {token}"
 
