@@ -23,25 +23,8 @@ if TYPE_CHECKING:
     from py_mdr.hec.transport import HECTransport
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
-_SEVERITIES = {  # OCSF severity captions, then the usual log level words
-    "unknown": (0, "Unknown"),
-    "informational": (1, "Informational"),
-    "low": (2, "Low"),
-    "medium": (3, "Medium"),
-    "high": (4, "High"),
-    "critical": (5, "Critical"),
-    "fatal": (6, "Fatal"),
-    "other": (99, "Other"),
-    "trace": (99, "Trace"),
-    "debug": (99, "Debug"),
-    "info": (1, "Informational"),
-    "notice": (1, "Informational"),
-    "warn": (3, "Medium"),
-    "warning": (3, "Medium"),
-    "error": (4, "High"),
-}
-_SEVERITY_IDS = {sid: caption for sid, caption in _SEVERITIES.values() if caption != "Trace"}
-_SEVERITY_IDS[99] = "Other"
+#: Log level words --severity takes besides OCSF names; py_mdr.severity maps them.
+_LEVEL_WORDS = ("trace", "debug", "info", "notice", "warn", "warning", "error")
 _DESCRIPTION = f"Send OCSF {OCSF_VERSION} events to MDR over HEC, and check them first."
 _EPILOG = """environment: MDR_HOST, MDR_TOKEN, MDR_INDEX, MDR_SSL_VERIFY, MDR_CA_BUNDLE,
 MDR_TIMEOUT, MDR_VENDOR_NAME (an option given on the command line wins over its variable).
@@ -56,19 +39,27 @@ class UsageError(Exception):
 # --- argument types ------------------------------------------------------------------------
 
 def severity(value: str) -> tuple[int, str]:
-    """``--severity``: an OCSF severity name or id, or a common log level word."""
+    """``--severity``: an OCSF severity name or id, or a log level word (the library's table)."""
+    from py_mdr.ocsf_models.enums import SeverityId
+    from py_mdr.severity import UNKNOWN, from_otel_text
+
+    captions: dict[int, str] = SeverityId.__captions__
     text = value.strip().lower()
-    if text in _SEVERITIES:
-        return _SEVERITIES[text]
-    if text.isdigit() and int(text) in _SEVERITY_IDS:
-        return int(text), _SEVERITY_IDS[int(text)]
+    for severity_id, caption in captions.items():
+        if text == caption.lower() or (text.isdigit() and int(text) == severity_id):
+            return severity_id, caption
+    found = from_otel_text(text)
+    if found != UNKNOWN:
+        return found
+    names = ", ".join(caption.lower() for caption in captions.values())
     raise argparse.ArgumentTypeError(
-        f"{value!r} is not a severity: use one of {', '.join(_SEVERITIES)}, "
-        "or an OCSF severity_id (0-6, 99)"
+        f"{value!r} is not a severity: use an OCSF name ({names}), a level word "
+        f"({', '.join(_LEVEL_WORDS)}) or an OCSF severity_id ({', '.join(map(str, captions))})"
     )
 
 
 def seconds(value: str) -> float:
+    """``--timeout``: a positive number; argparse turns the error into a usage message."""
     try:
         number = float(value)
     except ValueError:
@@ -79,6 +70,7 @@ def seconds(value: str) -> float:
 
 
 def source_name(value: str) -> str:
+    """``--name``: it becomes the HEC source and part of the sourcetype, so keep it plain."""
     if not _NAME.match(value):
         raise argparse.ArgumentTypeError(
             f"{value!r}: use 1 to 100 letters, digits, '_', '.' or '-', starting with a letter "
@@ -89,14 +81,20 @@ def source_name(value: str) -> str:
 
 # --- the parser ----------------------------------------------------------------------------
 
-def _connection_options() -> argparse.ArgumentParser:
-    parent = argparse.ArgumentParser(add_help=False)
-    group = parent.add_argument_group("connection (the environment variable in brackets)")
+def _add_connection_options(parser: argparse.ArgumentParser) -> None:
+    """The options of every subcommand that talks to MDR.
+
+    Added to each subparser rather than shared through ``parents=``: argparse drops the
+    argument group of a mutually exclusive group copied from a parent, so ``--help`` would
+    list ``--no-verify`` and ``--ca-bundle`` outside the connection options.
+    """
+    group = parser.add_argument_group("connection (the environment variable in brackets)")
     group.add_argument("--host", help="HEC endpoint as host[:port] or URL; no scheme means "
                        "https:// [MDR_HOST]")
-    group.add_argument("--token-file", metavar="FILE", help="read the HEC token from FILE "
+    token = group.add_mutually_exclusive_group()
+    token.add_argument("--token-file", metavar="FILE", help="read the HEC token from FILE "
                        "[MDR_TOKEN holds the token itself]")
-    group.add_argument("--token", help="the HEC token (visible to other users in the process "
+    token.add_argument("--token", help="the HEC token (visible to other users in the process "
                        "list: prefer MDR_TOKEN or --token-file)")
     group.add_argument("--index", help="index to write to [MDR_INDEX]")
     verify = group.add_mutually_exclusive_group()
@@ -108,7 +106,6 @@ def _connection_options() -> argparse.ArgumentParser:
                        "take, retries included [MDR_TIMEOUT; 60 for send, 10 for check]")
     group.add_argument("--name", type=source_name, default="cli", help="HEC source; the "
                        "sourcetype is pymdr::NAME (default: cli)")
-    return parent
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -119,13 +116,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="log what the HEC transport does (to stderr)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    connection = _connection_options()
 
     send = commands.add_parser(
-        "send", parents=[connection], help="send events (JSON) or log lines (--text)",
+        "send", help="send events (JSON) or log lines (--text)",
         description="Send OCSF events from JSON Lines, JSON arrays or JSON objects (files or "
         "standard input), or plain text lines with --text. Sending starts before the input "
         "ends; a one-line summary goes to stderr. Exit 0 when everything was sent.")
+    _add_connection_options(send)
     send.add_argument("files", nargs="*", metavar="FILE", help="input files; - or none means "
                       "standard input")
     send.add_argument("--strict", action="store_true", help="refuse events that the OCSF "
@@ -154,10 +151,11 @@ def build_parser() -> argparse.ArgumentParser:
     validate.set_defaults(run=cmd_validate)
 
     check = commands.add_parser(
-        "check", parents=[connection], help="test the connection and say what is wrong",
+        "check", help="test the connection and say what is wrong",
         description="Reach the HEC endpoint step by step (DNS, connection, TLS and health, "
         "token) and say in plain words what is wrong. The token is tested with an empty "
         "request, which stores nothing.")
+    _add_connection_options(check)
     check.add_argument("--send-test", action="store_true",
                        help="also send one test event (an Event Log Activity)")
     check.set_defaults(run=cmd_check)
@@ -258,8 +256,8 @@ def cmd_send(args: argparse.Namespace) -> int:
     finally:
         transport.close()
     if tally.stopped:
-        print(f"py-mdr send: stopped before the end of the input: {tally.stopped}",
-              file=sys.stderr)
+        print(f"py-mdr send: stopped before the end of the input: {tally.stopped} "
+              "(`py-mdr check` tells what is wrong with the connection)", file=sys.stderr)
     if tally.interrupted:
         print("py-mdr send: interrupted", file=sys.stderr)
     if not (args.quiet and tally.all_sent):

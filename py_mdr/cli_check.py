@@ -89,7 +89,6 @@ def run_check(
                 detail = step()
             except CheckFailed as failed:
                 out.write(f"  FAIL  {failed.step}: {failed.problem}\n")
-                out.write(f"problem: {failed.problem}\n")
                 return 1
             out.write(f"  ok    {name}: {detail}\n")
     finally:
@@ -118,6 +117,8 @@ def check_dns(target: Target, timeout: float) -> str:
         raise CheckFailed("DNS", f"the host name {target.host!r} cannot be resolved ({why}): "
                           "check the host name in --host / MDR_HOST, and this machine's DNS")
     addresses = sorted({entry[4][0] for entry in result["found"]})
+    if addresses == [target.host]:
+        return f"{target.host} is an IP address, no lookup needed"
     return f"{target.host} is {', '.join(addresses[:3])}"
 
 

@@ -21,6 +21,9 @@ MAX_VALUE_CHARS = 8 * 1024 * 1024
 MAX_LINE_CHARS = 1024 * 1024
 STDIN = "<stdin>"
 _SPACE = " \t\r\n"
+#: What a JSON value can start with (NaN and Infinity too, to name them when refused); "" is
+#: the end of the window, where more input may follow.
+_VALUE_START = frozenset('"-0123456789tfnNI[{') | {""}
 
 
 def _no_constant(name: str) -> Any:
@@ -202,7 +205,7 @@ class _JsonReader:
             try:
                 value, end = _DECODE(self.buf, self.pos)
             except json.JSONDecodeError as exc:
-                if self._may_complete(exc.pos) and self._more():
+                if self._may_complete(exc) and self._more():
                     continue
                 return self._broken(start_line, exc.msg, exc.pos, skip=in_array)
             except ValueError as exc:  # NaN / Infinity, refused by _no_constant
@@ -245,12 +248,16 @@ class _JsonReader:
             if item.error is not None:
                 return  # the rest of a broken array was skipped
 
-    def _may_complete(self, error_pos: int) -> bool:
+    def _may_complete(self, exc: json.JSONDecodeError) -> bool:
         """Could more input make this decode? Only if the input ran out at the error, or the
-        error sits on the window's unfinished last line (JSON tokens never span lines)."""
+        error sits on the window's unfinished last line (JSON tokens never span lines), and
+        the error is not a character no JSON value starts with: without that check a long
+        line of plain text would be read up to the size limit before being called not JSON."""
         if self.eof:
             return False
-        rest = self.buf[error_pos:]
+        rest = self.buf[exc.pos :]
+        if exc.msg == "Expecting value" and rest[:1] not in _VALUE_START:
+            return False
         return not rest.strip(_SPACE) or "\n" not in rest
 
     def _more(self) -> bool:

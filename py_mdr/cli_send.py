@@ -8,6 +8,8 @@ keeps ``tail -f app.log | py-mdr send --text`` timely.
 
 from __future__ import annotations
 
+import functools
+import json
 import math
 import os
 import threading
@@ -141,8 +143,11 @@ def json_event(value: Any, strict: bool) -> dict[str, Any] | str:
             "no class_uid, so not an OCSF event: add one (`py-mdr schema` lists them), "
             "or send plain lines with --text"
         )
-    if type(class_uid) is not int or class_uid not in CLASSES:
-        return f"unknown class_uid {class_uid!r}: `py-mdr schema` lists the OCSF 1.3.0 classes"
+    if type(class_uid) is not int:  # "1008", 1008.0 or true: say so rather than "unknown"
+        return (f"class_uid must be a whole number, got {json.dumps(class_uid)[:40]}: "
+                "`py-mdr schema` lists the OCSF 1.3.0 classes")
+    if class_uid not in CLASSES:
+        return f"unknown class_uid {class_uid}: `py-mdr schema` lists the OCSF 1.3.0 classes"
     event = complete(value)
     if strict:
         problems = validate(event)
@@ -175,14 +180,8 @@ def text_event(item: Item, settings: SendSettings) -> dict[str, Any]:
     return event
 
 
-_full_paths: dict[str, str] = {}
-
-
-def _full_path(path: str) -> str:
-    full = _full_paths.get(path)
-    if full is None:
-        full = _full_paths[path] = os.path.abspath(path)
-    return full
+#: Looked up once per input file, not once per line.
+_full_path = functools.cache(os.path.abspath)
 
 
 def _envelope_time(event: Mapping[str, Any]) -> float:

@@ -27,9 +27,9 @@ def run_validate(paths: Sequence[str], *, as_json: bool, out: TextIO, err: TextI
                 record = {"source": item.source, "line": item.line, "path": path,
                           "kind": kind, "message": message}
                 out.write(json.dumps(record) + "\n")
-            elif item.line:
+            elif item.error is None:  # a problem of the event: name the attribute
                 out.write(f"{item.where}: {path or '<event>'}: {message}\n")
-            else:
+            else:  # input that could not be read as JSON: there is no attribute to name
                 out.write(f"{item.where}: {message}\n")
     summary = f"{checked} checked, {checked - invalid} valid, {invalid} with problems"
     if unreadable:

@@ -8,6 +8,7 @@ same answer.
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -64,7 +65,12 @@ def validate(event: OCSFModel | Mapping[str, Any]) -> list[Problem]:
         path = CLASSES.get(class_uid) if type(class_uid) is int else None
         if path is None:
             hint = "set class_uid to one of the OCSF 1.3.0 class uids (see `py-mdr schema`)"
-            word = "missing" if class_uid is None else f"unknown class_uid {class_uid!r}"
+            if class_uid is None:
+                word = "missing"
+            elif type(class_uid) is not int:
+                word = f"must be a whole number, got {json.dumps(class_uid, default=repr)}"
+            else:
+                word = f"unknown class_uid {class_uid}"
             return [Problem("class_uid", "class", f"{word}: {hint}")]
         spec = load_model(path).__ocsf__
     else:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
 import os
 import pty
+import re
 import select
 import shutil
 import signal
@@ -20,7 +22,8 @@ from typing import Any
 import pytest
 from ocsf_examples import populated_event
 
-from py_mdr.cli_input import Item, read_json
+from py_mdr.cli import main, severity
+from py_mdr.cli_input import MAX_VALUE_CHARS, Item, read_json
 from py_mdr.serialize import complete
 from py_mdr.sink import HECSink, make_self_signed_cert
 
@@ -107,6 +110,33 @@ def test_unknown_option_is_a_usage_error() -> None:
     done = run(["send", "--no-such-option"], clean_env())
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
+
+
+def test_connection_options_are_listed_together_and_token_sources_exclude_each_other(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for command in ("send", "check"):  # in-process: argparse alone decides these
+        with pytest.raises(SystemExit) as stop:
+            main([command, "--help"])
+        assert stop.value.code == 0
+        shown = capsys.readouterr().out
+        connection = shown.split("connection (the environment variable in brackets):", 1)[1]
+        for option in ("--host", "--token-file", "--no-verify", "--ca-bundle", "--timeout"):
+            assert option in connection, (command, option)
+    with pytest.raises(SystemExit) as stop:
+        main(["send", "--token", TOKEN, "--token-file", "/nonexistent"])
+    assert stop.value.code == 2
+    assert "not allowed with argument --token" in capsys.readouterr().err
+
+
+def test_severity_takes_ocsf_names_ids_and_the_library_level_words() -> None:
+    assert severity("fatal") == (6, "Fatal")  # the OCSF name wins over the level word
+    assert severity(" Critical ") == (5, "Critical")
+    assert severity("warn") == severity("WARNING") == (3, "Medium")
+    assert severity("trace") == (99, "Trace")
+    assert severity("99") == (99, "Other")
+    with pytest.raises(argparse.ArgumentTypeError, match="level word"):
+        severity("7")
 
 
 # --- send --------------------------------------------------------------------------------------
@@ -200,6 +230,17 @@ def test_send_reports_bad_lines_and_sends_the_good_ones(sink: HECSink, tmp_path:
     assert "3 sent, 6 rejected" in err
 
 
+def test_a_class_uid_of_the_wrong_type_is_named_as_such(sink: HECSink) -> None:
+    lines = '{"class_uid": "1008"}\n{"class_uid": true}\n{"class_uid": 1008.5}\n'
+    done = run(["send"], sink_env(sink), stdin=lines)
+    assert done.returncode == 1
+    assert '<stdin>:1: class_uid must be a whole number, got "1008"' in done.stderr
+    assert "<stdin>:2: class_uid must be a whole number, got true" in done.stderr
+    assert "<stdin>:3: class_uid must be a whole number, got 1008.5" in done.stderr
+    assert "unknown class_uid" not in done.stderr
+    assert sink.event_count == 0
+
+
 def test_send_strict_refuses_what_validate_rejects(sink: HECSink) -> None:
     invalid = event(2)
     del invalid["metadata"]["product"]
@@ -266,6 +307,28 @@ def test_send_streams_before_the_input_ends_with_progress_on_a_terminal(sink: HE
             process.kill()
             process.wait(timeout=5)
         os.close(master)
+
+
+def test_ctrl_c_mid_send_sums_up_and_exits_130(sink: HECSink) -> None:
+    process = subprocess.Popen([PY_MDR, "send", "--text"], stdin=subprocess.PIPE,
+                               stderr=subprocess.PIPE, env=sink_env(sink))
+    assert process.stdin is not None
+    try:
+        process.stdin.write(b"before the interrupt\n")
+        process.stdin.flush()
+        assert sink.wait_for_events(1, timeout=10)  # running, its signal handler in place
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=5)
+    assert process.returncode == 130
+    text = err.decode()
+    assert "Traceback" not in text
+    assert "py-mdr send: interrupted" in text
+    # the event arrived, but the interrupt may have cut the wait for its answer: unknown
+    assert re.search(r"py-mdr send: [01] sent, 0 rejected, 0 dropped\n", text), text
 
 
 def _read_terminal(fd: int, until: bytes, timeout: float) -> bytes:
@@ -378,6 +441,17 @@ def test_json_input_streams_a_huge_one_line_array() -> None:
     assert sum(1 for _ in items) == 99_999
 
 
+def test_json_input_calls_a_huge_line_of_plain_text_not_json() -> None:
+    # the first character already rules out JSON: no waiting for more, no "too large" verdict
+    stream = io.StringIO("x" * (MAX_VALUE_CHARS + 10) + '\n{"a": 1}\n')
+    items = iter(read_json(stream, "text"))
+    first = next(items)
+    assert first.error == "not valid JSON: Expecting value (column 1)"
+    assert next(items) == Item("text", 2, {"a": 1})
+    # and a value cut at the window's edge still waits for the rest of its line
+    assert _read('{"a": tr') == [(1, "ERROR: not valid JSON: Expecting value (column 7)")]
+
+
 # --- validate ----------------------------------------------------------------------------------
 
 def _valid_event_log() -> dict[str, Any]:
@@ -440,6 +514,12 @@ def test_validate_reports_each_kind_of_problem_with_its_path(tmp_path: Path) -> 
     assert f"{source}:4: severity_id: 42 is not one of the defined values" in text.stdout
 
 
+def test_validate_text_names_no_attribute_for_unreadable_json() -> None:
+    done = run(["validate"], clean_env(), stdin="not json\n")
+    assert done.returncode == 1
+    assert done.stdout == "<stdin>:1: not valid JSON: Expecting value (column 1)\n"
+
+
 def test_validate_checks_the_event_as_send_would_send_it(tmp_path: Path) -> None:
     # derived values (captions, category, type_uid) are filled, so leaving them out is fine
     event_dict = _valid_event_log()
@@ -464,6 +544,8 @@ def test_check_with_nothing_listening() -> None:
                                     MDR_TOKEN=TOKEN))
     assert done.returncode == 1
     assert "connection refused" in done.stdout and "nothing listens" in done.stdout
+    assert done.stdout.count("connection refused") == 1  # said once, on the FAIL line
+    assert "127.0.0.1 is an IP address, no lookup needed" in done.stdout
 
 
 def test_check_a_host_name_that_does_not_resolve() -> None:

@@ -121,6 +121,12 @@ def test_unknown_class_uid() -> None:
     assert "424242" in problem.message
 
 
+def test_class_uid_of_the_wrong_type_is_named_as_such() -> None:
+    problem = _only(validate({"class_uid": "1008"}))
+    assert problem.path == "class_uid"
+    assert 'must be a whole number, got "1008"' in problem.message
+
+
 def test_problem_reads_as_path_and_message() -> None:
     problem = Problem("metadata.product", "constraint", "needs a name")
     assert str(problem) == "metadata.product: needs a name"
