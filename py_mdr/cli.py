@@ -38,6 +38,7 @@ class UsageError(Exception):
 
 # --- argument types ------------------------------------------------------------------------
 
+
 def severity(value: str) -> tuple[int, str]:
     """``--severity``: an OCSF severity name or id, or a log level word (the library's table)."""
     from py_mdr.ocsf_models.enums import SeverityId
@@ -81,6 +82,7 @@ def source_name(value: str) -> str:
 
 # --- the parser ----------------------------------------------------------------------------
 
+
 def _add_connection_options(parser: argparse.ArgumentParser) -> None:
     """The options of every subcommand that talks to MDR.
 
@@ -89,86 +91,146 @@ def _add_connection_options(parser: argparse.ArgumentParser) -> None:
     list ``--no-verify`` and ``--ca-bundle`` outside the connection options.
     """
     group = parser.add_argument_group("connection (the environment variable in brackets)")
-    group.add_argument("--host", help="HEC endpoint as host[:port] or URL; no scheme means "
-                       "https:// [MDR_HOST]")
+    group.add_argument(
+        "--host", help="HEC endpoint as host[:port] or URL; no scheme means https:// [MDR_HOST]"
+    )
     token = group.add_mutually_exclusive_group()
-    token.add_argument("--token-file", metavar="FILE", help="read the HEC token from FILE "
-                       "[MDR_TOKEN holds the token itself]")
-    token.add_argument("--token", help="the HEC token (visible to other users in the process "
-                       "list: prefer MDR_TOKEN or --token-file)")
+    token.add_argument(
+        "--token-file",
+        metavar="FILE",
+        help="read the HEC token from FILE [MDR_TOKEN holds the token itself]",
+    )
+    token.add_argument(
+        "--token",
+        help="the HEC token (visible to other users in the process "
+        "list: prefer MDR_TOKEN or --token-file)",
+    )
     group.add_argument("--index", help="index to write to [MDR_INDEX]")
     verify = group.add_mutually_exclusive_group()
-    verify.add_argument("--no-verify", action="store_true", help="do not verify the server's "
-                        "TLS certificate (testing only) [MDR_SSL_VERIFY=false]")
-    verify.add_argument("--ca-bundle", metavar="FILE", help="CA certificates to verify the "
-                        "server with [MDR_CA_BUNDLE]")
-    group.add_argument("--timeout", type=seconds, metavar="SECONDS", help="longest one send may "
-                       "take, retries included [MDR_TIMEOUT; 60 for send, 10 for check]")
-    group.add_argument("--name", type=source_name, default="cli", help="HEC source; the "
-                       "sourcetype is pymdr::NAME (default: cli)")
+    verify.add_argument(
+        "--no-verify",
+        action="store_true",
+        help="do not verify the server's TLS certificate (testing only) [MDR_SSL_VERIFY=false]",
+    )
+    verify.add_argument(
+        "--ca-bundle",
+        metavar="FILE",
+        help="CA certificates to verify the server with [MDR_CA_BUNDLE]",
+    )
+    group.add_argument(
+        "--timeout",
+        type=seconds,
+        metavar="SECONDS",
+        help="longest one send may take, retries included [MDR_TIMEOUT; 60 for send, 10 for check]",
+    )
+    group.add_argument(
+        "--name",
+        type=source_name,
+        default="cli",
+        help="HEC source; the sourcetype is pymdr::NAME (default: cli)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="py-mdr", description=_DESCRIPTION, epilog=_EPILOG,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--version", action="version",
-                        version=f"py-mdr {__version__} (OCSF {OCSF_VERSION})")
-    parser.add_argument("-v", "--verbose", action="store_true",
-                        help="log what the HEC transport does (to stderr)")
+    parser = argparse.ArgumentParser(
+        prog="py-mdr",
+        description=_DESCRIPTION,
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"py-mdr {__version__} (OCSF {OCSF_VERSION})"
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="log what the HEC transport does (to stderr)"
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     send = commands.add_parser(
-        "send", help="send events (JSON) or log lines (--text)",
+        "send",
+        help="send events (JSON) or log lines (--text)",
         description="Send OCSF events from JSON Lines, JSON arrays or JSON objects (files or "
         "standard input), or plain text lines with --text. Sending starts before the input "
-        "ends; a one-line summary goes to stderr. Exit 0 when everything was sent.")
+        "ends; a one-line summary goes to stderr. Exit 0 when everything was sent.",
+    )
     _add_connection_options(send)
-    send.add_argument("files", nargs="*", metavar="FILE", help="input files; - or none means "
-                      "standard input")
-    send.add_argument("--strict", action="store_true", help="refuse events that the OCSF "
-                      "schema rejects (see `py-mdr validate`) instead of sending them")
-    send.add_argument("--text", action="store_true", help="each input line is a log message: "
-                      "sent as an OCSF Event Log Activity")
-    send.add_argument("--severity", type=severity, default=(1, "Informational"),
-                      help="severity of --text lines: an OCSF name (informational, low, "
-                      "medium, high, critical, fatal), a level word (debug, info, warning, "
-                      "error) or an OCSF severity_id (default: informational)")
-    send.add_argument("--vendor", help="vendor name of the product in --text events "
-                      "[MDR_VENDOR_NAME; default: unknown]; the product name is --name")
-    send.add_argument("-q", "--quiet", action="store_true",
-                      help="no summary line when everything was sent")
+    send.add_argument(
+        "files", nargs="*", metavar="FILE", help="input files; - or none means standard input"
+    )
+    send.add_argument(
+        "--strict",
+        action="store_true",
+        help="refuse events that the OCSF "
+        "schema rejects (see `py-mdr validate`) instead of sending them",
+    )
+    send.add_argument(
+        "--text",
+        action="store_true",
+        help="each input line is a log message: sent as an OCSF Event Log Activity",
+    )
+    send.add_argument(
+        "--severity",
+        type=severity,
+        default=(1, "Informational"),
+        help="severity of --text lines: an OCSF name (informational, low, "
+        "medium, high, critical, fatal), a level word (debug, info, warning, "
+        "error) or an OCSF severity_id (default: informational)",
+    )
+    send.add_argument(
+        "--vendor",
+        help="vendor name of the product in --text events "
+        "[MDR_VENDOR_NAME; default: unknown]; the product name is --name",
+    )
+    send.add_argument(
+        "-q", "--quiet", action="store_true", help="no summary line when everything was sent"
+    )
     send.set_defaults(run=cmd_send)
 
     validate = commands.add_parser(
-        "validate", help="report every OCSF schema problem, by line and attribute",
+        "validate",
+        help="report every OCSF schema problem, by line and attribute",
         description="Check OCSF events (JSON Lines, JSON arrays or objects) against the OCSF "
         f"{OCSF_VERSION} schema as `py-mdr send` would send them (derived values filled). "
-        "Exit 1 when any event has a problem.")
-    validate.add_argument("files", nargs="*", metavar="FILE", help="input files; - or none "
-                          "means standard input")
-    validate.add_argument("--format", choices=("text", "json"), default="text",
-                          help="json: one JSON object per problem (JSON Lines)")
+        "Exit 1 when any event has a problem.",
+    )
+    validate.add_argument(
+        "files", nargs="*", metavar="FILE", help="input files; - or none means standard input"
+    )
+    validate.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="json: one JSON object per problem (JSON Lines)",
+    )
     validate.set_defaults(run=cmd_validate)
 
     check = commands.add_parser(
-        "check", help="test the connection and say what is wrong",
+        "check",
+        help="test the connection and say what is wrong",
         description="Reach the HEC endpoint step by step (DNS, connection, TLS and health, "
         "token) and say in plain words what is wrong. The token is tested with an empty "
-        "request, which stores nothing.")
+        "request, which stores nothing.",
+    )
     _add_connection_options(check)
-    check.add_argument("--send-test", action="store_true",
-                       help="also send one test event (an Event Log Activity)")
+    check.add_argument(
+        "--send-test", action="store_true", help="also send one test event (an Event Log Activity)"
+    )
     check.set_defaults(run=cmd_check)
 
     commands.add_parser(  # listed here; main() hands its arguments to py_mdr.sink's parser
-        "sink", add_help=False, help="run a local HEC receiver that prints what it gets "
-        "(`py-mdr sink --help` for its options)")
+        "sink",
+        add_help=False,
+        help="run a local HEC receiver that prints what it gets "
+        "(`py-mdr sink --help` for its options)",
+    )
 
     schema = commands.add_parser(
-        "schema", help=f"list the OCSF {OCSF_VERSION} classes, or one class's attributes",
+        "schema",
+        help=f"list the OCSF {OCSF_VERSION} classes, or one class's attributes",
         description="Without CLASS: every OCSF event class. With CLASS (a name such as "
         "event_log, a class_uid such as 1008, or an object name such as product): its "
-        "attributes, requirement, type, enum values and profile.")
+        "attributes, requirement, type, enum values and profile.",
+    )
     schema.add_argument("name", nargs="?", metavar="CLASS", help="class name or uid, or object")
     schema.add_argument("--format", choices=("text", "json"), default="text")
     schema.set_defaults(run=cmd_schema)
@@ -177,27 +239,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 # --- configuration -------------------------------------------------------------------------
 
+
 def _token(args: argparse.Namespace) -> str:
     from py_mdr.config import env_str
 
     if args.token:
-        _warn("the token given with --token is visible to other users in the process list; "
-              "prefer MDR_TOKEN or --token-file")
+        _warn(
+            "the token given with --token is visible to other users in the process list; "
+            "prefer MDR_TOKEN or --token-file"
+        )
         return str(args.token)
     if args.token_file:
         try:
             with open(args.token_file, encoding="utf-8") as handle:
                 token = handle.read(64 * 1024).strip()
         except OSError as exc:
-            raise UsageError(f"cannot read the token file {args.token_file!r}: "
-                             f"{exc.strerror or exc}") from None
+            raise UsageError(
+                f"cannot read the token file {args.token_file!r}: {exc.strerror or exc}"
+            ) from None
         if not token:
             raise UsageError(f"the token file {args.token_file!r} is empty")
         return token
     from_env = env_str("MDR_TOKEN")
     if not from_env:
-        raise UsageError("no HEC token: set the environment variable MDR_TOKEN, "
-                         "or pass --token-file FILE")
+        raise UsageError(
+            "no HEC token: set the environment variable MDR_TOKEN, or pass --token-file FILE"
+        )
     return from_env
 
 
@@ -205,15 +272,22 @@ def _config(args: argparse.Namespace, default_timeout: float | None = None) -> H
     from py_mdr.config import ConfigError, env_str, hec_config
 
     if not (args.host and args.host.strip()) and not env_str("MDR_HOST"):
-        raise UsageError("no HEC endpoint: pass --host HOST[:PORT] or set the environment "
-                         "variable MDR_HOST")
+        raise UsageError(
+            "no HEC endpoint: pass --host HOST[:PORT] or set the environment variable MDR_HOST"
+        )
     token = _token(args)
     timeout = args.timeout
     if timeout is None and default_timeout is not None and not env_str("MDR_TIMEOUT"):
         timeout = default_timeout
     try:
-        return hec_config(args.host, token, False if args.no_verify else None, index=args.index,
-                          ca_bundle=args.ca_bundle, timeout=timeout)
+        return hec_config(
+            args.host,
+            token,
+            False if args.no_verify else None,
+            index=args.index,
+            ca_bundle=args.ca_bundle,
+            timeout=timeout,
+        )
     except (ConfigError, ValueError) as exc:
         raise UsageError(str(exc)) from None
 
@@ -230,6 +304,7 @@ def _warn(text: str) -> None:
 
 
 # --- subcommands ---------------------------------------------------------------------------
+
 
 def cmd_send(args: argparse.Namespace) -> int:
     from py_mdr.cli_input import read_items
@@ -251,13 +326,21 @@ def cmd_send(args: argparse.Namespace) -> int:
     _hint_terminal("send", args.files)
     transport = HECTransport(config)
     try:
-        tally = send_items(read_items(args.files, text=args.text), transport, settings,
-                           stream=sys.stderr, progress=sys.stderr.isatty() and not args.quiet)
+        tally = send_items(
+            read_items(args.files, text=args.text),
+            transport,
+            settings,
+            stream=sys.stderr,
+            progress=sys.stderr.isatty() and not args.quiet,
+        )
     finally:
         transport.close()
     if tally.stopped:
-        print(f"py-mdr send: stopped before the end of the input: {tally.stopped} "
-              "(`py-mdr check` tells what is wrong with the connection)", file=sys.stderr)
+        print(
+            f"py-mdr send: stopped before the end of the input: {tally.stopped} "
+            "(`py-mdr check` tells what is wrong with the connection)",
+            file=sys.stderr,
+        )
     if tally.interrupted:
         print("py-mdr send: interrupted", file=sys.stderr)
     if not (args.quiet and tally.all_sent):
@@ -269,8 +352,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from py_mdr.cli_validate import run_validate
 
     _hint_terminal("validate", args.files)
-    return run_validate(args.files, as_json=args.format == "json", out=sys.stdout,
-                        err=sys.stderr)
+    return run_validate(args.files, as_json=args.format == "json", out=sys.stdout, err=sys.stderr)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -283,17 +365,23 @@ def cmd_check(args: argparse.Namespace) -> int:
     timeout = config.retry.deadline
 
     def send_test(transport: HECTransport) -> None:
-        settings = SendSettings(name=args.name, host=host_name(), index=config.index,
-                                max_event_bytes=config.max_event_bytes, text=True,
-                                product=default_product({"name": args.name}))
+        settings = SendSettings(
+            name=args.name,
+            host=host_name(),
+            index=config.index,
+            max_event_bytes=config.max_event_bytes,
+            text=True,
+            product=default_product({"name": args.name}),
+        )
         envelope = prepare(Item(STDIN, 1, "py-mdr check: test event"), settings)
         assert isinstance(envelope, bytes)
         report = transport.send([envelope], deadline=time.monotonic() + timeout)
         if not report.ok:
             raise CheckFailed("test event", explain_send_error(report.error, config))
 
-    return run_check(config, out=sys.stdout, timeout=timeout,
-                     send_test=send_test if args.send_test else None)
+    return run_check(
+        config, out=sys.stdout, timeout=timeout, send_test=send_test if args.send_test else None
+    )
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
@@ -318,6 +406,7 @@ def cmd_sink(argv: Sequence[str]) -> int:
 
 
 # --- entry point ---------------------------------------------------------------------------
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``py-mdr``; returns the exit code (the console script exits with it)."""

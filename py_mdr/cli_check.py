@@ -99,6 +99,7 @@ def run_check(
 
 # --- the steps ---------------------------------------------------------------------------------
 
+
 def check_dns(target: Target, timeout: float) -> str:
     result: dict[str, Any] = {}
 
@@ -114,8 +115,11 @@ def check_dns(target: Target, timeout: float) -> str:
     error = result.get("error")
     if "found" not in result:
         why = f"{error.strerror or error}" if isinstance(error, OSError) else "no answer in time"
-        raise CheckFailed("DNS", f"the host name {target.host!r} cannot be resolved ({why}): "
-                          "check the host name in --host / MDR_HOST, and this machine's DNS")
+        raise CheckFailed(
+            "DNS",
+            f"the host name {target.host!r} cannot be resolved ({why}): "
+            "check the host name in --host / MDR_HOST, and this machine's DNS",
+        )
     addresses = sorted({entry[4][0] for entry in result["found"]})
     if addresses == [target.host]:
         return f"{target.host} is an IP address, no lookup needed"
@@ -128,20 +132,28 @@ def check_connect(target: Target, timeout: float) -> str:
         with socket.create_connection((target.host, target.port), timeout=timeout):
             pass
     except ConnectionRefusedError:
-        raise CheckFailed("connect", f"connection refused by {where}: nothing listens on that "
-                          "port; check the port (HEC usually listens on 8088) and that the "
-                          "receiver is running") from None
+        raise CheckFailed(
+            "connect",
+            f"connection refused by {where}: nothing listens on that "
+            "port; check the port (HEC usually listens on 8088) and that the "
+            "receiver is running",
+        ) from None
     except TimeoutError:
-        raise CheckFailed("connect", f"no answer from {where} within {timeout:g} s: a firewall "
-                          "may drop the traffic, or the host is down") from None
+        raise CheckFailed(
+            "connect",
+            f"no answer from {where} within {timeout:g} s: a firewall "
+            "may drop the traffic, or the host is down",
+        ) from None
     except OSError as exc:
-        raise CheckFailed("connect", f"cannot reach {where} ({exc.strerror or exc}): check the "
-                          "network route to the endpoint") from None
+        raise CheckFailed(
+            "connect",
+            f"cannot reach {where} ({exc.strerror or exc}): check the "
+            "network route to the endpoint",
+        ) from None
     return f"{where} accepts connections"
 
 
-def check_health(transport: HECTransport, target: Target, config: HECConfig,
-                 timeout: float) -> str:
+def check_health(transport: HECTransport, target: Target, config: HECConfig, timeout: float) -> str:
     report = transport.health(timeout)
     if report.error is not None:
         raise CheckFailed(*_health_error(report.error, target, config, timeout))
@@ -152,13 +164,19 @@ def check_health(transport: HECTransport, target: Target, config: HECConfig,
             tls = "; TLS certificate " + ("verified" if config.verify else "NOT verified")
         return f"the endpoint answers ({said}){tls}"
     if report.status == 503 or report.hec_code in (9, 18, 19, 20):
-        raise CheckFailed("health", f"the endpoint is busy ({said}): it is up but cannot take "
-                          "events now; senders retry, so try again later or ask the MDR team")
+        raise CheckFailed(
+            "health",
+            f"the endpoint is busy ({said}): it is up but cannot take "
+            "events now; senders retry, so try again later or ask the MDR team",
+        )
     if report.status in (401, 403):
         raise CheckFailed("health", f"the token was refused ({said}): {_TOKEN_HINT}")
     if report.status == 404:
-        raise CheckFailed("health", f"no HEC endpoint at {config.url} ({said}): check the host, "
-                          "port and path in --host / MDR_HOST")
+        raise CheckFailed(
+            "health",
+            f"no HEC endpoint at {config.url} ({said}): check the host, "
+            "port and path in --host / MDR_HOST",
+        )
     raise CheckFailed("health", f"unexpected answer from {config.url}{HEALTH_PATH}: {said}")
 
 
@@ -167,6 +185,7 @@ def check_token(config: HECConfig, timeout: float) -> str:
 
     Nothing is stored, so this proves the token without sending an event.
     """
+
     def authorize(request: Any) -> Any:
         request.headers["Authorization"] = f"Splunk {config.token}"
         return request
@@ -175,8 +194,10 @@ def check_token(config: HECConfig, timeout: float) -> str:
         response = requests.post(
             config.url + EVENT_PATH,
             data=b"",
-            headers={"Content-Type": "application/json",
-                     "X-Splunk-Request-Channel": str(uuid.uuid4())},
+            headers={
+                "Content-Type": "application/json",
+                "X-Splunk-Request-Channel": str(uuid.uuid4()),
+            },
             auth=authorize,
             timeout=(timeout, timeout),
             verify=config.verify,
@@ -209,14 +230,17 @@ def explain_send_error(error: HECError | None, config: HECConfig) -> str:
     if isinstance(error, HECAuthError):
         return f"the token was refused ({error}): {_TOKEN_HINT}"
     if isinstance(error, HECIndexError):
-        return (f"the index {config.index!r} is not allowed for this token ({error}): "
-                "check --index / MDR_INDEX")
+        return (
+            f"the index {config.index!r} is not allowed for this token ({error}): "
+            "check --index / MDR_INDEX"
+        )
     if error is not None and (error.status == 503 or error.hec_code in (9, 18, 19, 20)):
         return f"the endpoint stayed busy ({error}): try again later"
     return f"the test event was not accepted: {error or 'no detail'}"
 
 
 # --- words -------------------------------------------------------------------------------------
+
 
 def _answer_words(status: int | None, code: int | None, text: str) -> str:
     parts = [f"HTTP {status}"] if status is not None else []
@@ -226,22 +250,33 @@ def _answer_words(status: int | None, code: int | None, text: str) -> str:
     return ", ".join(parts) + (f": {words}" if words else "")
 
 
-def _health_error(error: str, target: Target, config: HECConfig,
-                  timeout: float) -> tuple[str, str]:
+def _health_error(error: str, target: Target, config: HECConfig, timeout: float) -> tuple[str, str]:
     if "certificate verification failed" in error:
         detail = tls_verify_detail(target, config.verify, timeout)
         why = f" ({detail})" if detail else ""
-        return ("TLS", f"the server's TLS certificate is not trusted{why}: give its CA with "
-                "--ca-bundle FILE (MDR_CA_BUNDLE), or use --no-verify for testing only")
+        return (
+            "TLS",
+            f"the server's TLS certificate is not trusted{why}: give its CA with "
+            "--ca-bundle FILE (MDR_CA_BUNDLE), or use --no-verify for testing only",
+        )
     if "TLS handshake" in error:
-        return ("TLS", f"the TLS handshake with {target.host}:{target.port} failed; if the "
-                "endpoint speaks plain HTTP, use --host http://...")
+        return (
+            "TLS",
+            f"the TLS handshake with {target.host}:{target.port} failed; if the "
+            "endpoint speaks plain HTTP, use --host http://...",
+        )
     if not target.tls and ("connection broke" in error or "could not connect" in error):
-        return ("health", f"the endpoint did not answer plain HTTP ({error}); if it speaks "
-                "HTTPS, use --host https://...")
+        return (
+            "health",
+            f"the endpoint did not answer plain HTTP ({error}); if it speaks "
+            "HTTPS, use --host https://...",
+        )
     if "no answer" in error or "in time" in error:
-        return ("health", f"no answer to the health check within {timeout:g} s: the receiver "
-                "is overloaded, or a proxy holds the request")
+        return (
+            "health",
+            f"no answer to the health check within {timeout:g} s: the receiver "
+            "is overloaded, or a proxy holds the request",
+        )
     return ("health", f"the health check failed: {error}")
 
 

@@ -43,8 +43,10 @@ def find(name: str) -> ModelSpec:
         choices = [*CLASS_NAMES, *OBJECTS]
         close = difflib.get_close_matches(key, choices, n=4, cutoff=0.6)
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
-        raise UnknownName(f"no OCSF 1.3.0 class or object called {name!r}{hint}; "
-                          "`py-mdr schema` lists the classes")
+        raise UnknownName(
+            f"no OCSF 1.3.0 class or object called {name!r}{hint}; "
+            "`py-mdr schema` lists the classes"
+        )
     return load_model(path).__ocsf__
 
 
@@ -85,8 +87,10 @@ def describe(spec: ModelSpec, out: TextIO, as_json: bool) -> None:
         out.write(json.dumps(data, indent=2) + "\n")
         return
     if spec.is_event:
-        out.write(f"{spec.caption}: class {spec.name}, class_uid {spec.uid}, "
-                  f"category {spec.category_name} ({spec.category_uid})\n")
+        out.write(
+            f"{spec.caption}: class {spec.name}, class_uid {spec.uid}, "
+            f"category {spec.category_name} ({spec.category_uid})\n"
+        )
     else:
         out.write(f"{spec.caption}: object {spec.name}\n")
     out.write(f"{spec.url}\n")

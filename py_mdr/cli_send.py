@@ -98,6 +98,7 @@ class Tally:
 
 # --- preparing one item ----------------------------------------------------------------------
 
+
 def prepare(item: Item, settings: SendSettings) -> bytes | Rejected:
     """The envelope for one input item, or why it is rejected; never raises."""
     if item.error is not None:
@@ -144,8 +145,10 @@ def json_event(value: Any, strict: bool) -> dict[str, Any] | str:
             "or send plain lines with --text"
         )
     if type(class_uid) is not int:  # "1008", 1008.0 or true: say so rather than "unknown"
-        return (f"class_uid must be a whole number, got {json.dumps(class_uid)[:40]}: "
-                "`py-mdr schema` lists the OCSF 1.3.0 classes")
+        return (
+            f"class_uid must be a whole number, got {json.dumps(class_uid)[:40]}: "
+            "`py-mdr schema` lists the OCSF 1.3.0 classes"
+        )
     if class_uid not in CLASSES:
         return f"unknown class_uid {class_uid}: `py-mdr schema` lists the OCSF 1.3.0 classes"
     event = complete(value)
@@ -193,6 +196,7 @@ def _envelope_time(event: Mapping[str, Any]) -> float:
 
 # --- the pump --------------------------------------------------------------------------------
 
+
 class _Handoff:
     """Prepared items from the reader thread to the sender, bounded in count and bytes.
 
@@ -216,8 +220,10 @@ class _Handoff:
         """Add one item, waiting while full; False once the sender stopped."""
         size = len(thing) if isinstance(thing, bytes) else 0
         with self._cond:
-            while self._items and not self._stopped and (
-                len(self._items) >= self._max_items or self._bytes + size > self._max_bytes
+            while (
+                self._items
+                and not self._stopped
+                and (len(self._items) >= self._max_items or self._bytes + size > self._max_bytes)
             ):
                 self._cond.wait()
             if self._stopped:
@@ -296,8 +302,10 @@ class _Console:
             return
         self._next = now + _PROGRESS_EVERY
         rate = tally.sent / max(now - self._started, 1e-9)
-        text = (f"{tally.sent} sent, {tally.rejected} rejected, {tally.dropped_total} dropped "
-                f"({rate:.0f}/s)")
+        text = (
+            f"{tally.sent} sent, {tally.rejected} rejected, {tally.dropped_total} dropped "
+            f"({rate:.0f}/s)"
+        )
         self.stream.write(f"\r{text}\x1b[K")
         self.stream.flush()
         self._line = True

@@ -24,8 +24,13 @@ def run_validate(paths: Sequence[str], *, as_json: bool, out: TextIO, err: TextI
         problems += len(found)
         for path, kind, message in found:
             if as_json:
-                record = {"source": item.source, "line": item.line, "path": path,
-                          "kind": kind, "message": message}
+                record = {
+                    "source": item.source,
+                    "line": item.line,
+                    "path": path,
+                    "kind": kind,
+                    "message": message,
+                }
                 out.write(json.dumps(record) + "\n")
             elif item.error is None:  # a problem of the event: name the attribute
                 out.write(f"{item.where}: {path or '<event>'}: {message}\n")

@@ -164,8 +164,13 @@ class MDRClient:
         total = len(envelopes)
         if not self._lock.acquire(timeout=max(deadline - time.monotonic(), 0.0)):
             report = SendReport()
-            report.drop("deadline", total, HECTimeoutError(
-                "the send deadline passed while another thread's send held this client"))
+            report.drop(
+                "deadline",
+                total,
+                HECTimeoutError(
+                    "the send deadline passed while another thread's send held this client"
+                ),
+            )
             raise MDRDeliveryError(report, total) from report.error
         try:
             report = self._transport.send(envelopes, deadline)

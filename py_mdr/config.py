@@ -32,27 +32,44 @@ class Setting:
 
 #: Every environment variable py-mdr reads (the README mirrors this table).
 SETTINGS: tuple[Setting, ...] = (
-    Setting("MDR_HOST", "HEC endpoint, `host[:port]` or a URL; no scheme means https://",
-            "(required)"),
+    Setting(
+        "MDR_HOST", "HEC endpoint, `host[:port]` or a URL; no scheme means https://", "(required)"
+    ),
     Setting("MDR_TOKEN", "HEC token", "(required)"),
     Setting("MDR_INDEX", "index written on every envelope", "(none: the token's default index)"),
     Setting("MDR_SSL_VERIFY", "verify the server certificate: `true` or `false`", "true"),
-    Setting("MDR_CA_BUNDLE", "CA bundle file to verify the server with (implies verification)",
-            "(system CAs)"),
-    Setting("MDR_CLIENT_CERT", "client certificate file for mutual TLS (may include the key)",
-            "(none)"),
+    Setting(
+        "MDR_CA_BUNDLE",
+        "CA bundle file to verify the server with (implies verification)",
+        "(system CAs)",
+    ),
+    Setting(
+        "MDR_CLIENT_CERT", "client certificate file for mutual TLS (may include the key)", "(none)"
+    ),
     Setting("MDR_CLIENT_KEY", "private key file of the client certificate", "(none)"),
     Setting("MDR_TIMEOUT", "overall seconds one send may take, retries included", "60"),
     Setting("MDR_COMPRESSION", "request body compression: `gzip` or `none`", "gzip"),
     Setting("MDR_USE_ACK", "use HEC indexer acknowledgement: `true` or `false`", "false"),
-    Setting("MDR_PRODUCT_NAME", "product name in `metadata.product` when the handler has none",
-            "(the program's name)"),
-    Setting("MDR_VENDOR_NAME", "vendor name in `metadata.product` when nothing else gives one",
-            "unknown"),
-    Setting("MDR_NAME", "OpenTelemetry exporter: `<name>` in the sourcetype `pymdr::<name>`",
-            "(the resource's service.name)"),
-    Setting("MDR_EXPORT_TIMEOUT", "OpenTelemetry exporter: seconds one export may take, "
-            "retries included", "MDR_TIMEOUT, else 10"),
+    Setting(
+        "MDR_PRODUCT_NAME",
+        "product name in `metadata.product` when the handler has none",
+        "(the program's name)",
+    ),
+    Setting(
+        "MDR_VENDOR_NAME",
+        "vendor name in `metadata.product` when nothing else gives one",
+        "unknown",
+    ),
+    Setting(
+        "MDR_NAME",
+        "OpenTelemetry exporter: `<name>` in the sourcetype `pymdr::<name>`",
+        "(the resource's service.name)",
+    ),
+    Setting(
+        "MDR_EXPORT_TIMEOUT",
+        "OpenTelemetry exporter: seconds one export may take, retries included",
+        "MDR_TIMEOUT, else 10",
+    ),
 )
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
@@ -198,8 +215,10 @@ def resolve_cert(
         key = client_key or (env_str("MDR_CLIENT_KEY") if client_cert is None else None)
     if cert is None:
         if key is not None:
-            raise ConfigError("a client key was given without a certificate "
-                              "(argument `client_cert` / MDR_CLIENT_CERT)")
+            raise ConfigError(
+                "a client key was given without a certificate "
+                "(argument `client_cert` / MDR_CLIENT_CERT)"
+            )
         return None
     cert_path = _existing_file(cert, "client certificate (argument `client_cert`/MDR_CLIENT_CERT)")
     if key is None:

@@ -82,8 +82,12 @@ class Delivery(Generic[T]):
         name: str = "py-mdr-delivery",
         finish: Callable[[float], object] | None = None,
     ) -> None:
-        for label, number in (("max_records", max_records), ("max_bytes", max_bytes),
-                              ("batch_size", batch_size), ("batch_bytes", batch_bytes)):
+        for label, number in (
+            ("max_records", max_records),
+            ("max_bytes", max_bytes),
+            ("batch_size", batch_size),
+            ("batch_bytes", batch_bytes),
+        ):
             if not (type(number) is int and number >= 1):
                 raise ValueError(f"{label} must be an integer >= 1, got {number!r}")
         for label, seconds in (("linger", linger), ("block_timeout", block_timeout)):
@@ -143,8 +147,7 @@ class Delivery(Generic[T]):
         try:
             queue = self._queue
             count = len(queue)
-            if (count >= self._max_records or self._bytes + size > self._max_bytes
-                    or self._closed):
+            if count >= self._max_records or self._bytes + size > self._max_bytes or self._closed:
                 if not self._make_room(size):
                     return False
                 count = len(queue)
@@ -180,8 +183,7 @@ class Delivery(Generic[T]):
                 if remaining <= 0 or self._closed:
                     break
                 self._room.wait(remaining)
-                if (len(self._queue) < self._max_records
-                        and self._bytes + size <= self._max_bytes):
+                if len(self._queue) < self._max_records and self._bytes + size <= self._max_bytes:
                     return True
         self._dropped[reason] = self._dropped.get(reason, 0) + 1
         return False
@@ -321,8 +323,12 @@ class Delivery(Generic[T]):
                     return None
                 wake.wait(_IDLE_WAIT)
                 continue
-            if not (count >= self._batch_size or self._bytes >= self._batch_bytes
-                    or self._closing or self._flush_target > self._finished):
+            if not (
+                count >= self._batch_size
+                or self._bytes >= self._batch_bytes
+                or self._closing
+                or self._flush_target > self._finished
+            ):
                 remaining = self._oldest + self._linger - _monotonic()
                 if remaining > 0:
                     wake.wait(remaining)

@@ -78,6 +78,7 @@ def new_uid() -> str:
 
 # Things about this process, looked up once ----------------------------------------------------
 
+
 @functools.cache
 def host_name() -> str:
     """This machine's host name (looked up once)."""
@@ -139,8 +140,9 @@ def endpoint(hostname: str) -> dict[str, Any]:
     return {_host_key(hostname): hostname}
 
 
-_PRODUCT_TEXT = frozenset({"name", "version", "uid", "vendor_name", "lang", "path", "cpe_name",
-                           "url_string"})
+_PRODUCT_TEXT = frozenset(
+    {"name", "version", "uid", "vendor_name", "lang", "path", "cpe_name", "url_string"}
+)
 
 
 def default_product(product: Any = None) -> dict[str, Any]:
@@ -158,8 +160,9 @@ def default_product(product: Any = None) -> dict[str, Any]:
     for key in _PRODUCT_TEXT.intersection(result):
         value = result[key]
         if not isinstance(value, str):  # a version given as 2 or 1.5: the schema wants text
-            result[key] = safe_str(value) if not isinstance(value, (dict, list)) else \
-                dumps(value).decode()
+            result[key] = (
+                safe_str(value) if not isinstance(value, (dict, list)) else dumps(value).decode()
+            )
     if not result.get("name") and not result.get("uid"):
         result["name"] = os.environ.get("MDR_PRODUCT_NAME") or program_name()
     if not result.get("vendor_name"):
@@ -167,8 +170,13 @@ def default_product(product: Any = None) -> dict[str, Any]:
     return result
 
 
-def metadata(product: dict[str, Any], log_version: str, sequence: int, logged_time: int | None,
-             log_level: Any) -> dict[str, Any]:
+def metadata(
+    product: dict[str, Any],
+    log_version: str,
+    sequence: int,
+    logged_time: int | None,
+    log_level: Any,
+) -> dict[str, Any]:
     """A new OCSF ``metadata`` for one mapped log line (fresh ``uid`` included)."""
     result: dict[str, Any] = {
         "version": OCSF_VERSION,
@@ -189,6 +197,7 @@ def metadata(product: dict[str, Any], log_version: str, sequence: int, logged_ti
 
 # Shared pieces of a mapped record -------------------------------------------------------------
 
+
 def file_information(path: Any, function: Any, line: Any, module: Any = None) -> dict[str, Any]:
     """The ``file_information`` enrichment earlier py-mdr releases sent, or ``{}`` if nothing known.
 
@@ -198,12 +207,14 @@ def file_information(path: Any, function: Any, line: Any, module: Any = None) ->
     line = line if type(line) is int else _as_int(line)
     if module is None and path:
         module = _module_of(path)
-    data = prune({
-        "module": module if isinstance(module, str) else json_safe(module),
-        "function_name": function if isinstance(function, str) else json_safe(function),
-        "line_number": line,
-        "path": path,
-    })
+    data = prune(
+        {
+            "module": module if isinstance(module, str) else json_safe(module),
+            "function_name": function if isinstance(function, str) else json_safe(function),
+            "line_number": line,
+            "path": path,
+        }
+    )
     if not data:
         return {}
     if path:
@@ -230,11 +241,15 @@ def _as_int(value: Any) -> int | None:
 
 def exception_info(kind: Any, message: Any, stacktrace: Any) -> dict[str, Any]:
     """``unmapped.exception``: type, message and stack trace as text, empty parts left out."""
-    result: dict[str, Any] = prune({
-        "type": kind if isinstance(kind, str) else json_safe(kind),
-        "message": message if isinstance(message, str) else json_safe(message),
-        "stacktrace": stacktrace.rstrip() if isinstance(stacktrace, str) else json_safe(stacktrace),
-    })
+    result: dict[str, Any] = prune(
+        {
+            "type": kind if isinstance(kind, str) else json_safe(kind),
+            "message": message if isinstance(message, str) else json_safe(message),
+            "stacktrace": stacktrace.rstrip()
+            if isinstance(stacktrace, str)
+            else json_safe(stacktrace),
+        }
+    )
     return result
 
 

@@ -116,14 +116,21 @@ class MDRHandler(logging.Handler):
         compress: bool | None = None,
         use_ack: bool | None = None,
     ) -> None:
-        for name, number in (("max_queue_records", max_queue_records),
-                             ("max_queue_bytes", max_queue_bytes), ("batch_size", batch_size),
-                             ("batch_bytes", batch_bytes)):
+        for name, number in (
+            ("max_queue_records", max_queue_records),
+            ("max_queue_bytes", max_queue_bytes),
+            ("batch_size", batch_size),
+            ("batch_bytes", batch_bytes),
+        ):
             if type(number) is not int or number < 1:
                 raise ConfigError(f"{name} must be an integer >= 1, got {number!r}")
         for name, seconds in (("linger", linger), ("close_timeout", close_timeout)):
-            if not (isinstance(seconds, (int, float)) and not isinstance(seconds, bool)
-                    and math.isfinite(seconds) and seconds >= 0):
+            if not (
+                isinstance(seconds, (int, float))
+                and not isinstance(seconds, bool)
+                and math.isfinite(seconds)
+                and seconds >= 0
+            ):
                 raise ConfigError(f"{name} must be a number of seconds >= 0, got {seconds!r}")
         if source_type is not None and not (isinstance(source_type, str) and source_type):
             raise ConfigError(f"source_type must be a non-empty string, got {source_type!r}")
@@ -244,8 +251,7 @@ class MDRHandler(logging.Handler):
     @property
     def stats(self) -> HandlerStats:
         """Counters: queued, sent, dropped by reason, retries, queue depth, the transport's."""
-        return _handler_stats(self._delivery.stats(), self._mapping_errors,
-                              self._transport.stats())
+        return _handler_stats(self._delivery.stats(), self._mapping_errors, self._transport.stats())
 
     # ------------------------------------------------------------------ mapping
     def map_log_record(self, record: logging.LogRecord) -> EventLogActivity:
@@ -304,8 +310,14 @@ class MDRHandler(logging.Handler):
         names = self._names.get(name) if type(name) is str else None
         if names is None:
             names = self._source_names(name)
-        return encode_envelope(body, time=seconds, host=self._host, source=names[0],
-                               sourcetype=names[1], index=self._index)
+        return encode_envelope(
+            body,
+            time=seconds,
+            host=self._host,
+            source=names[0],
+            sourcetype=names[1],
+            index=self._index,
+        )
 
     def _source_names(self, name: Any) -> tuple[str, str]:
         source = name if type(name) is str and name else (safe_str(name) or "root")
@@ -353,8 +365,10 @@ class MDRHandler(logging.Handler):
             what.append(f"could not deliver {lost} log record(s) ({reasons})")
         if final.in_flight:
             what.append(f"{final.in_flight} still being sent at close (outcome unknown)")
-        line = (f"py-mdr: {type(self).__name__} to {self._config.url}: {'; '.join(what)}; "
-                f"sent {final.sent}\n")
+        line = (
+            f"py-mdr: {type(self).__name__} to {self._config.url}: {'; '.join(what)}; "
+            f"sent {final.sent}\n"
+        )
         stream = sys.stderr
         if stream is None:
             return
@@ -386,8 +400,9 @@ def _product(product: Any) -> dict[str, Any]:
     return default_product(product)
 
 
-def _handler_stats(queue: DeliveryStats, mapping_errors: int,
-                   transport: TransportStats) -> HandlerStats:
+def _handler_stats(
+    queue: DeliveryStats, mapping_errors: int, transport: TransportStats
+) -> HandlerStats:
     return HandlerStats(
         queued=queue.queued,
         sent=queue.sent,

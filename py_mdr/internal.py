@@ -17,6 +17,7 @@ from typing import Any
 #: The record attribute (and OTel attribute) that marks py-mdr's own records.
 INTERNAL_ATTRIBUTE = "py_mdr_internal"
 
+
 class _State(threading.local):
     """Per-thread flag; a class attribute default keeps ``is_sending`` a plain lookup (~0.1 us)."""
 

@@ -156,7 +156,10 @@ def record_to_event(
 
 
 def _map_plain(
-    record: logging.LogRecord, data: dict[str, Any], captured: tuple[Any, ...], product: Any,
+    record: logging.LogRecord,
+    data: dict[str, Any],
+    captured: tuple[Any, ...],
+    product: Any,
     log_version: str,
 ) -> dict[str, Any] | None:
     """The hot path for the usual record (every standard attribute a non-empty plain value).
@@ -176,13 +179,28 @@ def _map_plain(
     created = record.created
     message = data.get("message")
     if not (
-        type(name) is str and name and type(levelname) is str and levelname
-        and type(pathname) is str and pathname and type(function) is str and function
-        and type(module) is str and module and type(lineno) is int
-        and type(process_name) is str and process_name and type(thread_name) is str
-        and thread_name and type(pid) is int and type(created) is float
-        and 0.0 < created < 1e11 and type(message) is str and message
-        and len(message) <= MAX_STRING and log_version
+        type(name) is str
+        and name
+        and type(levelname) is str
+        and levelname
+        and type(pathname) is str
+        and pathname
+        and type(function) is str
+        and function
+        and type(module) is str
+        and module
+        and type(lineno) is int
+        and type(process_name) is str
+        and process_name
+        and type(thread_name) is str
+        and thread_name
+        and type(pid) is int
+        and type(created) is float
+        and 0.0 < created < 1e11
+        and type(message) is str
+        and message
+        and len(message) <= MAX_STRING
+        and log_version
     ):
         return None
     sequence, tid, logged, exception = captured
@@ -209,16 +227,18 @@ def _map_plain(
         "actor": {"process": {"pid": pid, "tid": tid, "name": process_name}},
         "device": {host_key: host, "type_id": 0, "type": "Unknown"},
         "src_endpoint": {host_key: host},
-        "enrichments": [{
-            "name": "file_information",
-            "value": f"{pathname}:{lineno}",
-            "data": {
-                "module": module,
-                "function_name": function,
-                "line_number": lineno,
-                "path": pathname,
-            },
-        }],
+        "enrichments": [
+            {
+                "name": "file_information",
+                "value": f"{pathname}:{lineno}",
+                "data": {
+                    "module": module,
+                    "function_name": function,
+                    "line_number": lineno,
+                    "path": pathname,
+                },
+            }
+        ],
     }
     user = os_user()
     if user:
@@ -243,7 +263,10 @@ def _map_plain(
 
 
 def _map_careful(
-    record: logging.LogRecord, data: dict[str, Any], captured: tuple[Any, ...], product: Any,
+    record: logging.LogRecord,
+    data: dict[str, Any],
+    captured: tuple[Any, ...],
+    product: Any,
     log_version: str,
 ) -> dict[str, Any]:
     """The same mapping as :func:`_map_plain`, checking and cleaning every value on the way."""
@@ -269,8 +292,7 @@ def _map_careful(
         "severity_id": severity_id,
         "severity": severity,
         "time": ms_from_seconds(record.created) or logged_ms,
-        "metadata": metadata(_product(product), log_version, sequence, logged_ms,
-                             record.levelname),
+        "metadata": metadata(_product(product), log_version, sequence, logged_ms, record.levelname),
         "actor": actor,
         "device": device(host),
         "src_endpoint": endpoint(host),
@@ -288,8 +310,11 @@ def _map_careful(
 
     if exception:
         unmapped["exception"] = exception.copy()
-    for key, value in (("stack", record.stack_info), ("thread_name", record.threadName),
-                       ("task_name", data.get("taskName"))):
+    for key, value in (
+        ("stack", record.stack_info),
+        ("thread_name", record.threadName),
+        ("task_name", data.get("taskName")),
+    ):
         text = clean_text(value)
         if text:
             unmapped[key] = text
@@ -329,9 +354,7 @@ def _fallback(
         return _minimal(None, None, log_version, second)
 
 
-def _minimal(
-    record: Any, product: Any, log_version: str, error: Exception
-) -> dict[str, Any]:
+def _minimal(record: Any, product: Any, log_version: str, error: Exception) -> dict[str, Any]:
     captured = getattr(record, CAPTURED, None)
     if not (isinstance(captured, tuple) and len(captured) == 4):
         captured = (next_sequence(), _get_native_id(), _now(), None)

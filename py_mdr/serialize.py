@@ -299,8 +299,6 @@ def _timestamp(value: Any) -> Any:
     return _integer(value)
 
 
-
-
 # Values of these exact types pass through their converter unchanged (str is never empty-pruned).
 _READY: dict[_Converter, type] = {_string: str, _integer: int, _timestamp: int}
 

@@ -21,8 +21,15 @@ _PYTHON_TABLE = tuple(_PYTHON_BANDS[min(level // 10, 5)] for level in range(60))
 
 # OTel SeverityNumber 0..24: UNSPECIFIED, TRACE 1-4, DEBUG 5-8, INFO 9-12, WARN 13-16,
 # ERROR 17-20, FATAL 21-24.
-_OTEL_TABLE = (UNKNOWN, *(TRACE,) * 4, *(DEBUG,) * 4, *(INFORMATIONAL,) * 4, *(MEDIUM,) * 4,
-               *(HIGH,) * 4, *(CRITICAL,) * 4)
+_OTEL_TABLE = (
+    UNKNOWN,
+    *(TRACE,) * 4,
+    *(DEBUG,) * 4,
+    *(INFORMATIONAL,) * 4,
+    *(MEDIUM,) * 4,
+    *(HIGH,) * 4,
+    *(CRITICAL,) * 4,
+)
 
 # Severity texts, for OTel records that carry a text but no number.
 _OTEL_TEXT = {

@@ -115,8 +115,15 @@ class _Counters:
 
     def snapshot(self) -> ExporterStats:
         with self.lock:
-            return ExporterStats(self.exported, self.internal, self.sent, dict(self.dropped),
-                                 self.retried, self.failures, self.last_error)
+            return ExporterStats(
+                self.exported,
+                self.internal,
+                self.sent,
+                dict(self.dropped),
+                self.retried,
+                self.failures,
+                self.last_error,
+            )
 
 
 def _export_timeout(timeout: float | None) -> float:
@@ -238,8 +245,9 @@ class MDRExporter(LogRecordExporter):
             return self._export(batch)
         except Exception as error:  # the SDK must never see an exception from us
             count = _length(batch)
-            self._counters.add(exported=count, dropped={"error": count}, failed=True,
-                               error=error_text(error))
+            self._counters.add(
+                exported=count, dropped={"error": count}, failed=True, error=error_text(error)
+            )
             with internal.sending():
                 self._warn_once("error", "exporting to MDR failed unexpectedly", exc_info=True)
             return _FAILURE
@@ -290,9 +298,15 @@ class MDRExporter(LogRecordExporter):
             dropped["unmappable"] = unmappable
         failed = bool(dropped)
         error = report.error
-        self._counters.add(exported=count, internal=skipped, sent=report.delivered,
-                           dropped=dropped, retried=report.retries, failed=failed,
-                           error=str(error) if error is not None else None)
+        self._counters.add(
+            exported=count,
+            internal=skipped,
+            sent=report.delivered,
+            dropped=dropped,
+            retried=report.retries,
+            failed=failed,
+            error=str(error) if error is not None else None,
+        )
         return _FAILURE if failed else _SUCCESS
 
     def _encode(self, batch: Sequence[ReadableLogRecord]) -> tuple[list[bytes], int, int]:
@@ -308,18 +322,23 @@ class MDRExporter(LogRecordExporter):
             try:
                 event = otel_to_event(item, vendor_name=vendor)
                 seconds, host, source = envelope_fields(item, vendor)
-                envelopes.append(encode_envelope(
-                    dumps(event),
-                    time=seconds,
-                    host=host,
-                    source=source,
-                    sourcetype=self._sourcetype(item),
-                    index=index,
-                ))
+                envelopes.append(
+                    encode_envelope(
+                        dumps(event),
+                        time=seconds,
+                        host=host,
+                        source=source,
+                        sourcetype=self._sourcetype(item),
+                        index=index,
+                    )
+                )
             except Exception:
                 unmappable += 1
-                self._warn_once("unmappable", "a log record could not be encoded for MDR; "
-                                "it was skipped and counted", exc_info=True)
+                self._warn_once(
+                    "unmappable",
+                    "a log record could not be encoded for MDR; it was skipped and counted",
+                    exc_info=True,
+                )
         return envelopes, skipped, unmappable
 
     def _sourcetype(self, item: ReadableLogRecord) -> str:

@@ -67,6 +67,7 @@ _MAX_INT32 = 2**31 - 1
 
 # Resource-derived parts, computed once per resource ------------------------------------------
 
+
 @dataclass(frozen=True)
 class _ResourceParts:
     host: str
@@ -118,12 +119,14 @@ def _build_resource_parts(resource: Any, vendor_name: str | None) -> _ResourcePa
         return value if type(value) is str else clean_text(dumps(value).decode())
 
     service = text("service.name")
-    product = default_product({
-        "name": service,
-        "version": text("service.version"),
-        "uid": text("service.instance.id"),
-        "vendor_name": text("service.namespace") or vendor_name,
-    })
+    product = default_product(
+        {
+            "name": service,
+            "version": text("service.version"),
+            "uid": text("service.instance.id"),
+            "vendor_name": text("service.namespace") or vendor_name,
+        }
+    )
 
     host = text("host.name") or host_name()
     dev = device(host)
@@ -145,8 +148,10 @@ def _build_resource_parts(resource: Any, vendor_name: str | None) -> _ResourcePa
     else:  # the exporter runs inside the process that logged: its pid is ours
         pid = os.getpid()
     process: dict[str, Any] = {"pid": pid}
-    for source, target in (("process.executable.name", "name"),
-                           ("process.command_line", "cmd_line")):
+    for source, target in (
+        ("process.executable.name", "name"),
+        ("process.command_line", "cmd_line"),
+    ):
         value = text(source)
         if value:
             process[target] = value
@@ -165,11 +170,13 @@ def _build_resource_parts(resource: Any, vendor_name: str | None) -> _ResourcePa
             cloud["account"] = {"uid": account}
 
     unmapped = {k: v for k, v in attributes.items() if k not in used}
-    return _ResourceParts(host, service or "", product, dev, endpoint(host), process, user,
-                          cloud, unmapped)
+    return _ResourceParts(
+        host, service or "", product, dev, endpoint(host), process, user, cloud, unmapped
+    )
 
 
 # Per record -----------------------------------------------------------------------------------
+
 
 def otel_to_event(
     data: Any, *, vendor_name: str | None = None, log_version: str = __version__
@@ -332,8 +339,9 @@ def _attributes(
         if enrichment:
             event["enrichments"] = [enrichment]
     if exception:
-        info = exception_info(exception.get("type"), exception.get("message"),
-                              exception.get("stacktrace"))
+        info = exception_info(
+            exception.get("type"), exception.get("message"), exception.get("stacktrace")
+        )
         if info:
             unmapped["exception"] = info
     if others:
@@ -427,6 +435,7 @@ def _fallback(
 
 # Exporter helpers -----------------------------------------------------------------------------
 
+
 def envelope_fields(data: Any, vendor_name: str | None = None) -> tuple[float, str, str]:
     """HEC envelope ``(time in seconds, host, source)`` for a record; never raises.
 
@@ -435,9 +444,11 @@ def envelope_fields(data: Any, vendor_name: str | None = None) -> tuple[float, s
     """
     try:
         record = _record(data)
-        millis = (_ms(getattr(record, "timestamp", None))
-                  or _ms(getattr(record, "observed_timestamp", None))
-                  or int(time.time() * 1000))
+        millis = (
+            _ms(getattr(record, "timestamp", None))
+            or _ms(getattr(record, "observed_timestamp", None))
+            or int(time.time() * 1000)
+        )
         parts = _resource_parts(getattr(data, "resource", None), vendor_name)
         scope = getattr(data, "instrumentation_scope", None)
         source = clean_text(getattr(scope, "name", None)) if scope is not None else None
@@ -455,4 +466,3 @@ def is_internal(data: Any) -> bool:
         return bool(attributes.get(INTERNAL_ATTRIBUTE))
     except Exception:
         return False
-

@@ -24,8 +24,9 @@ BIN = Path(sys.executable).parent
 INSTRUMENT = BIN / "opentelemetry-instrument"
 APP = ROOT / "examples" / "otel_auto_app.py"
 
-pytestmark = pytest.mark.skipif(not INSTRUMENT.exists(),
-                                reason="opentelemetry-instrument is not installed")
+pytestmark = pytest.mark.skipif(
+    not INSTRUMENT.exists(), reason="opentelemetry-instrument is not installed"
+)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -38,15 +39,20 @@ def configurator_installed() -> None:
 
 
 def otel_env(sink: HECSink | None, *, sdk_handler: bool = True, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("OTEL_") and k not in {s.name for s in config.SETTINGS}}
-    env.update({
-        "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}",
-        "OTEL_LOGS_EXPORTER": "mdr",
-        "OTEL_SERVICE_NAME": "orders",
-        "OTEL_TRACES_EXPORTER": "none",
-        "OTEL_METRICS_EXPORTER": "none",
-    })
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("OTEL_") and k not in {s.name for s in config.SETTINGS}
+    }
+    env.update(
+        {
+            "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+            "OTEL_LOGS_EXPORTER": "mdr",
+            "OTEL_SERVICE_NAME": "orders",
+            "OTEL_TRACES_EXPORTER": "none",
+            "OTEL_METRICS_EXPORTER": "none",
+        }
+    )
     if sdk_handler:
         env["OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED"] = "true"
     if sink is not None:
@@ -56,12 +62,19 @@ def otel_env(sink: HECSink | None, *, sdk_handler: bool = True, **extra: str) ->
 
 
 def instrumented(script: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(INSTRUMENT), sys.executable, str(script)], env=env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [str(INSTRUMENT), sys.executable, str(script)],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
-@pytest.mark.parametrize("sdk_handler", [True, False],
-                         ids=["sdk-logging-handler", "instrumentation-logging-handler"])
+@pytest.mark.parametrize(
+    "sdk_handler", [True, False], ids=["sdk-logging-handler", "instrumentation-logging-handler"]
+)
 def test_unchanged_app_ships_its_warning_and_exception(sink: HECSink, sdk_handler: bool) -> None:
     result = instrumented(APP, otel_env(sink, sdk_handler=sdk_handler))
     assert result.returncode == 0, result.stderr
@@ -70,7 +83,10 @@ def test_unchanged_app_ships_its_warning_and_exception(sink: HECSink, sdk_handle
     events = [e for e in sink.events if e.get("log_name") == "orders"]
     by_message = {e["message"]: e for e in events}
     assert set(by_message) == {
-        "order service starting", "stock is low for sku-42", "payment failed for order-7"}
+        "order service starting",
+        "stock is low for sku-42",
+        "payment failed for order-7",
+    }
     warning = by_message["stock is low for sku-42"]
     assert (warning["severity_id"], warning["metadata"]["log_level"]) == (3, "WARN")
     failure = by_message["payment failed for order-7"]
@@ -79,7 +95,7 @@ def test_unchanged_app_ships_its_warning_and_exception(sink: HECSink, sdk_handle
     assert exception["type"] == "ValueError"
     assert exception["message"] == "cannot charge 0 cents for order-7"
     assert exception["stacktrace"].startswith("Traceback (most recent call last):")
-    assert 'in charge\n    raise ValueError' in exception["stacktrace"]
+    assert "in charge\n    raise ValueError" in exception["stacktrace"]
     for event in events:
         assert event["metadata"]["product"]["name"] == "orders"
     assert {v["sourcetype"] for v in sink.envelopes} == {"pymdr::orders"}
@@ -102,15 +118,15 @@ def test_root_logger_at_debug_under_auto_instrumentation_stays_bounded(
     script = tmp_path / "debug_app.py"
     script.write_text(DEBUG_APP)
     sink.fail_next(1, status=503)
-    env = otel_env(sink, sdk_handler=False, OTEL_BLRP_SCHEDULE_DELAY="20",
-                   MDR_EXPORT_TIMEOUT="5")
+    env = otel_env(sink, sdk_handler=False, OTEL_BLRP_SCHEDULE_DELAY="20", MDR_EXPORT_TIMEOUT="5")
     result = instrumented(script, env)
     assert result.returncode == 0, result.stderr
     # about 50 export rounds ran while the HTTP stack logged at DEBUG: one line, the 503 and
     # its retry, nothing more
     assert [e["message"] for e in sink.events if e.get("log_name") == "chatty"] == ["the only line"]
-    assert all(not str(e.get("log_name", "")).startswith(("urllib3", "py_mdr"))
-               for e in sink.events)
+    assert all(
+        not str(e.get("log_name", "")).startswith(("urllib3", "py_mdr")) for e in sink.events
+    )
     assert [r.status for r in sink.requests] == [503, 200]
 
 

@@ -51,8 +51,13 @@ def run(
     timeout: float = 60,
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [PY_MDR, *args], input=stdin if stdin is not None else "", env=env,
-        capture_output=True, text=True, timeout=timeout, check=False,
+        [PY_MDR, *args],
+        input=stdin if stdin is not None else "",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
 
 
@@ -95,14 +100,21 @@ def closed_port() -> int:
 
 # --- the command itself ------------------------------------------------------------------------
 
+
 def test_every_subcommand_has_help() -> None:
     env = clean_env()
     for args in ([], ["send"], ["validate"], ["check"], ["sink"], ["schema"]):
         done = run([*args, "--help"], env)
         assert done.returncode == 0, done.stderr
         assert "usage: py-mdr" in done.stdout
-    module = subprocess.run([sys.executable, "-m", "py_mdr", "--version"], env=env,
-                            capture_output=True, text=True, timeout=30, check=False)
+    module = subprocess.run(
+        [sys.executable, "-m", "py_mdr", "--version"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert module.returncode == 0 and "OCSF 1.3.0" in module.stdout
 
 
@@ -140,6 +152,7 @@ def test_severity_takes_ocsf_names_ids_and_the_library_level_words() -> None:
 
 
 # --- send --------------------------------------------------------------------------------------
+
 
 def test_send_json_lines_from_a_file(sink: HECSink, tmp_path: Path) -> None:
     source = tmp_path / "events.jsonl"
@@ -181,8 +194,11 @@ def test_send_reads_a_json_array_and_pretty_printed_objects(sink: HECSink, tmp_p
 
 
 def test_send_text_lines_become_event_log_activities(sink: HECSink, tmp_path: Path) -> None:
-    done = run(["send", "--text", "--severity", "warning", "--name", "backup", "--vendor", "acme"],
-               sink_env(sink), stdin="disk almost full\n\n  \nbackup done\r\n")
+    done = run(
+        ["send", "--text", "--severity", "warning", "--name", "backup", "--vendor", "acme"],
+        sink_env(sink),
+        stdin="disk almost full\n\n  \nbackup done\r\n",
+    )
     assert done.returncode == 0, done.stderr
     assert sink.wait_for_events(2)
     first, second = sink.events
@@ -209,10 +225,8 @@ def test_send_reports_bad_lines_and_sends_the_good_ones(sink: HECSink, tmp_path:
         "this is not json\n"
         '{"message": "no class"}\n'
         '{"class_uid": 4242}\n'
-        "[1]\n"
-        + json.dumps(event(6)) + "\n"
-        '{"class_uid": 1008, "message": "cut short",\n'
-        + json.dumps(event(8)) + "\n"
+        "[1]\n" + json.dumps(event(6)) + "\n"
+        '{"class_uid": 1008, "message": "cut short",\n' + json.dumps(event(8)) + "\n"
     )
     missing = tmp_path / "missing.jsonl"
     done = run(["send", str(source), str(missing)], sink_env(sink))
@@ -288,8 +302,13 @@ def test_a_refused_token_stops_sending_and_is_named(sink: HECSink) -> None:
 
 def test_send_streams_before_the_input_ends_with_progress_on_a_terminal(sink: HECSink) -> None:
     master, slave = pty.openpty()
-    process = subprocess.Popen([PY_MDR, "send", "--text"], stdin=subprocess.PIPE, stdout=slave,
-                               stderr=slave, env=sink_env(sink))
+    process = subprocess.Popen(
+        [PY_MDR, "send", "--text"],
+        stdin=subprocess.PIPE,
+        stdout=slave,
+        stderr=slave,
+        env=sink_env(sink),
+    )
     os.close(slave)
     assert process.stdin is not None
     try:
@@ -310,8 +329,12 @@ def test_send_streams_before_the_input_ends_with_progress_on_a_terminal(sink: HE
 
 
 def test_ctrl_c_mid_send_sums_up_and_exits_130(sink: HECSink) -> None:
-    process = subprocess.Popen([PY_MDR, "send", "--text"], stdin=subprocess.PIPE,
-                               stderr=subprocess.PIPE, env=sink_env(sink))
+    process = subprocess.Popen(
+        [PY_MDR, "send", "--text"],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=sink_env(sink),
+    )
     assert process.stdin is not None
     try:
         process.stdin.write(b"before the interrupt\n")
@@ -373,8 +396,13 @@ def test_a_100k_line_input_arrives_once_with_flat_memory(tmp_path: Path) -> None
 
 def _run_measured(args: Sequence[str], env: dict[str, str]) -> tuple[int, str, int]:
     """Exit code, stderr and peak RSS (KiB) of one py-mdr run, measured for that child alone."""
-    with subprocess.Popen([PY_MDR, *args], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE, env=env) as process:
+    with subprocess.Popen(
+        [PY_MDR, *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+    ) as process:
         assert process.stderr is not None
         err = b""
         deadline = time.monotonic() + 150
@@ -393,9 +421,12 @@ def _run_measured(args: Sequence[str], env: dict[str, str]) -> tuple[int, str, i
 
 # --- reading input (in-process: the layouts and the recovery rules) ---------------------------
 
+
 def _read(text: str) -> list[tuple[int, Any]]:
-    return [(i.line, i.value if i.error is None else "ERROR: " + i.error)
-            for i in read_json(io.StringIO(text), "in")]
+    return [
+        (i.line, i.value if i.error is None else "ERROR: " + i.error)
+        for i in read_json(io.StringIO(text), "in")
+    ]
 
 
 def test_json_input_layouts_each_value_with_its_line() -> None:
@@ -403,7 +434,10 @@ def test_json_input_layouts_each_value_with_its_line() -> None:
     assert _read('{\n  "a": 1\n}\n{\n  "b": [1,\n 2]\n}') == [(1, {"a": 1}), (4, {"b": [1, 2]})]
     assert _read('[{"a":1}, {"b":2}]') == [(1, {"a": 1}), (1, {"b": 2})]
     assert _read('[\n  {"a": 1},\n  {"b": 2}\n]\n{"c": 3}') == [
-        (2, {"a": 1}), (3, {"b": 2}), (5, {"c": 3})]
+        (2, {"a": 1}),
+        (3, {"b": 2}),
+        (5, {"c": 3}),
+    ]
     assert _read("[]\n  \n") == []
 
 
@@ -454,6 +488,7 @@ def test_json_input_calls_a_huge_line_of_plain_text_not_json() -> None:
 
 # --- validate ----------------------------------------------------------------------------------
 
+
 def _valid_event_log() -> dict[str, Any]:
     return populated_event("event_log")
 
@@ -480,8 +515,15 @@ def _broken_events() -> list[tuple[dict[str, Any] | str, str, str]]:
 
 
 def test_validate_passes_events_built_from_the_schema(tmp_path: Path) -> None:
-    names = ["event_log", "detection_finding", "authentication", "http_activity",
-             "vulnerability_finding", "software_info", "process_activity"]
+    names = [
+        "event_log",
+        "detection_finding",
+        "authentication",
+        "http_activity",
+        "vulnerability_finding",
+        "software_info",
+        "process_activity",
+    ]
     source = tmp_path / "valid.jsonl"
     source.write_text(jsonl(*(populated_event(name) for name in names)))
     done = run(["validate", str(source)], clean_env())
@@ -530,6 +572,7 @@ def test_validate_checks_the_event_as_send_would_send_it(tmp_path: Path) -> None
 
 # --- check -------------------------------------------------------------------------------------
 
+
 def test_check_a_healthy_receiver(sink: HECSink) -> None:
     done = run(["check", "--send-test"], sink_env(sink))
     assert done.returncode == 0, done.stdout
@@ -540,8 +583,7 @@ def test_check_a_healthy_receiver(sink: HECSink) -> None:
 
 
 def test_check_with_nothing_listening() -> None:
-    done = run(["check"], clean_env(MDR_HOST=f"http://127.0.0.1:{closed_port()}",
-                                    MDR_TOKEN=TOKEN))
+    done = run(["check"], clean_env(MDR_HOST=f"http://127.0.0.1:{closed_port()}", MDR_TOKEN=TOKEN))
     assert done.returncode == 1
     assert "connection refused" in done.stdout and "nothing listens" in done.stdout
     assert done.stdout.count("connection refused") == 1  # said once, on the FAIL line
@@ -584,6 +626,7 @@ def test_check_a_busy_receiver(sink: HECSink) -> None:
 
 # --- schema and sink ---------------------------------------------------------------------------
 
+
 def test_schema_lists_classes_and_describes_one() -> None:
     env = clean_env()
     listing = run(["schema"], env)
@@ -610,16 +653,22 @@ def test_schema_lists_classes_and_describes_one() -> None:
 
 
 def test_sink_subcommand_prints_what_it_receives() -> None:
-    process = subprocess.Popen([PY_MDR, "sink", "--port", "0", "--token", TOKEN],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               env=clean_env())
+    process = subprocess.Popen(
+        [PY_MDR, "sink", "--port", "0", "--token", TOKEN],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=clean_env(),
+    )
     assert process.stdout is not None
     try:
         first = _read_line(process.stdout.fileno(), timeout=15)
         assert "listening on http://127.0.0.1:" in first
         url = first.split("listening on ", 1)[1].split()[0]
-        done = run(["send", "--text"], clean_env(MDR_HOST=url, MDR_TOKEN=TOKEN),
-                   stdin="hello from a shell\n")
+        done = run(
+            ["send", "--text"],
+            clean_env(MDR_HOST=url, MDR_TOKEN=TOKEN),
+            stdin="hello from a shell\n",
+        )
         assert done.returncode == 0, done.stderr
         printed = _read_line(process.stdout.fileno(), timeout=10)
         assert "pymdr::cli" in printed and "hello from a shell" in printed
@@ -647,8 +696,13 @@ def _read_line(fd: int, timeout: float) -> str:
 
 def test_bad_input_never_shows_a_traceback(sink: HECSink, tmp_path: Path) -> None:
     weird = tmp_path / "weird.bin"
-    weird.write_bytes(b"\xff\xfe\x00garbage\n" + b'{"class_uid": 1008, "time": "soon"}\n'
-                      + b"[" * 5000 + b"\n" + b'{"a": NaN}\n')
+    weird.write_bytes(
+        b"\xff\xfe\x00garbage\n"
+        + b'{"class_uid": 1008, "time": "soon"}\n'
+        + b"[" * 5000
+        + b"\n"
+        + b'{"a": NaN}\n'
+    )
     for args in (["send", str(weird), str(tmp_path)], ["validate", str(weird), str(tmp_path)]):
         done = run(args, sink_env(sink))
         assert done.returncode == 1

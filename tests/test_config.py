@@ -29,7 +29,10 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
         ("HTTP://127.0.0.1:8088", "http://127.0.0.1:8088"),
         ("hec.example.com:8088/services/collector/event", "https://hec.example.com:8088"),
         ("https://h:8088/services/collector", "https://h:8088"),
-        ("https://proxy.example.com/mdr/services/collector/event/1.0", "https://proxy.example.com/mdr"),
+        (
+            "https://proxy.example.com/mdr/services/collector/event/1.0",
+            "https://proxy.example.com/mdr",
+        ),
         ("  hec.example.com:8088  ", "https://hec.example.com:8088"),
         ("[::1]:8088", "https://[::1]:8088"),
     ],
@@ -52,7 +55,9 @@ def test_missing_host_names_argument_variable_and_fix() -> None:
     assert isinstance(info.value, ValueError)
 
 
-@pytest.mark.parametrize("bad", ["ftp://h:21", "https://user:pw@h:8088", "https://h:notaport", "https://"])
+@pytest.mark.parametrize(
+    "bad", ["ftp://h:21", "https://user:pw@h:8088", "https://h:notaport", "https://"]
+)
 def test_bad_hosts_are_refused_clearly(bad: str) -> None:
     with pytest.raises(ConfigError) as info:
         resolve_url(bad)
@@ -146,8 +151,17 @@ def test_hec_config_arguments_win(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MDR_COMPRESSION", "none")
     monkeypatch.setenv("MDR_TIMEOUT", "9")
     policy = RetryPolicy(initial_backoff=0.01, deadline=3)
-    cfg = hec_config("arg.example.com:8088", "arg-token", False, index="main", compress=True,
-                     timeout=2, retry=policy, use_ack=False, max_batch_events=10)
+    cfg = hec_config(
+        "arg.example.com:8088",
+        "arg-token",
+        False,
+        index="main",
+        compress=True,
+        timeout=2,
+        retry=policy,
+        use_ack=False,
+        max_batch_events=10,
+    )
     assert cfg.url == "https://arg.example.com:8088"
     assert cfg.token == "arg-token"
     assert cfg.verify is False
@@ -159,8 +173,13 @@ def test_hec_config_arguments_win(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_hec_config_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = hec_config("h", "t")
-    assert (cfg.verify, cfg.cert, cfg.compress, cfg.index, cfg.use_ack) == (True, None, True, None,
-                                                                            False)
+    assert (cfg.verify, cfg.cert, cfg.compress, cfg.index, cfg.use_ack) == (
+        True,
+        None,
+        True,
+        None,
+        False,
+    )
     assert cfg.retry == RetryPolicy()
 
 
@@ -189,9 +208,18 @@ def test_client_certificate(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> 
 
 def test_settings_table_lists_every_variable() -> None:
     names = [s.name for s in config.SETTINGS]
-    transport_variables = ["MDR_HOST", "MDR_TOKEN", "MDR_INDEX", "MDR_SSL_VERIFY",
-                           "MDR_CA_BUNDLE", "MDR_CLIENT_CERT", "MDR_CLIENT_KEY", "MDR_TIMEOUT",
-                           "MDR_COMPRESSION", "MDR_USE_ACK"]
+    transport_variables = [
+        "MDR_HOST",
+        "MDR_TOKEN",
+        "MDR_INDEX",
+        "MDR_SSL_VERIFY",
+        "MDR_CA_BUNDLE",
+        "MDR_CLIENT_CERT",
+        "MDR_CLIENT_KEY",
+        "MDR_TIMEOUT",
+        "MDR_COMPRESSION",
+        "MDR_USE_ACK",
+    ]
     assert set(transport_variables) <= set(names)
     assert len(names) == len(set(names))
     assert all(s.name.startswith("MDR_") and s.meaning and s.default for s in config.SETTINGS)

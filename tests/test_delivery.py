@@ -95,8 +95,7 @@ def worker_threads() -> list[threading.Thread]:
 # ---------------------------------------------------------------- batching
 
 
-def test_no_thread_until_first_put(make: Callable[..., Delivery[int]],
-                                   recorder: Recorder) -> None:
+def test_no_thread_until_first_put(make: Callable[..., Delivery[int]], recorder: Recorder) -> None:
     before = len(worker_threads())
     delivery = make()
     assert len(worker_threads()) <= before
@@ -138,8 +137,9 @@ def test_a_lone_record_waits_about_linger_then_goes(
     assert 0.25 <= elapsed < 3.0
 
 
-def test_batches_are_bounded_by_bytes(make: Callable[..., Delivery[int]],
-                                      recorder: Recorder) -> None:
+def test_batches_are_bounded_by_bytes(
+    make: Callable[..., Delivery[int]], recorder: Recorder
+) -> None:
     delivery = make(batch_size=100, batch_bytes=100, linger=30.0)
     recorder.release.clear()
     for i in range(7):
@@ -163,8 +163,9 @@ def test_an_item_larger_than_a_batch_still_goes_alone(
 # ---------------------------------------------------------------- bounds
 
 
-def test_record_bound_drops_and_counts(make: Callable[..., Delivery[int]],
-                                      recorder: Recorder) -> None:
+def test_record_bound_drops_and_counts(
+    make: Callable[..., Delivery[int]], recorder: Recorder
+) -> None:
     recorder.release.clear()
     delivery = make(max_records=5, batch_size=2, linger=0.0)
     delivery.put(0, 1)
@@ -182,8 +183,9 @@ def test_record_bound_drops_and_counts(make: Callable[..., Delivery[int]],
     assert delivery.stats().sent == stats.queued
 
 
-def test_byte_bound_drops_and_counts(make: Callable[..., Delivery[int]],
-                                    recorder: Recorder) -> None:
+def test_byte_bound_drops_and_counts(
+    make: Callable[..., Delivery[int]], recorder: Recorder
+) -> None:
     delivery = make(max_bytes=100, linger=30.0, batch_bytes=10_000)
     assert [delivery.put(i, 30) for i in range(4)] == [True, True, True, False]
     assert not delivery.put(99, 101)  # could never fit
@@ -195,8 +197,7 @@ def test_byte_bound_drops_and_counts(make: Callable[..., Delivery[int]],
     assert delivery.stats().queue_bytes == 0
 
 
-def test_block_mode_waits_for_room(make: Callable[..., Delivery[int]],
-                                   recorder: Recorder) -> None:
+def test_block_mode_waits_for_room(make: Callable[..., Delivery[int]], recorder: Recorder) -> None:
     recorder.release.clear()
     delivery = make(max_records=2, batch_size=1, linger=0.0, block=True, block_timeout=5.0)
     delivery.put(0, 1)
@@ -218,8 +219,9 @@ def test_block_mode_waits_for_room(make: Callable[..., Delivery[int]],
     assert delivery.stats().dropped == {}
 
 
-def test_block_mode_gives_up_after_block_timeout(make: Callable[..., Delivery[int]],
-                                                 recorder: Recorder) -> None:
+def test_block_mode_gives_up_after_block_timeout(
+    make: Callable[..., Delivery[int]], recorder: Recorder
+) -> None:
     recorder.release.clear()
     delivery = make(max_records=1, batch_size=1, linger=0.0, block=True, block_timeout=0.2)
     delivery.put(0, 1)
@@ -261,8 +263,7 @@ def test_flush_from_the_worker_returns_at_once(make: Callable[..., Delivery[int]
     delivery.close(1)
 
 
-def test_close_drains_then_refuses(make: Callable[..., Delivery[int]],
-                                   recorder: Recorder) -> None:
+def test_close_drains_then_refuses(make: Callable[..., Delivery[int]], recorder: Recorder) -> None:
     delivery = make(linger=30.0)
     for i in range(10):
         delivery.put(i, 1)
@@ -275,8 +276,9 @@ def test_close_drains_then_refuses(make: Callable[..., Delivery[int]],
     assert delivery.close(5) == delivery.stats()  # idempotent
 
 
-def test_close_within_deadline_counts_what_is_left(make: Callable[..., Delivery[int]],
-                                                  recorder: Recorder) -> None:
+def test_close_within_deadline_counts_what_is_left(
+    make: Callable[..., Delivery[int]], recorder: Recorder
+) -> None:
     recorder.release.clear()
     delivery = make(batch_size=2, linger=30.0)
     for i in range(10):
@@ -309,8 +311,9 @@ def test_process_errors_are_counted_and_shown_once(
     assert delivery.flush(5) and recorder.items == [9]  # the worker survived
 
 
-def test_transport_drops_are_counted_by_reason(make: Callable[..., Delivery[int]],
-                                              recorder: Recorder) -> None:
+def test_transport_drops_are_counted_by_reason(
+    make: Callable[..., Delivery[int]], recorder: Recorder
+) -> None:
     recorder.drop_reason = "auth"
     delivery = make()
     for i in range(4):
@@ -370,11 +373,13 @@ def test_forked_child_gets_an_empty_queue_and_its_own_worker(
 # ---------------------------------------------------------------- lifecycle details
 
 
-def test_close_runs_finish_after_the_queue_is_drained(make: Callable[..., Delivery[int]],
-                                                      recorder: Recorder) -> None:
+def test_close_runs_finish_after_the_queue_is_drained(
+    make: Callable[..., Delivery[int]], recorder: Recorder
+) -> None:
     finished: list[tuple[list[int], float]] = []
-    delivery = make(linger=30.0, finish=lambda deadline: finished.append(
-        (list(recorder.items), deadline)))
+    delivery = make(
+        linger=30.0, finish=lambda deadline: finished.append((list(recorder.items), deadline))
+    )
     for i in range(3):
         delivery.put(i, 1)
     assert delivery.flush(5)  # the worker is idle, the queue empty, when close comes
@@ -399,8 +404,11 @@ def test_a_put_reentering_while_the_worker_starts_starts_no_second_worker(
                 delivery.put(2, 1)  # what a signal handler that logs at this moment does
             super().start()
 
-    monkeypatch.setattr(delivery_module, "threading", SimpleNamespace(
-        Thread=Reentering, current_thread=threading.current_thread))
+    monkeypatch.setattr(
+        delivery_module,
+        "threading",
+        SimpleNamespace(Thread=Reentering, current_thread=threading.current_thread),
+    )
     delivery.put(1, 1)
     assert delivery.flush(5)
     assert len(started) == 1

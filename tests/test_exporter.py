@@ -42,14 +42,16 @@ FAILURE = LogRecordExportResult.FAILURE
 FAST = RetryPolicy(initial_backoff=0.01, max_backoff=0.05)
 SECRET = "5e0c1a9d-secret-exporter-token"
 ROOT = Path(__file__).resolve().parents[1]
-RESOURCE = Resource.create({
-    "service.name": "checkout",
-    "service.version": "3.1.4",
-    "service.instance.id": "pod-7",
-    "service.namespace": "acme.shop",
-    "host.name": "web-1",
-    "deployment.environment.name": "test",
-})
+RESOURCE = Resource.create(
+    {
+        "service.name": "checkout",
+        "service.version": "3.1.4",
+        "service.instance.id": "pod-7",
+        "service.namespace": "acme.shop",
+        "host.name": "web-1",
+        "deployment.environment.name": "test",
+    }
+)
 OTEL_VARIABLES = ("MDR_PRODUCT_NAME",)
 
 
@@ -78,8 +80,11 @@ def readable(body: Any, number: int = 0, **attributes: Any) -> ReadableLogRecord
         body=body,
         attributes={"n": number, **attributes},
     )
-    return ReadableLogRecord(log_record=record, resource=RESOURCE,
-                             instrumentation_scope=InstrumentationScope("tests.direct"))
+    return ReadableLogRecord(
+        log_record=record,
+        resource=RESOURCE,
+        instrumentation_scope=InstrumentationScope("tests.direct"),
+    )
 
 
 def closed_port_url() -> str:
@@ -122,6 +127,7 @@ def app_events(sink: HECSink, scope: str) -> list[dict[str, Any]]:
 
 # --- the whole pipeline ---------------------------------------------------------------------
 
+
 def test_batch_pipeline_delivers_events_mapped_from_resource_severity_time_and_trace(
     sink: HECSink,
 ) -> None:
@@ -148,39 +154,60 @@ def test_batch_pipeline_delivers_events_mapped_from_resource_severity_time_and_t
 
     events = app_events(sink, "tests.checkout")
     assert [e["message"] for e in events] == [
-        "debug line", "paid order-1", "slow payment", "refused", "down"]
+        "debug line",
+        "paid order-1",
+        "slow payment",
+        "refused",
+        "down",
+    ]
     assert sink.problems == []
     assert [(e["severity_id"], e["severity"], e["metadata"]["log_level"]) for e in events] == [
-        (99, "Debug", "DEBUG"), (1, "Informational", "INFO"), (3, "Medium", "WARN"),
-        (4, "High", "ERROR"), (5, "Critical", "FATAL")]
+        (99, "Debug", "DEBUG"),
+        (1, "Informational", "INFO"),
+        (3, "Medium", "WARN"),
+        (4, "High", "ERROR"),
+        (5, "Critical", "FATAL"),
+    ]
     for event in events:
         assert event["class_uid"] == 1008
         assert event["metadata"]["product"] == {
-            "name": "checkout", "version": "3.1.4", "uid": "pod-7", "vendor_name": "acme.shop"}
+            "name": "checkout",
+            "version": "3.1.4",
+            "uid": "pod-7",
+            "vendor_name": "acme.shop",
+        }
         assert event["device"]["hostname"] == "web-1"
         assert event["unmapped"]["resource"]["deployment.environment.name"] == "test"
 
-    records = [r for r in seen.get_finished_logs()
-               if r.instrumentation_scope is not None
-               and r.instrumentation_scope.name == "tests.checkout"]
+    records = [
+        r
+        for r in seen.get_finished_logs()
+        if r.instrumentation_scope is not None and r.instrumentation_scope.name == "tests.checkout"
+    ]
     stamps = [r.log_record.timestamp for r in records]
     assert [e["time"] for e in events] == [s // 1_000_000 for s in stamps if s is not None]
     envelopes = [v for v in sink.envelopes if v["event"].get("log_name") == "tests.checkout"]
     for envelope in envelopes:
         assert envelope["time"] == pytest.approx(envelope["event"]["time"] / 1000, abs=0.0011)
         assert (envelope["host"], envelope["source"], envelope["sourcetype"]) == (
-            "web-1", "tests.checkout", "pymdr::checkout")
+            "web-1",
+            "tests.checkout",
+            "pymdr::checkout",
+        )
 
     trace_id, span_id = f"{context.trace_id:032x}", f"{context.span_id:016x}"
     traced = events[2]
     assert traced["metadata"]["correlation_uid"] == trace_id
     assert traced["unmapped"]["trace"] == {
-        "trace_id": trace_id, "span_id": span_id,
-        "trace_flags": f"{int(context.trace_flags):02x}"}
+        "trace_id": trace_id,
+        "span_id": span_id,
+        "trace_flags": f"{int(context.trace_flags):02x}",
+    }
     assert all("correlation_uid" not in e["metadata"] for e in events if e is not traced)
     assert events[1]["unmapped"]["attributes"] == {"order_id": 42, "tags": ["a", "b"]}
     assert events[1]["enrichments"][0]["data"]["function_name"] == (
-        "test_batch_pipeline_delivers_events_mapped_from_resource_severity_time_and_trace")
+        "test_batch_pipeline_delivers_events_mapped_from_resource_severity_time_and_trace"
+    )
 
     stats = exporter.stats()
     assert stats.sent == 5 and stats.dropped == {} and stats.failures == 0
@@ -205,6 +232,7 @@ def test_simple_processor_sends_each_record_and_skips_its_own_http_logs(sink: HE
 
 # --- results, deadlines and shutdown ---------------------------------------------------------
 
+
 def test_export_returns_success_after_503_recovers_and_nothing_is_lost_or_duplicated(
     sink: HECSink,
 ) -> None:
@@ -220,7 +248,12 @@ def test_export_returns_success_after_503_recovers_and_nothing_is_lost_or_duplic
     assert [r.status for r in sink.requests] == [503, 503, 200]
     stats = exporter.stats()
     assert (stats.exported, stats.sent, stats.dropped, stats.retried, stats.failures) == (
-        20, 20, {}, 2, 0)
+        20,
+        20,
+        {},
+        2,
+        0,
+    )
 
 
 def test_export_returns_failure_within_its_deadline_when_the_receiver_is_down() -> None:
@@ -318,8 +351,12 @@ def test_marked_records_are_skipped_without_a_request(sink: HECSink) -> None:
 
 # --- no feedback loop -----------------------------------------------------------------------
 
-@pytest.mark.parametrize("make_handler", [sdk_handler, instrumentation_handler],
-                         ids=["sdk-handler", "instrumentation-handler"])
+
+@pytest.mark.parametrize(
+    "make_handler",
+    [sdk_handler, instrumentation_handler],
+    ids=["sdk-handler", "instrumentation-handler"],
+)
 def test_root_logger_at_debug_through_otel_keeps_the_request_count_bounded(
     sink: HECSink, make_handler: Any
 ) -> None:
@@ -344,6 +381,7 @@ def test_root_logger_at_debug_through_otel_keeps_the_request_count_bounded(
 
 
 # --- configuration --------------------------------------------------------------------------
+
 
 def test_missing_host_and_token_give_one_error_naming_both_variables() -> None:
     with pytest.raises(ConfigError) as info:
@@ -371,15 +409,23 @@ def test_constructor_does_no_network_and_keeps_the_token_out_of_repr(sink: HECSi
 def test_no_argument_exporter_reads_the_environment(
     sink: HECSink, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name, value in {"MDR_HOST": sink.url, "MDR_TOKEN": sink.token, "MDR_NAME": "payments",
-                        "MDR_VENDOR_NAME": "acme", "MDR_INDEX": "main",
-                        "MDR_EXPORT_TIMEOUT": "2.5", "MDR_COMPRESSION": "none"}.items():
+    for name, value in {
+        "MDR_HOST": sink.url,
+        "MDR_TOKEN": sink.token,
+        "MDR_NAME": "payments",
+        "MDR_VENDOR_NAME": "acme",
+        "MDR_INDEX": "main",
+        "MDR_EXPORT_TIMEOUT": "2.5",
+        "MDR_COMPRESSION": "none",
+    }.items():
         monkeypatch.setenv(name, value)
     exporter = MDRExporter()
     plain = readable("configured")
-    record = ReadableLogRecord(log_record=plain.log_record,
-                               resource=Resource.create({"service.name": "svc"}),
-                               instrumentation_scope=plain.instrumentation_scope)
+    record = ReadableLogRecord(
+        log_record=plain.log_record,
+        resource=Resource.create({"service.name": "svc"}),
+        instrumentation_scope=plain.instrumentation_scope,
+    )
     try:
         assert exporter.timeout == 2.5
         assert exporter.export([record]) is SUCCESS
@@ -414,17 +460,26 @@ def test_arguments_win_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
 
 # --- processes -----------------------------------------------------------------------------
 
+
 def run_python(
     code: str, env: dict[str, str], timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                          timeout=timeout, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+    )
 
 
 def test_import_py_mdr_does_not_import_opentelemetry() -> None:
-    code = ("import sys; import py_mdr, py_mdr.handler, py_mdr.client; "
-            "loaded = [m for m in sys.modules if m.startswith('opentelemetry')]; "
-            "assert not loaded, loaded")
+    code = (
+        "import sys; import py_mdr, py_mdr.handler, py_mdr.client; "
+        "loaded = [m for m in sys.modules if m.startswith('opentelemetry')]; "
+        "assert not loaded, loaded"
+    )
     result = run_python(code, dict(os.environ))
     assert result.returncode == 0, result.stderr
 
@@ -466,8 +521,14 @@ def test_process_exit_with_the_receiver_hanging_is_bounded(sink: HECSink) -> Non
 
 def test_manual_example_runs_against_its_own_local_receiver() -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("MDR_HOST", "MDR_TOKEN")}
-    result = subprocess.run([sys.executable, str(ROOT / "examples" / "otel_manual.py")],
-                            env=env, capture_output=True, text=True, timeout=60, cwd=ROOT)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "otel_manual.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "exported 3, sent 3, dropped {}" in result.stdout
     assert "[Medium] payment provider is slow" in result.stdout

@@ -35,8 +35,13 @@ pytestmark = pytest.mark.timeout(60)
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = RetryPolicy(initial_backoff=0.01, max_backoff=0.05, deadline=5.0)
-SEVERITY = {logging.DEBUG: 99, logging.INFO: 1, logging.WARNING: 3, logging.ERROR: 4,
-            logging.CRITICAL: 5}
+SEVERITY = {
+    logging.DEBUG: 99,
+    logging.INFO: 1,
+    logging.WARNING: 3,
+    logging.ERROR: 4,
+    logging.CRITICAL: 5,
+}
 
 
 @pytest.fixture(autouse=True)
@@ -93,8 +98,15 @@ def run_child(code: str, timeout: float = 60, **env: str) -> subprocess.Complete
     """Run ``code`` in a fresh interpreter with this checkout importable and no MDR_* settings."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("MDR_")}
     clean.update(env, PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
-                          text=True, timeout=timeout, env=clean, cwd=ROOT, check=False)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=clean,
+        cwd=ROOT,
+        check=False,
+    )
 
 
 def last_json(output: str) -> dict[str, Any]:
@@ -114,17 +126,27 @@ def delivery_threads() -> list[threading.Thread]:
 class BetterHandler(MDRHandler):  # the published README's example, unchanged
     def map_log_record(self, record) -> EventLogActivity:  # type: ignore[no-untyped-def]
         a = super().map_log_record(record)
-        a.enrichments.append(Enrichment(name="Additional information", value={"important": "stuff"}))  # noqa: E501
+        a.enrichments.append(
+            Enrichment(name="Additional information", value={"important": "stuff"})
+        )
         return a
 
 
 def test_seed_readme_examples_arrive_as_event_log_activities(
     sink: HECSink, attach: Callable[[logging.Handler, str], logging.Logger]
 ) -> None:
-    handler = MDRHandler(host=sink.url, token="test-token", ssl_verify=True,
-                         product=Product(name="<PROJECT>", vendor_name="<COMPANY>.<TEAM>"))
-    better = BetterHandler(host=sink.url, token="test-token", ssl_verify=True,
-                           product=Product(name="<PROJECT>", vendor_name="<COMPANY>.<TEAM>"))
+    handler = MDRHandler(
+        host=sink.url,
+        token="test-token",
+        ssl_verify=True,
+        product=Product(name="<PROJECT>", vendor_name="<COMPANY>.<TEAM>"),
+    )
+    better = BetterHandler(
+        host=sink.url,
+        token="test-token",
+        ssl_verify=True,
+        product=Product(name="<PROJECT>", vendor_name="<COMPANY>.<TEAM>"),
+    )
     keeper = Keeper()
     plain_log = attach(handler, "seed.plain")
     better_log = attach(better, "seed.better")
@@ -142,8 +164,11 @@ def test_seed_readme_examples_arrive_as_event_log_activities(
     assert len(envelopes) == 10
     assert sink.problems == []  # every event valid OCSF; every envelope complete
     for record in keeper.records:
-        matches = [e for e in envelopes if e["source"] == record.name
-                   and e["event"]["message"] == record.getMessage()]
+        matches = [
+            e
+            for e in envelopes
+            if e["source"] == record.name and e["event"]["message"] == record.getMessage()
+        ]
         assert len(matches) == 1, record.getMessage()
         envelope = matches[0]
         event = envelope["event"]
@@ -152,16 +177,25 @@ def test_seed_readme_examples_arrive_as_event_log_activities(
         assert event["time"] == int(record.created * 1000)
         assert envelope["time"] == pytest.approx(event["time"] / 1000, abs=0.0011)
         assert envelope["sourcetype"] == f"pymdr::{record.name}"
-        assert event["metadata"]["product"] == {"name": "<PROJECT>",
-                                                "vendor_name": "<COMPANY>.<TEAM>"}
+        assert event["metadata"]["product"] == {
+            "name": "<PROJECT>",
+            "vendor_name": "<COMPANY>.<TEAM>",
+        }
         extra = [e for e in event.get("enrichments", []) if e["name"] == "Additional information"]
         if record.name == "seed.better":
-            assert extra == [{"name": "Additional information", "value": '{"important":"stuff"}',
-                              "data": {"important": "stuff"}}]
+            assert extra == [
+                {
+                    "name": "Additional information",
+                    "value": '{"important":"stuff"}',
+                    "data": {"important": "stuff"},
+                }
+            ]
         else:
             assert extra == []
-    assert {e["event"]["message"] for e in envelopes} >= {"user alice logged in from 10.0.0.7",
-                                                          "disk /var at 91%"}
+    assert {e["event"]["message"] for e in envelopes} >= {
+        "user alice logged in from 10.0.0.7",
+        "disk /var at 91%",
+    }
 
 
 def test_default_mapping_carries_exception_stack_extra_and_adapter_fields(
@@ -189,7 +223,8 @@ def test_default_mapping_carries_exception_stack_extra_and_adapter_fields(
 
 
 def test_host_and_token_come_from_the_environment(
-    sink: HECSink, monkeypatch: pytest.MonkeyPatch,
+    sink: HECSink,
+    monkeypatch: pytest.MonkeyPatch,
     attach: Callable[[logging.Handler, str], logging.Logger],
 ) -> None:
     monkeypatch.setenv("MDR_HOST", sink.url)
@@ -204,8 +239,9 @@ def test_host_and_token_come_from_the_environment(
     ("arguments", "names"),
     [({"token": "t"}, ("host", "MDR_HOST")), ({"host": "h:8088"}, ("token", "MDR_TOKEN"))],
 )
-def test_missing_host_or_token_is_a_clear_error(arguments: dict[str, Any],
-                                                names: tuple[str, str]) -> None:
+def test_missing_host_or_token_is_a_clear_error(
+    arguments: dict[str, Any], names: tuple[str, str]
+) -> None:
     with pytest.raises(ConfigError) as caught:
         MDRHandler(**arguments)
     assert all(name in str(caught.value) for name in names)
@@ -213,8 +249,15 @@ def test_missing_host_or_token_is_a_clear_error(arguments: dict[str, Any],
 
 @pytest.mark.parametrize(
     "arguments",
-    [{"max_queue_records": 0}, {"batch_size": -1}, {"linger": -1}, {"close_timeout": "soon"},
-     {"product": 42}, {"retry": {"deadline": 0}}, {"source_type": ""}],
+    [
+        {"max_queue_records": 0},
+        {"batch_size": -1},
+        {"linger": -1},
+        {"close_timeout": "soon"},
+        {"product": 42},
+        {"retry": {"deadline": 0}},
+        {"source_type": ""},
+    ],
 )
 def test_bad_settings_are_config_errors_naming_the_argument(arguments: dict[str, Any]) -> None:
     with pytest.raises(ConfigError, match=next(iter(arguments))):
@@ -392,7 +435,8 @@ def test_hanging_endpoint_leaves_the_application_unaffected(sink: HECSink) -> No
 
 
 def test_flush_and_close_are_bounded_while_the_endpoint_hangs(
-    sink: HECSink, attach: Callable[[logging.Handler, str], logging.Logger],
+    sink: HECSink,
+    attach: Callable[[logging.Handler, str], logging.Logger],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     sink.hang(20)
@@ -489,8 +533,10 @@ def test_queued_records_are_sent_at_interpreter_exit(sink: HECSink) -> None:
     result = run_child(AT_EXIT_CHILD, URL=sink.url, TOKEN=sink.token)
     exited_at = time.time()
     assert result.returncode == 0, result.stderr[-3000:]
-    assert [e["message"] for e in sink.events] == ["left in the queue at exit 1",
-                                                   "left in the queue at exit 2"]
+    assert [e["message"] for e in sink.events] == [
+        "left in the queue at exit 1",
+        "left in the queue at exit 2",
+    ]
     assert exited_at - float(result.stdout.split()[0]) < 4.0  # no linger wait at exit
     assert "py-mdr:" not in result.stderr  # nothing lost, nothing to report
 
@@ -526,8 +572,11 @@ def test_dictconfig_builds_the_handler(sink: HECSink) -> None:
         "pymdr::dc": ["info for the factory-built handler", "warning for both"],
         "pymdr::dc.app": ["warning for both"],
     }
-    products = {json.dumps(e["event"]["metadata"]["product"], sort_keys=True)
-                for e in sink.envelopes if e["sourcetype"] == "pymdr::dc"}
+    products = {
+        json.dumps(e["event"]["metadata"]["product"], sort_keys=True)
+        for e in sink.envelopes
+        if e["sourcetype"] == "pymdr::dc"
+    }
     assert products == {'{"name": "dc-app", "vendor_name": "dc-vendor"}'}
 
 
@@ -535,7 +584,8 @@ def test_dictconfig_builds_the_handler(sink: HECSink) -> None:
 
 
 def test_the_token_appears_in_no_output(
-    sink: HECSink, attach: Callable[[logging.Handler, str], logging.Logger],
+    sink: HECSink,
+    attach: Callable[[logging.Handler, str], logging.Logger],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     secret = "Sup3r-S3cret-T0ken-For-Tests"
@@ -546,8 +596,9 @@ def test_the_token_appears_in_no_output(
     saved_level = hec_logger.level
     hec_logger.setLevel(logging.DEBUG)
     try:
-        handler = MDRHandler(host=sink.url, token=secret, retry=FAST, linger=0.02,
-                             close_timeout=1.0)  # the receiver expects another token: 403
+        handler = MDRHandler(
+            host=sink.url, token=secret, retry=FAST, linger=0.02, close_timeout=1.0
+        )  # the receiver expects another token: 403
         log = attach(handler, "secret.app")
         log.info("refused")
         assert handler.flush(5)
@@ -560,8 +611,15 @@ def test_the_token_appears_in_no_output(
     stats = handler.stats
     assert stats.dropped == {"auth": 1}
     captured = capsys.readouterr()
-    texts = [captured.err, captured.out, diagnostics.getvalue(), repr(handler), str(stats),
-             str(missing_host.value), repr(handler.stats.transport)]
+    texts = [
+        captured.err,
+        captured.out,
+        diagnostics.getvalue(),
+        repr(handler),
+        str(stats),
+        str(missing_host.value),
+        repr(handler.stats.transport),
+    ]
     assert "could not deliver 1 log record(s)" in captured.err
     assert "403" in diagnostics.getvalue() or "auth" in diagnostics.getvalue().lower()
     assert all(secret not in text for text in texts)
@@ -575,7 +633,8 @@ class Broken(MDRHandler):
 
 
 def test_a_failing_override_is_counted_shown_once_and_the_record_still_arrives(
-    sink: HECSink, attach: Callable[[logging.Handler, str], logging.Logger],
+    sink: HECSink,
+    attach: Callable[[logging.Handler, str], logging.Logger],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     handler = Broken(host=sink.url, token=sink.token, linger=0.02, retry=FAST)
@@ -601,7 +660,8 @@ class Unprintable:
 
 
 def test_hostile_arguments_never_raise_and_still_arrive(
-    sink: HECSink, attach: Callable[[logging.Handler, str], logging.Logger],
+    sink: HECSink,
+    attach: Callable[[logging.Handler, str], logging.Logger],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     handler = handler_for(sink)
@@ -619,7 +679,8 @@ def test_hostile_arguments_never_raise_and_still_arrive(
 
 
 def test_an_error_inside_emit_goes_to_handle_error_and_is_counted(
-    sink: HECSink, attach: Callable[[logging.Handler, str], logging.Logger],
+    sink: HECSink,
+    attach: Callable[[logging.Handler, str], logging.Logger],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     handler = handler_for(sink)
@@ -662,11 +723,17 @@ def test_stats_count_what_happened(
 
 
 def test_acknowledged_delivery_waits_for_acks_at_close(
-    attach: Callable[[logging.Handler, str], logging.Logger]
+    attach: Callable[[logging.Handler, str], logging.Logger],
 ) -> None:
     with HECSink(token="ack-token", use_ack=True) as acking:
-        handler = MDRHandler(host=acking.url, token="ack-token", use_ack=True, linger=0.02,
-                             retry=FAST, close_timeout=5.0)
+        handler = MDRHandler(
+            host=acking.url,
+            token="ack-token",
+            use_ack=True,
+            linger=0.02,
+            retry=FAST,
+            close_timeout=5.0,
+        )
         log = attach(handler, "ack.app")
         for i in range(3):
             log.info("acked %d", i)
@@ -681,9 +748,14 @@ def test_the_examples_run_against_their_own_receiver() -> None:
     clean["PYTHONPATH"] = str(ROOT)
     names = ["handler_basic", "handler_dictconfig", "handler_subclass", "handler_adapter"]
     children = {
-        name: subprocess.Popen([sys.executable, str(ROOT / "examples" / f"{name}.py")],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env=clean, cwd=ROOT)
+        name: subprocess.Popen(
+            [sys.executable, str(ROOT / "examples" / f"{name}.py")],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=clean,
+            cwd=ROOT,
+        )
         for name in names
     }
     outputs = {name: child.communicate(timeout=50) for name, child in children.items()}
@@ -725,7 +797,8 @@ def test_handlers_after_ours_still_see_the_exception(
 
 
 def test_closing_counts_none_of_its_own_http_stack_lines_as_lost(
-    sink: HECSink, capsys: pytest.CaptureFixture[str],
+    sink: HECSink,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     root = logging.getLogger()
     saved = root.level

@@ -26,8 +26,12 @@ def test_policy_is_immutable_and_validated() -> None:
     policy = RetryPolicy()
     with pytest.raises(dataclasses.FrozenInstanceError):
         policy.deadline = 1  # type: ignore[misc]
-    for bad in ({"deadline": 0}, {"initial_backoff": -1}, {"multiplier": 0.5},
-                {"max_backoff": float("inf")}):
+    for bad in (
+        {"deadline": 0},
+        {"initial_backoff": -1},
+        {"multiplier": 0.5},
+        {"max_backoff": float("inf")},
+    ):
         with pytest.raises(ValueError):
             RetryPolicy(**bad)
 
@@ -69,9 +73,11 @@ def test_parse_retry_after_seconds_and_dates() -> None:
 
 def test_parse_retry_after_takes_every_http_date_form() -> None:
     now = 784_111_777.0 - 30  # 30 s before Sun, 06 Nov 1994 08:49:37 GMT
-    for form in ("Sun, 06 Nov 1994 08:49:37 GMT",  # IMF-fixdate
-                 "Sunday, 06-Nov-94 08:49:37 GMT",  # obsolete RFC 850
-                 "Sun Nov  6 08:49:37 1994"):  # obsolete asctime, no zone: GMT
+    for form in (
+        "Sun, 06 Nov 1994 08:49:37 GMT",  # IMF-fixdate
+        "Sunday, 06-Nov-94 08:49:37 GMT",  # obsolete RFC 850
+        "Sun Nov  6 08:49:37 1994",
+    ):  # obsolete asctime, no zone: GMT
         assert parse_retry_after(form, now=now) == pytest.approx(30.0)
 
 
@@ -140,8 +146,17 @@ def test_classify_each_row(
 
 @pytest.mark.parametrize(
     "body",
-    [b"", b"   ", b"<html><body><h1>502 Bad Gateway</h1></body></html>", b"[1,2]", b"null",
-     b'{"code": "x", "text": 5}', b"\xff\xfe\x00garbage", b"[" * 100_000, b'{"acks": [1]}'],
+    [
+        b"",
+        b"   ",
+        b"<html><body><h1>502 Bad Gateway</h1></body></html>",
+        b"[1,2]",
+        b"null",
+        b'{"code": "x", "text": 5}',
+        b"\xff\xfe\x00garbage",
+        b"[" * 100_000,
+        b'{"acks": [1]}',
+    ],
 )
 def test_parse_answer_never_raises(body: bytes) -> None:
     answer = parse_answer(body)
@@ -162,11 +177,18 @@ def test_parse_answer_reads_hec_fields() -> None:
 
 
 def test_envelope_has_every_key_and_ms_time() -> None:
-    raw = encode_envelope({"a": 1}, time=1_700_000_000.12345, host="h", source="s",
-                          sourcetype="pymdr::s", index="idx")
+    raw = encode_envelope(
+        {"a": 1}, time=1_700_000_000.12345, host="h", source="s", sourcetype="pymdr::s", index="idx"
+    )
     data = json.loads(raw)
-    assert data == {"time": 1_700_000_000.123, "host": "h", "source": "s",
-                    "sourcetype": "pymdr::s", "index": "idx", "event": {"a": 1}}
+    assert data == {
+        "time": 1_700_000_000.123,
+        "host": "h",
+        "source": "s",
+        "sourcetype": "pymdr::s",
+        "index": "idx",
+        "event": {"a": 1},
+    }
     assert b" " not in raw and not raw.endswith(b"\n")
 
 
@@ -181,14 +203,18 @@ def test_envelope_without_index_and_with_preencoded_event() -> None:
 
 
 def test_envelope_time_non_finite_becomes_now() -> None:
-    data = json.loads(encode_envelope({"a": 1}, time=float("nan"), host="h", source="s",
-                                      sourcetype="t"))
+    data = json.loads(
+        encode_envelope({"a": 1}, time=float("nan"), host="h", source="s", sourcetype="t")
+    )
     assert data["time"] > 1_600_000_000
 
 
 def test_envelope_makes_mapping_json_safe() -> None:
-    data = json.loads(encode_envelope({"n": float("inf"), "b": b"x", "s": {3}}, time=0, host="h",
-                                      source="s", sourcetype="t"))
+    data = json.loads(
+        encode_envelope(
+            {"n": float("inf"), "b": b"x", "s": {3}}, time=0, host="h", source="s", sourcetype="t"
+        )
+    )
     assert data["event"] == {"n": "inf", "b": "x", "s": [3]}
 
 
@@ -200,22 +226,25 @@ def envs(*sizes: int) -> list[bytes]:
 
 
 def test_bodies_respect_byte_limit_counting_newlines() -> None:
-    bodies, oversize = plan_bodies(envs(4, 4, 4, 4), max_body_bytes=9, max_batch_events=100,
-                                   max_event_bytes=100)
+    bodies, oversize = plan_bodies(
+        envs(4, 4, 4, 4), max_body_bytes=9, max_batch_events=100, max_event_bytes=100
+    )
     assert [len(join_body(b)) for b in bodies] == [9, 9]
     assert oversize == 0
 
 
 def test_bodies_respect_event_count() -> None:
-    bodies, _ = plan_bodies(envs(*[1] * 7), max_body_bytes=1000, max_batch_events=3,
-                            max_event_bytes=1000)
+    bodies, _ = plan_bodies(
+        envs(*[1] * 7), max_body_bytes=1000, max_batch_events=3, max_event_bytes=1000
+    )
     assert [len(b) for b in bodies] == [3, 3, 1]
 
 
 def test_oversize_envelope_is_dropped_and_does_not_sink_neighbours() -> None:
     items = envs(3, 50, 3, 20, 3)
-    bodies, oversize = plan_bodies(items, max_body_bytes=30, max_batch_events=100,
-                                   max_event_bytes=10)
+    bodies, oversize = plan_bodies(
+        items, max_body_bytes=30, max_batch_events=100, max_event_bytes=10
+    )
     assert oversize == 2
     assert [e for b in bodies for e in b] == [items[0], items[2], items[4]]
 
@@ -230,8 +259,9 @@ def test_envelope_bigger_than_a_body_travels_alone() -> None:
 
 def test_order_is_kept_and_nothing_lost() -> None:
     items = envs(*range(1, 60))
-    bodies, oversize = plan_bodies(items, max_body_bytes=100, max_batch_events=5,
-                                   max_event_bytes=100)
+    bodies, oversize = plan_bodies(
+        items, max_body_bytes=100, max_batch_events=5, max_event_bytes=100
+    )
     assert oversize == 0
     assert [e for b in bodies for e in b] == items
     assert all(len(join_body(b)) <= 100 and len(b) <= 5 for b in bodies)

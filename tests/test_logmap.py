@@ -99,6 +99,7 @@ def _assert_clean(event: dict[str, Any]) -> None:
 
 # Fixed part -----------------------------------------------------------------------------------
 
+
 def test_fixed_part_and_captions(logged: tuple[logging.Logger, Capturing]) -> None:
     logger, handler = logged
     logger.info("hello")
@@ -116,6 +117,7 @@ def test_fixed_part_and_captions(logged: tuple[logging.Logger, Capturing]) -> No
 
 
 # Rows of the stdlib table ---------------------------------------------------------------------
+
 
 def test_time_is_record_created_and_logged_time_is_intake(
     logged: tuple[logging.Logger, Capturing],
@@ -189,7 +191,8 @@ def test_given_product_is_used(logged: tuple[logging.Logger, Capturing]) -> None
 
 
 def test_product_model_without_vendor_gets_the_fallback(
-    logged: tuple[logging.Logger, Capturing], monkeypatch: pytest.MonkeyPatch,
+    logged: tuple[logging.Logger, Capturing],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("MDR_VENDOR_NAME", raising=False)
     logger, handler = logged
@@ -281,8 +284,11 @@ def test_device_and_src_endpoint_are_the_host(logged: tuple[logging.Logger, Capt
 
 
 def test_a_host_name_outside_hostname_t_goes_to_name() -> None:
-    assert eventlog.device("build_box_3") == {"name": "build_box_3", "type_id": 0,
-                                              "type": "Unknown"}
+    assert eventlog.device("build_box_3") == {
+        "name": "build_box_3",
+        "type_id": 0,
+        "type": "Unknown",
+    }
     assert eventlog.device("web-1.example.com")["hostname"] == "web-1.example.com"
 
 
@@ -290,16 +296,18 @@ def test_file_information_enrichment(logged: tuple[logging.Logger, Capturing]) -
     logger, handler = logged
     logger.info("x")
     record = handler.records[-1]
-    assert _event(handler)["enrichments"] == [{
-        "name": "file_information",
-        "value": f"{record.pathname}:{record.lineno}",
-        "data": {
-            "module": "test_logmap",
-            "function_name": "test_file_information_enrichment",
-            "line_number": record.lineno,
-            "path": record.pathname,
-        },
-    }]
+    assert _event(handler)["enrichments"] == [
+        {
+            "name": "file_information",
+            "value": f"{record.pathname}:{record.lineno}",
+            "data": {
+                "module": "test_logmap",
+                "function_name": "test_file_information_enrichment",
+                "line_number": record.lineno,
+                "path": record.pathname,
+            },
+        }
+    ]
 
 
 def test_exception_is_frozen_and_traceback_released(
@@ -343,11 +351,16 @@ def test_odd_exc_info_values_never_raise(exc_info: Any) -> None:
 
 
 def test_hostile_objects_in_exception_and_message_slots_never_raise() -> None:
-    record = logging.makeLogRecord({
-        "msg": BrokenEverything(), "exc_info": BrokenEverything(),
-        "exc_text": BrokenEverything(), "stack_info": BrokenEverything(),
-        "levelname": BrokenEverything(), "name": BrokenEverything(),
-    })
+    record = logging.makeLogRecord(
+        {
+            "msg": BrokenEverything(),
+            "exc_info": BrokenEverything(),
+            "exc_text": BrokenEverything(),
+            "stack_info": BrokenEverything(),
+            "levelname": BrokenEverything(),
+            "name": BrokenEverything(),
+        }
+    )
     logmap.capture(record)
     event = logmap.record_to_event(record, BrokenEverything())
     _assert_clean(event)
@@ -368,14 +381,17 @@ def test_extra_and_adapter_attributes_go_to_unmapped_extra(
     logger, handler = logged
     adapter = logging.LoggerAdapter(logger, {"tenant": "t-9"})
     adapter.info("x", extra={"ignored_by_adapter": 1})
-    logger.info("y", extra={
-        "order": {"id": 7, "tags": {"b", "a"}, "note": None},
-        "raw": b"ok\xff",
-        "ratio": math.nan,
-        "error": RuntimeError("nope"),
-        "broken": BrokenStr(),
-        "empty": "",
-    })
+    logger.info(
+        "y",
+        extra={
+            "order": {"id": 7, "tags": {"b", "a"}, "note": None},
+            "raw": b"ok\xff",
+            "ratio": math.nan,
+            "error": RuntimeError("nope"),
+            "broken": BrokenStr(),
+            "empty": "",
+        },
+    )
     assert _event(handler, 0)["unmapped"]["extra"] == {"tenant": "t-9"}
     extra = _event(handler, 1)["unmapped"]["extra"]
     assert extra["order"] == {"id": 7, "tags": ["a", "b"]}
@@ -468,16 +484,27 @@ def test_overlong_message_is_cut_and_kept_whole(logged: tuple[logging.Logger, Ca
 
 
 def test_hostile_record_attributes_never_raise() -> None:
-    record = logging.makeLogRecord({
-        "name": None, "levelno": "high", "levelname": None, "created": math.nan,
-        "pathname": None, "lineno": "x", "funcName": None, "process": None,
-        "processName": BrokenStr(), "threadName": None, "msg": None,
-    })
+    record = logging.makeLogRecord(
+        {
+            "name": None,
+            "levelno": "high",
+            "levelname": None,
+            "created": math.nan,
+            "pathname": None,
+            "lineno": "x",
+            "funcName": None,
+            "process": None,
+            "processName": BrokenStr(),
+            "threadName": None,
+            "msg": None,
+        }
+    )
     event = logmap.record_to_event(record, None)
     _assert_clean(event)
 
 
 # Internal-record marking (py_mdr.internal) ---------------------------------------------------
+
 
 def test_records_created_while_sending_are_marked() -> None:
     internal.install_record_marker()
@@ -540,9 +567,19 @@ def test_import_py_mdr_does_not_import_opentelemetry() -> None:
 # Properties -----------------------------------------------------------------------------------
 
 _scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(), st.floats(), st.text(), st.binary(),
-    st.builds(BrokenStr), st.builds(BrokenEverything), st.builds(ValueError, st.text()),
-    st.just(math.nan), st.just(math.inf), st.decimals(allow_nan=True), st.uuids(),
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(),
+    st.text(),
+    st.binary(),
+    st.builds(BrokenStr),
+    st.builds(BrokenEverything),
+    st.builds(ValueError, st.text()),
+    st.just(math.nan),
+    st.just(math.inf),
+    st.decimals(allow_nan=True),
+    st.uuids(),
     st.datetimes(),
 )
 _values = st.recursive(
@@ -571,8 +608,9 @@ def test_any_record_maps_to_a_clean_valid_event(
     message: Any, args: list[Any], extra: dict[str, Any], level: int
 ) -> None:
     logger = logging.getLogger("test_logmap.property")
-    record = logger.makeRecord(logger.name, level, __file__, 10, message, tuple(args), None,
-                               "fn", extra)
+    record = logger.makeRecord(
+        logger.name, level, __file__, 10, message, tuple(args), None, "fn", extra
+    )
     logmap.capture(record)
     event = logmap.record_to_event(record, PRODUCT)
     _assert_clean(event)
@@ -580,12 +618,33 @@ def test_any_record_maps_to_a_clean_valid_event(
 
 
 @settings(max_examples=80, deadline=None)
-@given(overrides=st.dictionaries(
-    st.sampled_from(["name", "levelno", "levelname", "created", "pathname", "lineno", "funcName",
-                     "module", "process", "processName", "thread", "threadName", "msg", "args",
-                     "stack_info", "exc_info", "exc_text"]),
-    _values, max_size=6,
-))
+@given(
+    overrides=st.dictionaries(
+        st.sampled_from(
+            [
+                "name",
+                "levelno",
+                "levelname",
+                "created",
+                "pathname",
+                "lineno",
+                "funcName",
+                "module",
+                "process",
+                "processName",
+                "thread",
+                "threadName",
+                "msg",
+                "args",
+                "stack_info",
+                "exc_info",
+                "exc_text",
+            ]
+        ),
+        _values,
+        max_size=6,
+    )
+)
 def test_records_with_odd_standard_attributes_never_raise(overrides: dict[str, Any]) -> None:
     record = logging.makeLogRecord({"msg": "m", **overrides})
     logmap.capture(record)

@@ -38,17 +38,20 @@ NS = 1_000_000_000
 class Pipeline:
     """A real SDK pipeline: LoggerProvider -> SimpleLogRecordProcessor -> in-memory exporter."""
 
-    def __init__(self, resource: dict[str, Any] | None = None,
-                 limits: LogRecordLimits | None = None) -> None:
+    def __init__(
+        self, resource: dict[str, Any] | None = None, limits: LogRecordLimits | None = None
+    ) -> None:
         self.exporter = InMemoryLogRecordExporter()  # type: ignore[no-untyped-call]
         self.provider = LoggerProvider(
-            resource=Resource.create(resource or {}), shutdown_on_exit=False,
+            resource=Resource.create(resource or {}),
+            shutdown_on_exit=False,
             log_record_limits=limits,
         )
         self.provider.add_log_record_processor(SimpleLogRecordProcessor(self.exporter))
 
-    def emit(self, scope: str = "shop.orders", version: str | None = None,
-             **fields: Any) -> ReadableLogRecord:
+    def emit(
+        self, scope: str = "shop.orders", version: str | None = None, **fields: Any
+    ) -> ReadableLogRecord:
         self.provider.get_logger(scope, version).emit(**fields)
         return self.exporter.get_finished_logs()[-1]
 
@@ -58,15 +61,27 @@ class Pipeline:
 
 @pytest.fixture
 def pipe() -> Iterator[Pipeline]:
-    pipeline = Pipeline({
-        "service.name": "shop", "service.version": "1.2.3", "service.namespace": "acme",
-        "service.instance.id": "inst-1", "host.name": "web-1", "host.id": "h-77",
-        "os.type": "linux", "os.version": "6.1.0", "process.pid": 4242,
-        "process.executable.name": "python3", "process.command_line": "python3 app.py",
-        "process.owner": "svc-shop", "cloud.provider": "aws", "cloud.region": "eu-west-1",
-        "cloud.account.id": "123456789012", "deployment.environment.name": "prod",
-        "k8s.pod.name": "shop-7d9",
-    })
+    pipeline = Pipeline(
+        {
+            "service.name": "shop",
+            "service.version": "1.2.3",
+            "service.namespace": "acme",
+            "service.instance.id": "inst-1",
+            "host.name": "web-1",
+            "host.id": "h-77",
+            "os.type": "linux",
+            "os.version": "6.1.0",
+            "process.pid": 4242,
+            "process.executable.name": "python3",
+            "process.command_line": "python3 app.py",
+            "process.owner": "svc-shop",
+            "cloud.provider": "aws",
+            "cloud.region": "eu-west-1",
+            "cloud.account.id": "123456789012",
+            "deployment.environment.name": "prod",
+            "k8s.pod.name": "shop-7d9",
+        }
+    )
     yield pipeline
     pipeline.provider.shutdown()
 
@@ -102,8 +117,9 @@ def test_fixed_part_matches_the_stdlib_door(pipe: Pipeline) -> None:
 
 
 def test_time_from_timestamp_else_observed(pipe: Pipeline) -> None:
-    both = pipe.event(body="a", timestamp=1_700_000_000_123_456_789,
-                      observed_timestamp=1_700_000_005 * NS)
+    both = pipe.event(
+        body="a", timestamp=1_700_000_000_123_456_789, observed_timestamp=1_700_000_005 * NS
+    )
     assert both["time"] == 1_700_000_000_123
     assert both["metadata"]["logged_time"] == 1_700_000_005_000
     observed_only = pipe.event(body="b", observed_timestamp=1_700_000_009 * NS)
@@ -146,8 +162,9 @@ def test_scope_is_log_name_and_provider_is_py_mdr(pipe: Pipeline) -> None:
         (None, None, (0, "Unknown")),
     ],
 )
-def test_severity_and_log_level(pipe: Pipeline, number: SeverityNumber | None, text: str | None,
-                                expected: tuple[int, str]) -> None:
+def test_severity_and_log_level(
+    pipe: Pipeline, number: SeverityNumber | None, text: str | None, expected: tuple[int, str]
+) -> None:
     event = pipe.event(body="x", severity_number=number, severity_text=text)
     assert (event["severity_id"], event["severity"]) == expected
     if text:
@@ -174,7 +191,10 @@ def test_trace_context(pipe: Pipeline) -> None:
 
 def test_product_from_service_attributes(pipe: Pipeline) -> None:
     assert pipe.event(body="x")["metadata"]["product"] == {
-        "name": "shop", "version": "1.2.3", "uid": "inst-1", "vendor_name": "acme",
+        "name": "shop",
+        "version": "1.2.3",
+        "uid": "inst-1",
+        "vendor_name": "acme",
     }
 
 
@@ -183,8 +203,10 @@ def test_vendor_name_falls_back_to_configured_then_env_then_unknown(
 ) -> None:
     bare = Pipeline({"service.name": "svc"})
     record = bare.emit(body="x")
-    assert otel_to_event(record, vendor_name="acme.team")["metadata"]["product"]["vendor_name"] \
+    assert (
+        otel_to_event(record, vendor_name="acme.team")["metadata"]["product"]["vendor_name"]
         == "acme.team"
+    )
     monkeypatch.setenv("MDR_VENDOR_NAME", "from-env")
     env = Pipeline({"service.name": "svc"}).emit(body="x")
     assert otel_to_event(env)["metadata"]["product"]["vendor_name"] == "from-env"
@@ -196,7 +218,10 @@ def test_vendor_name_falls_back_to_configured_then_env_then_unknown(
 def test_device_from_host_and_os_attributes(pipe: Pipeline) -> None:
     event = pipe.event(body="x")
     assert event["device"] == {
-        "hostname": "web-1", "uid": "h-77", "type_id": 0, "type": "Unknown",
+        "hostname": "web-1",
+        "uid": "h-77",
+        "type_id": 0,
+        "type": "Unknown",
         "os": {"name": "linux", "version": "6.1.0", "type_id": 200, "type": "Linux"},
     }
     assert event["src_endpoint"] == {"hostname": "web-1"}
@@ -210,9 +235,16 @@ def test_without_host_name_the_local_host_is_used() -> None:
 
 @pytest.mark.parametrize(
     ("os_type", "type_id", "caption"),
-    [("windows", 100, "Windows"), ("linux", 200, "Linux"), ("darwin", 300, "macOS"),
-     ("solaris", 400, "Solaris"), ("aix", 401, "AIX"), ("hpux", 402, "HP-UX"),
-     ("freebsd", 99, "freebsd"), ("z_os", 99, "z_os")],
+    [
+        ("windows", 100, "Windows"),
+        ("linux", 200, "Linux"),
+        ("darwin", 300, "macOS"),
+        ("solaris", 400, "Solaris"),
+        ("aix", 401, "AIX"),
+        ("hpux", 402, "HP-UX"),
+        ("freebsd", 99, "freebsd"),
+        ("z_os", 99, "z_os"),
+    ],
 )
 def test_os_type_ids_follow_the_ocsf_enum(os_type: str, type_id: int, caption: str) -> None:
     event = otel_to_event(Pipeline({"os.type": os_type}).emit(body="x"))
@@ -266,7 +298,9 @@ def test_thread_id_outside_integer_range_stays_an_attribute(pipe: Pipeline) -> N
 def test_cloud_adds_the_profile(pipe: Pipeline) -> None:
     event = pipe.event(body="x")
     assert event["cloud"] == {
-        "provider": "aws", "region": "eu-west-1", "account": {"uid": "123456789012"},
+        "provider": "aws",
+        "region": "eu-west-1",
+        "account": {"uid": "123456789012"},
     }
     assert event["metadata"]["profiles"] == ["cloud"]
     _assert_clean(event)
@@ -281,32 +315,55 @@ def test_cloud_without_provider_stays_in_unmapped_resource() -> None:
 
 
 def test_code_attributes_fill_file_information(pipe: Pipeline) -> None:
-    new = pipe.event(body="x", attributes={
-        "code.file.path": "/srv/app/orders.py", "code.function.name": "ship",
-        "code.line.number": 88,
-    })
-    old = pipe.event(body="x", attributes={
-        "code.filepath": "/srv/app/orders.py", "code.function": "ship", "code.lineno": 88,
-    })
-    expected = [{
-        "name": "file_information", "value": "/srv/app/orders.py:88",
-        "data": {"module": "orders", "function_name": "ship", "line_number": 88,
-                 "path": "/srv/app/orders.py"},
-    }]
+    new = pipe.event(
+        body="x",
+        attributes={
+            "code.file.path": "/srv/app/orders.py",
+            "code.function.name": "ship",
+            "code.line.number": 88,
+        },
+    )
+    old = pipe.event(
+        body="x",
+        attributes={
+            "code.filepath": "/srv/app/orders.py",
+            "code.function": "ship",
+            "code.lineno": 88,
+        },
+    )
+    expected = [
+        {
+            "name": "file_information",
+            "value": "/srv/app/orders.py:88",
+            "data": {
+                "module": "orders",
+                "function_name": "ship",
+                "line_number": 88,
+                "path": "/srv/app/orders.py",
+            },
+        }
+    ]
     assert new["enrichments"] == old["enrichments"] == expected
     assert "attributes" not in new.get("unmapped", {})
-    both = pipe.event(body="x", attributes={"code.lineno": 1, "code.line.number": 2,
-                                            "code.filepath": "/a.py"})
+    both = pipe.event(
+        body="x", attributes={"code.lineno": 1, "code.line.number": 2, "code.filepath": "/a.py"}
+    )
     assert both["enrichments"][0]["data"]["line_number"] == 2  # the current name wins
 
 
 def test_exception_attributes(pipe: Pipeline) -> None:
-    event = pipe.event(body="x", attributes={
-        "exception.type": "ValueError", "exception.message": "bad",
-        "exception.stacktrace": "Traceback...\nValueError: bad\n",
-    })
+    event = pipe.event(
+        body="x",
+        attributes={
+            "exception.type": "ValueError",
+            "exception.message": "bad",
+            "exception.stacktrace": "Traceback...\nValueError: bad\n",
+        },
+    )
     assert event["unmapped"]["exception"] == {
-        "type": "ValueError", "message": "bad", "stacktrace": "Traceback...\nValueError: bad",
+        "type": "ValueError",
+        "message": "bad",
+        "stacktrace": "Traceback...\nValueError: bad",
     }
     try:
         raise KeyError("k")
@@ -316,20 +373,44 @@ def test_exception_attributes(pipe: Pipeline) -> None:
 
 
 def test_other_attributes_and_resource_go_to_unmapped(pipe: Pipeline) -> None:
-    event = pipe.event(body="x", attributes={
-        "order.id": "A1", "retry": 2, "tags": ["a", "b"], "blob": b"\xfe", "nan": math.nan,
-    })
+    event = pipe.event(
+        body="x",
+        attributes={
+            "order.id": "A1",
+            "retry": 2,
+            "tags": ["a", "b"],
+            "blob": b"\xfe",
+            "nan": math.nan,
+        },
+    )
     assert event["unmapped"]["attributes"] == {
-        "order.id": "A1", "retry": 2, "tags": ["a", "b"], "blob": "\\xfe", "nan": "nan",
+        "order.id": "A1",
+        "retry": 2,
+        "tags": ["a", "b"],
+        "blob": "\\xfe",
+        "nan": "nan",
     }
     resource = event["unmapped"]["resource"]
     assert resource["deployment.environment.name"] == "prod"
     assert resource["k8s.pod.name"] == "shop-7d9"
     assert resource["telemetry.sdk.language"] == "python"
-    used = {"service.name", "service.version", "service.namespace", "service.instance.id",
-            "host.name", "host.id", "os.type", "os.version", "process.pid",
-            "process.executable.name", "process.command_line", "process.owner",
-            "cloud.provider", "cloud.region", "cloud.account.id"}
+    used = {
+        "service.name",
+        "service.version",
+        "service.namespace",
+        "service.instance.id",
+        "host.name",
+        "host.id",
+        "os.type",
+        "os.version",
+        "process.pid",
+        "process.executable.name",
+        "process.command_line",
+        "process.owner",
+        "cloud.provider",
+        "cloud.region",
+        "cloud.account.id",
+    }
     assert not used & set(resource)
     _assert_clean(event)
 
@@ -428,14 +509,22 @@ def test_hostile_record_never_raises() -> None:
         __str__ = __repr__
 
     fields: dict[str, Any] = {
-        "timestamp": -5, "observed_timestamp": math.nan, "body": Broken(),
-        "severity_number": Broken(), "severity_text": Broken(),
-        "attributes": {"x": Broken(), "code.line.number": Broken(), "thread.id": Broken(),
-                       "exception.type": Broken()},
+        "timestamp": -5,
+        "observed_timestamp": math.nan,
+        "body": Broken(),
+        "severity_number": Broken(),
+        "severity_text": Broken(),
+        "attributes": {
+            "x": Broken(),
+            "code.line.number": Broken(),
+            "thread.id": Broken(),
+            "exception.type": Broken(),
+        },
     }
     record = LogRecord(**fields)
     readable = ReadableLogRecord(
-        log_record=record, resource=RawResource({"host.name": Broken(), "os.type": 7}),  # type: ignore[arg-type]
+        log_record=record,
+        resource=RawResource({"host.name": Broken(), "os.type": 7}),  # type: ignore[arg-type]
         instrumentation_scope=InstrumentationScope("s"),
     )
     event = otel_to_event(readable)
@@ -447,6 +536,7 @@ def test_hostile_record_never_raises() -> None:
 
 # Properties -----------------------------------------------------------------------------------
 
+
 class BrokenStr:
     def __repr__(self) -> str:
         raise RuntimeError("no repr")
@@ -455,26 +545,55 @@ class BrokenStr:
 
 
 _scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(), st.floats(), st.text(), st.binary(),
-    st.builds(BrokenStr), st.builds(ValueError, st.text()), st.frozensets(st.integers()),
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(),
+    st.text(),
+    st.binary(),
+    st.builds(BrokenStr),
+    st.builds(ValueError, st.text()),
+    st.frozensets(st.integers()),
 )
 _values = st.recursive(
     _scalars,
-    lambda inner: st.one_of(st.lists(inner, max_size=3),
-                            st.dictionaries(st.text(), inner, max_size=3)),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(), inner, max_size=3)
+    ),
     max_leaves=10,
 )
 _keys = st.one_of(
     st.text(min_size=1),
-    st.sampled_from(["code.file.path", "code.lineno", "code.function", "exception.type",
-                     "exception.message", "exception.stacktrace", "thread.id",
-                     "py_mdr_internal"]),
+    st.sampled_from(
+        [
+            "code.file.path",
+            "code.lineno",
+            "code.function",
+            "exception.type",
+            "exception.message",
+            "exception.stacktrace",
+            "thread.id",
+            "py_mdr_internal",
+        ]
+    ),
 )
 _resource_keys = st.one_of(
     st.text(min_size=1),
-    st.sampled_from(["service.name", "service.namespace", "host.name", "host.id", "os.type",
-                     "os.version", "process.pid", "process.owner", "cloud.provider",
-                     "cloud.region", "cloud.account.id"]),
+    st.sampled_from(
+        [
+            "service.name",
+            "service.namespace",
+            "host.name",
+            "host.id",
+            "os.type",
+            "os.version",
+            "process.pid",
+            "process.owner",
+            "cloud.provider",
+            "cloud.region",
+            "cloud.account.id",
+        ]
+    ),
 )
 
 
@@ -488,13 +607,25 @@ _resource_keys = st.one_of(
     timestamp=st.one_of(st.none(), st.integers(min_value=-10, max_value=2**63)),
 )
 def test_any_record_maps_to_a_clean_valid_event(
-    body: Any, attributes: dict[str, Any], resource: dict[str, Any], number: int | None,
-    text: str | None, timestamp: int | None,
+    body: Any,
+    attributes: dict[str, Any],
+    resource: dict[str, Any],
+    number: int | None,
+    text: str | None,
+    timestamp: int | None,
 ) -> None:
-    record = LogRecord(timestamp=timestamp, body=body, severity_text=text,
-                       severity_number=number, attributes=attributes)  # type: ignore[arg-type]
-    readable = ReadableLogRecord(log_record=record, resource=RawResource(resource),  # type: ignore[arg-type]
-                                 instrumentation_scope=InstrumentationScope("prop"))
+    record = LogRecord(
+        timestamp=timestamp,
+        body=body,
+        severity_text=text,
+        severity_number=number,  # type: ignore[arg-type]
+        attributes=attributes,
+    )
+    readable = ReadableLogRecord(
+        log_record=record,
+        resource=RawResource(resource),  # type: ignore[arg-type]
+        instrumentation_scope=InstrumentationScope("prop"),
+    )
     event = otel_to_event(readable, vendor_name="acme")
     _assert_clean(event)
     assert "mapping_error" not in event.get("unmapped", {})

@@ -93,7 +93,11 @@ def test_severity_ids_exist_in_the_schema() -> None:
 @given(st.integers(min_value=-(2**70), max_value=2**70))
 def test_any_integer_maps_to_a_known_severity(level: int) -> None:
     assert from_python_level(level) in {
-        (0, "Unknown"), (99, "Debug"), (1, "Informational"), (3, "Medium"), (4, "High"),
+        (0, "Unknown"),
+        (99, "Debug"),
+        (1, "Informational"),
+        (3, "Medium"),
+        (4, "High"),
         (5, "Critical"),
     }
     assert from_otel_severity(level)[0] in {0, 99, 1, 3, 4, 5}

@@ -34,8 +34,14 @@ FAST = RetryPolicy(initial_backoff=0.01, max_backoff=0.05, deadline=3.0)
 
 def envelopes(count: int, tag: str = "t", index: str | None = None) -> list[bytes]:
     return [
-        encode_envelope({"n": n, "tag": tag}, time=1_700_000_000 + n / 1000, host="h",
-                        source="s", sourcetype="pymdr::test", index=index)
+        encode_envelope(
+            {"n": n, "tag": tag},
+            time=1_700_000_000 + n / 1000,
+            host="h",
+            source="s",
+            sourcetype="pymdr::test",
+            index=index,
+        )
         for n in range(count)
     ]
 
@@ -100,10 +106,15 @@ def test_bodies_are_split_by_size_and_count(sink: HECSink, make: Make) -> None:
 # ------------------------------------------------------------------- codes 1-4
 
 
-@pytest.mark.parametrize(("status", "code", "text"), [
-    (403, 1, "Token disabled"), (401, 2, "Token is required"),
-    (401, 3, "Invalid authorization"), (403, 4, "Invalid token"),
-])
+@pytest.mark.parametrize(
+    ("status", "code", "text"),
+    [
+        (403, 1, "Token disabled"),
+        (401, 2, "Token is required"),
+        (401, 3, "Invalid authorization"),
+        (403, 4, "Invalid token"),
+    ],
+)
 def test_auth_refusal_is_permanent_loud_once_and_fails_fast(
     sink: HECSink, make: Make, caplog: pytest.LogCaptureFixture, status: int, code: int, text: str
 ) -> None:
@@ -132,13 +143,21 @@ def test_auth_refusal_is_permanent_loud_once_and_fails_fast(
 # ------------------------------------------------------ codes 5, 6, 10-13, 15
 
 
-@pytest.mark.parametrize(("code", "text"), [
-    (5, "No data"), (6, "Invalid data format"), (10, "Data channel is missing"),
-    (11, "Invalid data channel"), (12, "Event field is required"),
-    (13, "Event field cannot be blank"), (15, "Error in handling indexed fields"),
-])
-def test_bad_request_drops_the_batch_and_says_why(sink: HECSink, make: Make, code: int,
-                                                  text: str) -> None:
+@pytest.mark.parametrize(
+    ("code", "text"),
+    [
+        (5, "No data"),
+        (6, "Invalid data format"),
+        (10, "Data channel is missing"),
+        (11, "Invalid data channel"),
+        (12, "Event field is required"),
+        (13, "Event field cannot be blank"),
+        (15, "Error in handling indexed fields"),
+    ],
+)
+def test_bad_request_drops_the_batch_and_says_why(
+    sink: HECSink, make: Make, code: int, text: str
+) -> None:
     sink.fail_next(1, 400, code)
     transport = make()
     report = transport.send(envelopes(4))
@@ -170,8 +189,12 @@ def test_a_blank_event_is_dropped_alone(sink: HECSink, make: Make) -> None:
 def test_event_over_the_receivers_size_limit_is_dropped_alone(sink: HECSink, make: Make) -> None:
     sink.max_event_bytes = 300  # above it the receiver answers code 6 for that envelope
     items = envelopes(4)
-    items.insert(1, encode_envelope({"n": 99, "pad": "x" * 400}, time=1.0, host="h", source="s",
-                                    sourcetype="pymdr::test"))
+    items.insert(
+        1,
+        encode_envelope(
+            {"n": 99, "pad": "x" * 400}, time=1.0, host="h", source="s", sourcetype="pymdr::test"
+        ),
+    )
     report = make().send(items)
     assert report.delivered == 4 and report.dropped == {"bad_event": 1}
     assert report.error is not None and report.error.hec_code == 6
@@ -206,12 +229,24 @@ def test_wrong_index_is_permanent(
 # ------------------------------------------------------ retried codes/statuses
 
 
-@pytest.mark.parametrize(("status", "code"), [
-    (500, 8), (503, 9), (503, 18), (503, 19), (503, 20),
-    (429, None), (502, None), (504, None), (408, None), (503, None),
-])
-def test_transient_answers_are_retried_then_delivered(sink: HECSink, make: Make, status: int,
-                                                      code: int | None) -> None:
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [
+        (500, 8),
+        (503, 9),
+        (503, 18),
+        (503, 19),
+        (503, 20),
+        (429, None),
+        (502, None),
+        (504, None),
+        (408, None),
+        (503, None),
+    ],
+)
+def test_transient_answers_are_retried_then_delivered(
+    sink: HECSink, make: Make, status: int, code: int | None
+) -> None:
     sink.fail_next(2, status, code)
     transport = make()
     report = transport.send(envelopes(3))
@@ -320,8 +355,9 @@ def test_413_split_counts_every_resent_event(sink: HECSink, make: Make) -> None:
 
 
 def test_413_for_a_single_envelope_drops_only_it(sink: HECSink, make: Make) -> None:
-    big = encode_envelope({"n": 99, "pad": "x" * 2000}, time=1.0, host="h", source="s",
-                          sourcetype="pymdr::test")
+    big = encode_envelope(
+        {"n": 99, "pad": "x" * 2000}, time=1.0, host="h", source="s", sourcetype="pymdr::test"
+    )
     items = [*envelopes(3), big]
     sink.max_body_bytes = 1000
     report = make(compress=False).send(items)
@@ -331,16 +367,18 @@ def test_413_for_a_single_envelope_drops_only_it(sink: HECSink, make: Make) -> N
 
 def test_oversize_envelope_is_dropped_before_sending(sink: HECSink, make: Make) -> None:
     items = envelopes(4)
-    items.insert(2, encode_envelope({"pad": "x" * 500}, time=1.0, host="h", source="s",
-                                    sourcetype="t"))
+    items.insert(
+        2, encode_envelope({"pad": "x" * 500}, time=1.0, host="h", source="s", sourcetype="t")
+    )
     report = make(max_event_bytes=300).send(items)
     assert report.delivered == 4 and report.dropped == {"oversize": 1}
     assert numbers(sink) == [0, 1, 2, 3]
 
 
 def test_oversize_error_names_the_limit_that_applied(sink: HECSink, make: Make) -> None:
-    alone = encode_envelope({"n": 7, "pad": "y" * 200}, time=1.0, host="h", source="s",
-                            sourcetype="t")  # over a body, within max_event_bytes
+    alone = encode_envelope(
+        {"n": 7, "pad": "y" * 200}, time=1.0, host="h", source="s", sourcetype="t"
+    )  # over a body, within max_event_bytes
     too_big = encode_envelope({"pad": "x" * 500}, time=1.0, host="h", source="s", sourcetype="t")
     report = make(max_body_bytes=200, max_event_bytes=400).send([alone, too_big])
     assert report.delivered == 1 and report.dropped == {"oversize": 1}
@@ -392,8 +430,10 @@ def test_unusable_retry_after_headers_are_ignored(sink: HECSink, make: Make) -> 
 
 
 def test_unreachable_endpoint_is_retried_until_the_deadline(make: Make) -> None:
-    transport = make(url=f"http://127.0.0.1:{closed_port()}",
-                     retry=RetryPolicy(initial_backoff=0.02, max_backoff=0.1, deadline=0.6))
+    transport = make(
+        url=f"http://127.0.0.1:{closed_port()}",
+        retry=RetryPolicy(initial_backoff=0.02, max_backoff=0.1, deadline=0.6),
+    )
     started = time.monotonic()
     report = transport.send(envelopes(2))
     assert time.monotonic() - started < 1.2
@@ -436,8 +476,13 @@ def ack_sink() -> Iterator[HECSink]:
 
 
 def ack_transport(receiver: HECSink, **options: object) -> HECTransport:
-    settings: dict[str, object] = {"url": receiver.url, "token": receiver.token, "retry": FAST,
-                                   "use_ack": True, "ack_poll_interval": 0.05}
+    settings: dict[str, object] = {
+        "url": receiver.url,
+        "token": receiver.token,
+        "retry": FAST,
+        "use_ack": True,
+        "ack_poll_interval": 0.05,
+    }
     settings.update(options)
     return HECTransport(HECConfig(**settings))  # type: ignore[arg-type]
 
@@ -474,8 +519,9 @@ def test_unacknowledged_body_is_resent_after_ack_timeout(ack_sink: HECSink) -> N
 
 
 def test_pending_acks_are_bounded(ack_sink: HECSink) -> None:
-    transport = ack_transport(ack_sink, max_pending_acks=2, max_batch_events=1,
-                              ack_poll_interval=60)
+    transport = ack_transport(
+        ack_sink, max_pending_acks=2, max_batch_events=1, ack_poll_interval=60
+    )
     try:
         ack_sink.hold_acks(True)
         assert transport.send(envelopes(5)).ok
@@ -574,8 +620,11 @@ def test_fork_gets_a_new_channel_and_its_own_connections(sink: HECSink, make: Ma
     assert transport.channel == parent_channel
     assert transport.send(envelopes(1, "parent-again")).ok
     by_tag = {e["tag"]: r.channel for e, r in zip(sink.events, sink.requests, strict=True)}
-    assert by_tag == {"parent": parent_channel, "child": child_channel,
-                      "parent-again": parent_channel}
+    assert by_tag == {
+        "parent": parent_channel,
+        "child": child_channel,
+        "parent-again": parent_channel,
+    }
 
 
 def test_closed_transport_refuses_without_network(sink: HECSink, make: Make) -> None:

@@ -203,9 +203,15 @@ class HECTransport:
             max_event_bytes=cfg.max_event_bytes,
         )
         if oversize:  # max_event_bytes alone decides: a larger-than-body envelope travels alone
-            self._drop(report, "oversize", oversize, HECRejectedError(
-                f"{oversize} envelope(s) larger than max_event_bytes "
-                f"({cfg.max_event_bytes} bytes) were not sent"))
+            self._drop(
+                report,
+                "oversize",
+                oversize,
+                HECRejectedError(
+                    f"{oversize} envelope(s) larger than max_event_bytes "
+                    f"({cfg.max_event_bytes} bytes) were not sent"
+                ),
+            )
         self._deliver(deque(bodies), report, deadline)
         if (
             self._use_ack
@@ -290,11 +296,13 @@ class HECTransport:
         session.mount("https://", adapter)
         session.mount("http://", adapter)
         session.auth = self._auth
-        session.headers.update({
-            "Content-Type": "application/json",
-            "User-Agent": f"py-mdr/{__version__}",
-            "X-Splunk-Request-Channel": self._channel,
-        })
+        session.headers.update(
+            {
+                "Content-Type": "application/json",
+                "User-Agent": f"py-mdr/{__version__}",
+                "X-Splunk-Request-Channel": self._channel,
+            }
+        )
         return session
 
     def _stopped(self, report: SendReport, count: int) -> bool:
@@ -370,9 +378,7 @@ class HECTransport:
             else:
                 self._drop(report, drop_reason(outcome.status, answer.hec_code), len(piece), error)
 
-    def _resend(
-        self, queue: deque[list[bytes]], report: SendReport, *pieces: list[bytes]
-    ) -> None:
+    def _resend(self, queue: deque[list[bytes]], report: SendReport, *pieces: list[bytes]) -> None:
         """Put ``pieces`` (in order) at the front of the queue; one retry, every event counted."""
         queue.extendleft(reversed(pieces))
         report.retries += 1
@@ -405,15 +411,21 @@ class HECTransport:
         if not self._use_ack or answer is _NO_ANSWER:
             return
         if answer.ack_id is None:
-            self._warn_once("no-ack-id", "acknowledgements are on, but the receiver's answer "
-                            "had no ackId; its events count as delivered without confirmation")
+            self._warn_once(
+                "no-ack-id",
+                "acknowledgements are on, but the receiver's answer "
+                "had no ackId; its events count as delivered without confirmation",
+            )
             self._counters.unconfirmed(count)
             return
         forgotten = self._acks.add(answer.ack_id, piece, time.monotonic())
         if forgotten:
             self._counters.unconfirmed(forgotten)
-            self._warn_once("ack-overflow", f"more than {self.config.max_pending_acks} bodies "
-                            "await acknowledgement; the oldest count as delivered unconfirmed")
+            self._warn_once(
+                "ack-overflow",
+                f"more than {self.config.max_pending_acks} bodies "
+                "await acknowledgement; the oldest count as delivered unconfirmed",
+            )
 
     def _post(self, piece: list[bytes], deadline: float, report: SendReport) -> _Outcome:
         """One POST of ``piece``, plus one immediate retry if a pooled connection was dead.
@@ -448,8 +460,9 @@ class HECTransport:
                     not fresh
                     and self._pooled
                     and not self._closed
-                    and not isinstance(exc, (requests.exceptions.ConnectTimeout,
-                                             requests.exceptions.SSLError))
+                    and not isinstance(
+                        exc, (requests.exceptions.ConnectTimeout, requests.exceptions.SSLError)
+                    )
                     and not _connect_failed(exc)
                 )
                 self._pooled = False
@@ -478,24 +491,41 @@ class HECTransport:
         url = self.config.url
         detail = type(exc).__name__
         if isinstance(exc, requests.exceptions.SSLError) and _verify_failed(exc):
-            return _Outcome(retryable=False, error=HECTLSError(
-                f"TLS certificate verification failed for {url}: give the CA bundle "
-                "(ssl_verify='/path/ca.pem', ca_bundle= or MDR_CA_BUNDLE), or ssl_verify=False "
-                "for testing only"))
+            return _Outcome(
+                retryable=False,
+                error=HECTLSError(
+                    f"TLS certificate verification failed for {url}: give the CA bundle "
+                    "(ssl_verify='/path/ca.pem', ca_bundle= or MDR_CA_BUNDLE), or ssl_verify=False "
+                    "for testing only"
+                ),
+            )
         if isinstance(exc, requests.exceptions.SSLError):
             return _Outcome(error=HECTLSError(f"TLS handshake with {url} failed ({detail})"))
         if isinstance(exc, requests.exceptions.ConnectTimeout):
             return _Outcome(error=HECTimeoutError(f"could not connect to {url} in time"))
         if isinstance(exc, requests.exceptions.Timeout):
-            return _Outcome(error=HECTimeoutError(
-                f"no answer from {url} within {read_timeout:.3g} s (the events may have arrived)"))
-        if isinstance(exc, (requests.exceptions.ConnectionError,
-                            requests.exceptions.ChunkedEncodingError,
-                            requests.exceptions.ContentDecodingError)):
+            return _Outcome(
+                error=HECTimeoutError(
+                    f"no answer from {url} within {read_timeout:.3g} s "
+                    "(the events may have arrived)"
+                )
+            )
+        if isinstance(
+            exc,
+            (
+                requests.exceptions.ConnectionError,
+                requests.exceptions.ChunkedEncodingError,
+                requests.exceptions.ContentDecodingError,
+            ),
+        ):
             what = "could not connect to" if _connect_failed(exc) else "connection broke with"
             return _Outcome(error=HECConnectionError(f"{what} {url} ({detail})"))
-        return _Outcome(retryable=False, error=HECConnectionError(
-            f"the request to {url} could not be made ({detail}: {self._scrub(str(exc))[:200]})"))
+        return _Outcome(
+            retryable=False,
+            error=HECConnectionError(
+                f"the request to {url} could not be made ({detail}: {self._scrub(str(exc))[:200]})"
+            ),
+        )
 
     def _answer_error(self, outcome: _Outcome) -> HECError:
         status = outcome.status
@@ -535,16 +565,24 @@ class HECTransport:
             if response.status_code == 200 and answer.acks is not None:
                 self._acks.confirm(answer.acks)
             elif classify(response.status_code, answer.hec_code) is Action.ACK_DISABLED:
-                self._disable_acks(HECError(self._scrub(answer.text), status=response.status_code,
-                                            hec_code=answer.hec_code))
+                self._disable_acks(
+                    HECError(
+                        self._scrub(answer.text),
+                        status=response.status_code,
+                        hec_code=answer.hec_code,
+                    )
+                )
                 return
             else:
                 log.debug("acknowledgement poll answered HTTP %s", response.status_code)
                 return
         self._last_poll = time.monotonic()
         for envelopes in self._acks.expired(self._last_poll, cfg.ack_timeout):
-            self._warn_once("ack-resend", "a body stayed unacknowledged past ack_timeout; "
-                            "resending it (the receiver may get duplicates)")
+            self._warn_once(
+                "ack-resend",
+                "a body stayed unacknowledged past ack_timeout; "
+                "resending it (the receiver may get duplicates)",
+            )
             bodies, _ = plan_bodies(
                 envelopes,
                 max_body_bytes=cfg.max_body_bytes,
@@ -557,8 +595,11 @@ class HECTransport:
     def _disable_acks(self, error: HECError) -> None:
         self._use_ack = False
         self._counters.unconfirmed(self._acks.clear())
-        self._warn_once("ack-disabled", f"the receiver does not do acknowledgements ({error}); "
-                        "acknowledgement polling is off for this endpoint")
+        self._warn_once(
+            "ack-disabled",
+            f"the receiver does not do acknowledgements ({error}); "
+            "acknowledgement polling is off for this endpoint",
+        )
 
     # ------------------------------------------------------------ reporting
     def _drop(self, report: SendReport, reason: str, count: int, error: HECError | None) -> None:
@@ -576,8 +617,13 @@ class HECTransport:
         if self._fatal is None:
             self._fatal, self._fatal_reason = error, reason
             what = "token" if reason == "auth" else "index"
-            log.error("MDR refused the HEC %s for %s (%s); nothing will be sent until the "
-                      "configuration is fixed", what, self.config.url, error)
+            log.error(
+                "MDR refused the HEC %s for %s (%s); nothing will be sent until the "
+                "configuration is fixed",
+                what,
+                self.config.url,
+                error,
+            )
 
     def _warn_once(self, key: str, message: str) -> None:
         if key not in self._warned:
