@@ -202,7 +202,11 @@ def file_information(path: Any, function: Any, line: Any, module: Any = None) ->
     """The ``file_information`` enrichment earlier py-mdr releases sent, or ``{}`` if nothing known.
 
     ``value`` is ``<path>:<line>``; ``data`` holds module, function name, line number and path.
+    A log call site repeats, so the usual (text, text, int) case is worked out once per site.
     """
+    if type(path) is str and type(function) is str and type(line) is int and module is None:
+        value, data = _site(path, function, line)
+        return {"name": "file_information", "value": value, "data": dict(data)}
     path = path if isinstance(path, str) else (safe_str(path) if path is not None else "")
     line = line if type(line) is int else _as_int(line)
     if module is None and path:
@@ -222,6 +226,15 @@ def file_information(path: Any, function: Any, line: Any, module: Any = None) ->
     else:
         value = str(data.get("function_name") or data.get("module") or line)
     return {"name": "file_information", "value": value, "data": data}
+
+
+@functools.lru_cache(maxsize=4096)
+def _site(path: str, function: str, line: int) -> tuple[str, dict[str, Any]]:
+    """``(value, data)`` of one call site; callers copy ``data`` before handing it out."""
+    data = prune(
+        {"module": _module_of(path), "function_name": function, "line_number": line, "path": path}
+    )
+    return (f"{path}:{line}" if path else function or str(line)), data
 
 
 @functools.lru_cache(maxsize=1024)

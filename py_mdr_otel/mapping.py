@@ -463,6 +463,7 @@ def is_internal(data: Any) -> bool:
         attributes = getattr(_record(data), "attributes", None)
         if not attributes:
             return False
-        return bool(attributes.get(INTERNAL_ATTRIBUTE))
+        # a plain dict copy: BoundedAttributes.get goes through a raised KeyError when absent
+        return bool(_plain(attributes).get(INTERNAL_ATTRIBUTE))
     except Exception:
         return False
