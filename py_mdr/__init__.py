@@ -5,8 +5,9 @@ The heavy parts (models, HTTP stack) load on first use, so ``import py_mdr`` sta
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from py_mdr._lazy import lazy_getattr
 
 __version__ = "2.0.0"
 OCSF_VERSION = "1.3.0"
@@ -36,8 +37,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'py_mdr' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_getattr(__name__, _LAZY)

@@ -352,20 +352,16 @@ def render_package_init(names: Names) -> str:
     out.append(
         "``from py_mdr.ocsf_models import DetectionFinding`` loads only that class's module.\n"
     )
-    out.append(
-        '"""\n\nfrom __future__ import annotations\n\nimport importlib\nfrom typing import Any\n\n'
-    )
+    out.append('"""\n\nfrom __future__ import annotations\n\n')
+    out.append("from py_mdr._lazy import lazy_getattr\n\n")
     out.append("_EXPORTS: dict[str, str] = {\n")
     entries = sorted(
         (cls, module) for module, cls in [*names.classes.values(), *names.objects.values()]
     )
     for cls, module in entries:
-        out.append(f"    {cls!r}: {module!r},\n")
-    out.append("}\n\n__all__ = sorted(_EXPORTS)\n\n\n")
-    out.append("def __getattr__(name: str) -> Any:\n")
-    out.append("    module = _EXPORTS.get(name)\n    if module is None:\n")
-    out.append('        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")\n')
-    out.append('    return getattr(importlib.import_module(f"{__name__}.{module}"), name)\n\n\n')
+        out.append(f'    {cls!r}: "py_mdr.ocsf_models.{module}",\n')
+    out.append("}\n\n__all__ = sorted(_EXPORTS)\n")
+    out.append("__getattr__ = lazy_getattr(__name__, _EXPORTS)\n\n\n")
     out.append("def __dir__() -> list[str]:\n    return __all__\n")
     return "".join(out)
 

@@ -6,8 +6,9 @@ Names load lazily so that code needing only the envelope encoder does not pay fo
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from py_mdr._lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from py_mdr.hec.batching import plan_bodies
@@ -73,8 +74,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'py_mdr.hec' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_getattr(__name__, _LAZY)
