@@ -61,8 +61,7 @@ _uid_source = random.Random()
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_uid_source.seed)
 
-_UID_CLEAR = 0xFFFFFFFF_FFFF_0FFF_3FFF_FFFFFFFFFFFF  # version and variant bits ...
-_UID_SET = 0x00000000_0000_4000_8000_000000000000  # ... set to version 4, RFC 4122
+_random_bits = _uid_source.getrandbits
 
 
 def next_sequence() -> int:
@@ -71,9 +70,18 @@ def next_sequence() -> int:
 
 
 def new_uid() -> str:
-    """A random (version 4) UUID string, about 4x cheaper than ``str(uuid.uuid4())``."""
-    h = "%032x" % (_uid_source.getrandbits(128) & _UID_CLEAR | _UID_SET)
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    """A random (version 4, RFC 4122 variant) UUID string, ~6x cheaper than ``uuid.uuid4()``.
+
+    The 122 random bits come in the five groups' own sizes, so no big integer is cut apart;
+    the version digit is written as ``4`` and the variant bits ``10`` are set on the fourth group.
+    """
+    return "%08x-%04x-4%03x-%04x-%012x" % (  # noqa: UP031 (%-format is 1.6x an f-string here)
+        _random_bits(32),
+        _random_bits(16),
+        _random_bits(12),
+        _random_bits(14) | 0x8000,
+        _random_bits(48),
+    )
 
 
 # Things about this process, looked up once ----------------------------------------------------
@@ -178,15 +186,26 @@ def metadata(
     log_level: Any,
 ) -> dict[str, Any]:
     """A new OCSF ``metadata`` for one mapped log line (fresh ``uid`` included)."""
+    result = metadata_fixed(product, log_version)
+    result.update(metadata_event(sequence, logged_time, log_level))
+    return result
+
+
+def metadata_fixed(product: dict[str, Any], log_version: str) -> dict[str, Any]:
+    """The part of ``metadata`` all events from one source share (a mapping may encode it once)."""
     result: dict[str, Any] = {
         "version": OCSF_VERSION,
         "product": product,
         "log_provider": LOG_PROVIDER,
-        "uid": new_uid(),
-        "sequence": sequence,
     }
     if log_version:
         result["log_version"] = log_version
+    return result
+
+
+def metadata_event(sequence: int, logged_time: int | None, log_level: Any) -> dict[str, Any]:
+    """The part of ``metadata`` that is new for every event: ``uid``, sequence, times, level."""
+    result: dict[str, Any] = {"uid": new_uid(), "sequence": sequence}
     if logged_time is not None:
         result["logged_time"] = logged_time
     level = log_level if type(log_level) is str else clean_text(log_level)

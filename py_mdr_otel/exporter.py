@@ -32,8 +32,7 @@ from py_mdr.hec.envelope import encode_envelope
 from py_mdr.hec.reports import SendReport
 from py_mdr.hec.retry import RetryPolicy
 from py_mdr.hec.transport import HECTransport
-from py_mdr.serialize import dumps
-from py_mdr_otel.mapping import envelope_fields, is_internal, otel_to_event
+from py_mdr_otel.mapping import encode_record
 
 __all__ = ["DEFAULT_EXPORT_TIMEOUT", "ExporterStats", "MDRExporter"]
 
@@ -316,15 +315,15 @@ class MDRExporter(LogRecordExporter):
         vendor = self._vendor_name
         index = self._index
         for item in batch:
-            if is_internal(item):
-                skipped += 1
-                continue
             try:
-                event = otel_to_event(item, vendor_name=vendor)
-                seconds, host, source = envelope_fields(item, vendor)
+                encoded = encode_record(item, vendor)
+                if encoded is None:
+                    skipped += 1
+                    continue
+                event, seconds, host, source = encoded
                 envelopes.append(
                     encode_envelope(
-                        dumps(event),
+                        event,
                         time=seconds,
                         host=host,
                         source=source,

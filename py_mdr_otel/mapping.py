@@ -7,6 +7,7 @@ per resource and copied into each event. See https://schema.ocsf.io/1.3.0/classe
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from dataclasses import dataclass
@@ -25,7 +26,8 @@ from py_mdr.eventlog import (
     file_information,
     fit_message,
     host_name,
-    metadata,
+    metadata_event,
+    metadata_fixed,
     next_sequence,
     os_user,
     program_name,
@@ -35,7 +37,7 @@ from py_mdr.logmap import CAPTURED
 from py_mdr.serialize import clean, dumps, json_safe
 from py_mdr.severity import UNKNOWN, from_otel_severity, from_otel_text
 
-__all__ = ["envelope_fields", "is_internal", "otel_to_event"]
+__all__ = ["encode_record", "envelope_fields", "is_internal", "otel_to_event"]
 
 # OTel `os.type` values to OCSF os `type_id`; anything else is 99 (Other) with its own name.
 _OS_TYPES = {
@@ -175,7 +177,124 @@ def _build_resource_parts(resource: Any, vendor_name: str | None) -> _ResourcePa
     )
 
 
+# Per (resource, scope): the constant part of every event, as dicts and as encoded JSON ----------
+
+
+@dataclass(frozen=True)
+class _Template:
+    """Constant members of an event object, and which of them hold a dict or list."""
+
+    members: dict[str, Any]
+    nested: tuple[str, ...]
+
+    @classmethod
+    def of(cls, members: dict[str, Any]) -> _Template:
+        return cls(members, tuple(k for k, v in members.items() if type(v) in (dict, list)))
+
+    def fresh(self) -> dict[str, Any]:
+        """A copy sharing no dict or list with the template (the scalars are immutable)."""
+        result = dict(self.members)
+        for key in self.nested:
+            item = result[key]
+            result[key] = _copy_tree(item) if type(item) is dict else _copy_list(item)
+        return result
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """What every record of one resource and scope shares, worked out once.
+
+    The dicts are templates (copied before an event is handed out); the ``*_json`` bytes are the
+    same members already encoded, without braces, for the exporter's splice.
+    """
+
+    parts: _ResourceParts
+    source: str  # the HEC envelope source: scope name, else service name, else program name
+    top: _Template  # fixed part, device, src_endpoint, cloud, log_name
+    meta: _Template  # metadata shared by every event: version, product, provider, profiles
+    unmapped: _Template  # unmapped.scope and unmapped.resource
+    top_json: bytes
+    actor_json: bytes  # the whole ``actor`` object of a record without a thread id
+    meta_json: bytes
+    unmapped_json: bytes
+
+
+_shapes: dict[tuple[int, int, str | None, str], tuple[object, object, _Shape]] = {}
+
+
+def _forget_shapes_after_fork() -> None:
+    _shapes.clear()  # a shape holds this process's pid when the resource has none
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_shapes_after_fork)
+
+
+def _shape(data: Any, vendor_name: str | None, log_version: str) -> _Shape:
+    resource = getattr(data, "resource", None)
+    scope = getattr(data, "instrumentation_scope", None)
+    key = (id(resource), id(scope), vendor_name, log_version)
+    cached = _shapes.get(key)
+    if cached is not None and cached[0] is resource and cached[1] is scope:
+        return cached[2]
+    shape = _build_shape(resource, scope, vendor_name, log_version)
+    if len(_shapes) >= 512:  # resources and loggers are few; a program making them without end
+        _shapes.clear()  # is not, and must not grow this without bound
+    _shapes[key] = (resource, scope, shape)
+    return shape
+
+
+def _build_shape(resource: Any, scope: Any, vendor_name: str | None, log_version: str) -> _Shape:
+    parts = _resource_parts(resource, vendor_name)
+    log_name, scope_info = _scope(scope) if scope is not None else _NO_SCOPE
+    top: dict[str, Any] = {**FIXED_PART, "device": parts.device, "src_endpoint": parts.endpoint}
+    meta = metadata_fixed(parts.product, log_version)
+    if parts.cloud:
+        meta["profiles"] = ["cloud"]
+        top["cloud"] = parts.cloud
+    if log_name:
+        top["log_name"] = log_name
+    unmapped: dict[str, Any] = {}
+    if scope_info:
+        unmapped["scope"] = scope_info
+    if parts.unmapped:
+        unmapped["resource"] = parts.unmapped
+    return _Shape(
+        parts,
+        log_name or parts.service or program_name(),
+        _Template.of(top),
+        _Template.of(meta),
+        _Template.of(unmapped),
+        _members_json(top),
+        dumps(_actor(parts, None)),
+        _members_json(meta),
+        _members_json(unmapped),
+    )
+
+
+def _members_json(members: dict[str, Any]) -> bytes:
+    return dumps(members)[1:-1]  # ``{}`` gives b""
+
+
+def _actor(parts: _ResourceParts, tid: int | None) -> dict[str, Any]:
+    """A new OCSF ``actor``: the resource's process (plus the record's thread id) and user."""
+    process = dict(parts.process)
+    if tid is not None:
+        process["tid"] = tid
+    actor: dict[str, Any] = {"process": process}
+    if parts.user:
+        actor["user"] = dict(parts.user)
+    return actor
+
+
 # Per record -----------------------------------------------------------------------------------
+
+# What one record adds to its shape: its own members (``metadata`` first, holding only the
+# per-event metadata; ``unmapped`` last, when present, holding only the record's own entries),
+# the thread id and the code location. None of its keys meet the shape's at the same level, so
+# the two join without overwriting anything.
+_Site = tuple[Any, Any, Any]  # code path, function, line, as the record's attributes gave them
+_Own = tuple[dict[str, Any], int | None, _Site | None]
 
 
 def otel_to_event(
@@ -188,9 +307,76 @@ def otel_to_event(
     event naming the problem under ``unmapped.mapping_error``.
     """
     try:
-        return _map(data, vendor_name, log_version)
+        record = _record(data)
+        shape = _shape(data, vendor_name, log_version)
+        return _event(shape, _own(data, record, _attributes_of(record), shape))
     except Exception as error:
         return _fallback(data, vendor_name, log_version, error)
+
+
+def encode_record(
+    data: Any, vendor_name: str | None = None
+) -> tuple[bytes, float, str, str] | None:
+    """The exporter's one pass over a record: ``(event JSON, envelope time, host, source)``.
+
+    ``None`` for a record py-mdr itself caused (marked ``py_mdr_internal``). The JSON has the
+    content of ``dumps(otel_to_event(data, vendor_name=vendor_name))``, but the members every
+    record of a resource and scope shares are spliced in already encoded, not copied and
+    encoded again. Never raises for a record the SDK made; a hostile one gets the fallback event.
+    """
+    try:
+        record = _record(data)
+        attributes = _attributes_of(record)
+        if attributes and attributes.get(INTERNAL_ATTRIBUTE):
+            return None
+        shape = _shape(data, vendor_name, __version__)
+        own = _own(data, record, attributes, shape)
+        return _event_json(shape, own), own[0]["time"] / 1000, shape.parts.host, shape.source
+    except Exception as error:
+        if is_internal(data):
+            return None
+        event = _fallback(data, vendor_name, __version__, error)
+        seconds, host, source = envelope_fields(data, vendor_name)
+        return dumps(event), seconds, host, source
+
+
+def _event(shape: _Shape, own: _Own) -> dict[str, Any]:
+    """Shape and record joined into a new event that shares nothing with the templates."""
+    members, tid, site = own
+    event = shape.top.fresh()
+    event.update(members)
+    metadata = shape.meta.fresh()
+    metadata.update(members["metadata"])
+    event["metadata"] = metadata
+    event["actor"] = _actor(shape.parts, tid)
+    if site is not None:
+        enrichment = file_information(*site)
+        if enrichment:
+            event["enrichments"] = [enrichment]
+    unmapped = members.get("unmapped")
+    if unmapped is not None:
+        event["unmapped"] = {**shape.unmapped.fresh(), **unmapped}
+    return event
+
+
+_OWN_HEAD = len(b'{"metadata":{')  # how the record's own JSON starts: metadata comes first
+
+
+def _event_json(shape: _Shape, own: _Own) -> bytes:
+    """The same event as :func:`_event`, encoded: the record's own members are encoded in one
+    call, and the shape's pre-encoded members spliced into the event, its metadata and unmapped.
+    """
+    members, tid, site = own
+    text = dumps(members)  # b'{"metadata":{"uid":...},...[,"unmapped":{...}]}'
+    actor = shape.actor_json if tid is None else dumps(_actor(shape.parts, tid))
+    enrichments = _enrichments_json(*site) if site is not None else b""
+    unmapped = members.get("unmapped")
+    if unmapped is None or not shape.unmapped_json:
+        tail: tuple[bytes, ...] = (text[_OWN_HEAD:],)
+    else:  # unmapped is the last member: add the shape's entries before its closing brace
+        tail = (text[_OWN_HEAD:-2], b"," if unmapped else b"", shape.unmapped_json, b"}}")
+    head = (b"{", shape.top_json, b',"actor":', actor, enrichments, b',"metadata":{')
+    return b"".join((*head, shape.meta_json, b",", *tail))
 
 
 def _record(data: Any) -> Any:
@@ -199,11 +385,13 @@ def _record(data: Any) -> Any:
     return data if record is None else record
 
 
-def _map(data: Any, vendor_name: str | None, log_version: str) -> dict[str, Any]:
-    record = _record(data)
-    parts = _resource_parts(getattr(data, "resource", None), vendor_name)
-    scope = getattr(data, "instrumentation_scope", None)
+def _attributes_of(record: Any) -> dict[Any, Any] | None:
+    attributes = record.attributes
+    return _plain(attributes) if attributes else None
 
+
+def _own(data: Any, record: Any, attributes: dict[Any, Any] | None, shape: _Shape) -> _Own:
+    """What one record adds to its shape (see ``_Own``)."""
     observed = _ms(record.observed_timestamp)
     event_time = _ms(record.timestamp) or observed or int(time.time() * 1000)
     number = record.severity_number
@@ -212,35 +400,20 @@ def _map(data: Any, vendor_name: str | None, log_version: str) -> dict[str, Any]
     if severity is UNKNOWN and severity_text:
         severity = from_otel_text(severity_text)
 
-    meta = metadata(dict(parts.product), log_version, next_sequence(), observed, severity_text)
+    meta = metadata_event(next_sequence(), observed, severity_text)
     trace_id = record.trace_id or 0
     span_id = record.span_id or 0
     if type(trace_id) is int and trace_id:
         meta["correlation_uid"] = f"{trace_id:032x}"
-    process = dict(parts.process)
-    actor: dict[str, Any] = {"process": process}
-    if parts.user:
-        actor["user"] = dict(parts.user)
-    event: dict[str, Any] = {
-        **FIXED_PART,
+    members: dict[str, Any] = {
+        "metadata": meta,
         "severity_id": severity[0],
         "severity": severity[1],
         "time": event_time,
-        "metadata": meta,
-        "actor": actor,
-        "device": _copy_device(parts.device),
-        "src_endpoint": dict(parts.endpoint),
     }
-    if parts.cloud:
-        meta["profiles"] = ["cloud"]
-        event["cloud"] = _copy_cloud(parts.cloud)
-    scope_name, scope_info = _scope(scope) if scope is not None else _NO_SCOPE
-    if scope_name:
-        event["log_name"] = scope_name
-
     unmapped: dict[str, Any] = {}
-    _body(event, unmapped, record.body)
-    _attributes(record, event, unmapped, process)
+    _body(members, unmapped, record.body)
+    tid, site = _attributes(attributes, unmapped) if attributes else _NO_ATTRIBUTES
     if trace_id or span_id:
         trace = _trace(trace_id, span_id, record.trace_flags)
         if trace:
@@ -251,13 +424,27 @@ def _map(data: Any, vendor_name: str | None, log_version: str) -> dict[str, Any]
     dropped = _dropped(data)
     if dropped:
         unmapped["dropped_attributes"] = dropped
-    if scope_info:
-        unmapped["scope"] = _copy_tree(scope_info)
-    if parts.unmapped:
-        unmapped["resource"] = _copy_tree(parts.unmapped)
-    if unmapped:
-        event["unmapped"] = unmapped
-    return event
+    if unmapped or shape.unmapped.members:
+        members["unmapped"] = unmapped  # last, see _event_json
+    return members, tid, site
+
+
+_NO_ATTRIBUTES: tuple[None, None] = (None, None)
+
+
+def _enrichments_json(path: Any, function: Any, line: Any) -> bytes:
+    """``,"enrichments":[...]`` for a code location (or b""), encoded once per call site."""
+    if type(path) is str and type(function) is str and type(line) is int:
+        return _site_json(path, function, line)
+    return _encode_enrichments(path, function, line)
+
+
+def _encode_enrichments(path: Any, function: Any, line: Any) -> bytes:
+    enrichment = file_information(path, function, line)
+    return b',"enrichments":[' + dumps(enrichment) + b"]" if enrichment else b""
+
+
+_site_json = functools.lru_cache(maxsize=4096)(_encode_enrichments)
 
 
 def _ms(nanoseconds: Any) -> int | None:
@@ -268,20 +455,6 @@ def _ms(nanoseconds: Any) -> int | None:
     except (TypeError, ValueError, OverflowError):
         return None
     return value // 1_000_000 if value > 0 else None
-
-
-def _copy_device(template: dict[str, Any]) -> dict[str, Any]:
-    result = dict(template)
-    if "os" in result:
-        result["os"] = dict(result["os"])
-    return result
-
-
-def _copy_cloud(template: dict[str, Any]) -> dict[str, Any]:
-    result = dict(template)
-    if "account" in result:
-        result["account"] = dict(result["account"])
-    return result
 
 
 def _body(event: dict[str, Any], unmapped: dict[str, Any], body: Any) -> None:
@@ -305,40 +478,53 @@ def _body(event: dict[str, Any], unmapped: dict[str, Any], body: Any) -> None:
 
 
 def _attributes(
-    record: Any, event: dict[str, Any], unmapped: dict[str, Any], process: dict[str, Any]
-) -> None:
-    attributes = record.attributes
-    if not attributes:
-        return
-    code: dict[str, Any] = {}
-    exception: dict[str, Any] = {}
+    attributes: dict[Any, Any], unmapped: dict[str, Any]
+) -> tuple[int | None, _Site | None]:
+    """Record attributes into ``unmapped``; returns the thread id and the code location, if any.
+
+    The code location becomes the ``file_information`` enrichment where the event is put
+    together (a call site repeats, so the exporter reuses its encoded form).
+    """
+    tid: int | None = None
+    code: dict[str, Any] | None = None
+    exception: dict[str, Any] | None = None
     others: dict[str, Any] = {}
-    for key, value in _plain(attributes).items():
-        slot = _SPECIAL.get(key)
+    special = _SPECIAL
+    for key, value in attributes.items():
+        slot = special.get(key)
         if slot is None:
-            value = clean(value)
-            if value is not None:
-                others[key if type(key) is str else clean_text(key) or "?"] = value
+            kind = type(value)
+            if kind is str:  # the usual values need no clean(): nothing to make safe or prune
+                if not value:
+                    continue
+            elif kind is not int and kind is not bool:
+                value = clean(value)
+                if value is None:
+                    continue
+            others[key if type(key) is str else clean_text(key) or "?"] = value
             continue
         group, field = slot
         if group == "code":
+            if code is None:
+                code = {}
             code[field] = value
         elif group == "exception":
+            if exception is None:
+                exception = {}
             exception[field] = value
         elif group == "thread":
             if type(value) is int and 0 <= value <= _MAX_INT32:
-                process["tid"] = value
+                tid = value
             elif (kept := clean(value)) is not None:
                 others[key] = kept
-    if code:
-        enrichment = file_information(  # the current semconv names win over the older ones
+    site: _Site | None = None
+    if code is not None:  # the current semconv names win over the older ones
+        site = (
             code.get("path", code.get("old_path")),
             code.get("function", code.get("old_function")),
             code.get("line", code.get("old_line")),
         )
-        if enrichment:
-            event["enrichments"] = [enrichment]
-    if exception:
+    if exception is not None:
         info = exception_info(
             exception.get("type"), exception.get("message"), exception.get("stacktrace")
         )
@@ -346,6 +532,7 @@ def _attributes(
             unmapped["exception"] = info
     if others:
         unmapped["attributes"] = others
+    return tid, site
 
 
 def _trace(trace_id: Any, span_id: Any, flags: Any) -> dict[str, Any]:
@@ -406,12 +593,22 @@ def _plain(attributes: Any) -> dict[Any, Any]:
     return dict(attributes.items())
 
 
-def _copy_tree(value: Any) -> Any:
-    if type(value) is dict:
-        return {k: _copy_tree(v) for k, v in value.items()}
-    if type(value) is list:
-        return [_copy_tree(v) for v in value]
-    return value
+def _copy_tree(value: dict[str, Any]) -> dict[str, Any]:
+    """A copy sharing no dict or list with ``value`` (JSON-ready data: scalars are immutable)."""
+    result = dict(value)
+    for key, item in result.items():
+        if type(item) is dict:
+            result[key] = _copy_tree(item)
+        elif type(item) is list:
+            result[key] = _copy_list(item)
+    return result
+
+
+def _copy_list(value: list[Any]) -> list[Any]:
+    return [
+        _copy_tree(item) if type(item) is dict else _copy_list(item) if type(item) is list else item
+        for item in value
+    ]
 
 
 def _fallback(
@@ -449,10 +646,8 @@ def envelope_fields(data: Any, vendor_name: str | None = None) -> tuple[float, s
             or _ms(getattr(record, "observed_timestamp", None))
             or int(time.time() * 1000)
         )
-        parts = _resource_parts(getattr(data, "resource", None), vendor_name)
-        scope = getattr(data, "instrumentation_scope", None)
-        source = clean_text(getattr(scope, "name", None)) if scope is not None else None
-        return millis / 1000, parts.host, source or parts.service or program_name()
+        shape = _shape(data, vendor_name, __version__)
+        return millis / 1000, shape.parts.host, shape.source
     except Exception:
         return time.time(), host_name(), program_name()
 

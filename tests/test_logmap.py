@@ -424,6 +424,28 @@ def test_uid_is_a_fresh_uuid4_and_sequence_follows_logging_order(
     assert sequences == sorted(sequences) and len(set(sequences)) == 50
 
 
+def test_new_uid_is_a_random_rfc4122_version_4_uuid() -> None:
+    uids = [eventlog.new_uid() for _ in range(2_000)]
+    parsed = [uuid.UUID(uid) for uid in uids]
+    assert [str(u) for u in parsed] == uids  # canonical form: lower-case hex, 8-4-4-4-12
+    assert {u.version for u in parsed} == {4}
+    assert {u.variant for u in parsed} == {uuid.RFC_4122}
+    assert len(set(uids)) == len(uids)
+    assert {uid[0] for uid in uids} == set("0123456789abcdef")  # every group is random
+
+
+def test_metadata_is_its_fixed_part_plus_the_per_event_part() -> None:
+    product = {"name": "p", "vendor_name": "v"}
+    whole = eventlog.metadata(product, "1.0", 7, 1_700_000_000_000, "INFO")
+    fixed = eventlog.metadata_fixed(product, "1.0")
+    own = eventlog.metadata_event(7, 1_700_000_000_000, "INFO")
+    assert not set(fixed) & set(own)
+    assert {**fixed, **own, "uid": whole["uid"]} == whole
+    assert whole["uid"] != own["uid"]
+    assert eventlog.metadata_event(1, None, None).keys() == {"uid", "sequence"}
+    assert "log_version" not in eventlog.metadata_fixed(product, "")
+
+
 def test_uid_stream_differs_in_a_forked_child() -> None:
     if not hasattr(os, "fork"):
         pytest.skip("no fork here")

@@ -29,7 +29,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from py_mdr import __version__, eventlog, internal, logmap
 from py_mdr.validate import validate
-from py_mdr_otel.mapping import envelope_fields, is_internal, otel_to_event
+from py_mdr_otel.mapping import encode_record, envelope_fields, is_internal, otel_to_event
 
 SCHEMA = Path(__file__).resolve().parents[1].parent / "shared" / "ocsf" / "ocsf-1.3.0.json"
 NS = 1_000_000_000
@@ -631,6 +631,10 @@ def test_any_record_maps_to_a_clean_valid_event(
     assert "mapping_error" not in event.get("unmapped", {})
     seconds, host, source = envelope_fields(readable)
     assert isinstance(seconds, float) and host and source
+    if attributes.get("py_mdr_internal"):
+        assert encode_record(readable, "acme") is None
+    else:
+        _assert_encoded_like_mapped(readable, "acme")
 
 
 class UnprintableError(Exception):
@@ -648,3 +652,160 @@ def test_an_error_that_cannot_print_still_gives_a_valid_event() -> None:
     event = otel_to_event(RaisesUnprintable())
     _assert_clean(event)
     assert event["unmapped"]["mapping_error"].startswith("UnprintableError: ")
+
+
+# The exporter's one-pass encoding -------------------------------------------------------------
+
+
+def _without_identity(event: dict[str, Any]) -> dict[str, Any]:
+    """The event minus what is new on every mapping (``uid``, ``sequence``)."""
+    metadata = dict(event["metadata"])
+    assert metadata.pop("uid") and metadata.pop("sequence")
+    return {**event, "metadata": metadata}
+
+
+def _assert_encoded_like_mapped(readable: Any, vendor_name: str | None = None) -> dict[str, Any]:
+    encoded = encode_record(readable, vendor_name)
+    assert encoded is not None
+    text, seconds, host, source = encoded
+    decoded: dict[str, Any] = json.loads(text)  # valid JSON, and no member written twice:
+    assert json.loads(text, object_pairs_hook=_unique_pairs) == decoded
+    mapped = otel_to_event(readable, vendor_name=vendor_name)
+    assert _without_identity(decoded) == _without_identity(mapped)
+    assert (seconds, host, source) == envelope_fields(readable, vendor_name)
+    assert seconds == mapped["time"] / 1000
+    return decoded
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [key for key, _ in pairs]
+    assert len(keys) == len(set(keys)), keys
+    return dict(pairs)
+
+
+def _bridge_records(pipe: Pipeline, scope: str) -> list[ReadableLogRecord]:
+    """Records from the stdlib bridge: plain lines, extras, exceptions, inside a span."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        bridge = LoggingHandler(logger_provider=pipe.provider)
+    logger = logging.getLogger(scope)
+    logger.addHandler(bridge)
+    logger.propagate = False
+    logger.setLevel(logging.DEBUG)
+    tracer = TracerProvider().get_tracer("t")
+    try:
+        for number in range(40):
+            logger.info("order %s shipped", number, extra={"order": number, "tags": ["a"]})
+            logger.debug("plain")
+            try:
+                raise ValueError(f"bad {number}")
+            except ValueError:
+                logger.exception("failed")
+            with tracer.start_as_current_span("work"):
+                logger.warning("in a span", extra={"blob": b"\xfe", "nan": math.nan})
+    finally:
+        logger.removeHandler(bridge)
+    return list(pipe.exporter.get_finished_logs()[-160:])
+
+
+def test_encoded_record_has_the_content_of_the_mapped_event(pipe: Pipeline) -> None:
+    records = _bridge_records(pipe, "test_otel_mapping.encode")
+    assert len(records) == 160
+    decoded = [_assert_encoded_like_mapped(record) for record in records]
+    assert decoded[0]["unmapped"]["attributes"] == {"order": 0, "tags": ["a"]}
+    assert {"exception", "resource"} <= set(decoded[2]["unmapped"])
+    assert decoded[3]["metadata"]["correlation_uid"] and decoded[3]["cloud"]["provider"] == "aws"
+    assert decoded[0]["metadata"]["profiles"] == ["cloud"]
+    assert decoded[0]["enrichments"][0]["data"]["function_name"] == "_bridge_records"
+    for event in decoded[:8]:
+        _assert_clean(event)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"body": "plain"},
+        {"body": ""},
+        {"body": None},
+        {"body": {"order": "A1", "items": [1, 2], "empty": {}}},
+        {"body": b"\xfe\x00"},
+        {"body": [1, "two", None]},
+        {"body": BrokenStr()},
+        {"body": "x" * 70_000},  # longer than string_t: cut, and kept whole in unmapped
+        {"body": "bad \udcff surrogate"},  # not UTF-8 encodable: the stdlib fallback encoder
+        {"body": "t", "attributes": {"thread.id": 77, "k": "v"}},
+        {"body": "t", "attributes": {"thread.id": 2**40}},
+        {"body": "c", "attributes": {"code.filepath": "/a.py", "code.lineno": "7"}},
+        {"body": "c", "attributes": {"code.function.name": "f"}},
+        {"body": "e", "attributes": {"exception.type": "E", "exception.stacktrace": "tb\n"}},
+        {"body": "s", "severity_number": SeverityNumber.ERROR, "severity_text": "oops"},
+        {"body": "n", "event_name": "order.shipped", "timestamp": 1_700_000_000_123_456_789},
+    ],
+)
+def test_encoded_odd_records_have_the_content_of_the_mapped_event(
+    pipe: Pipeline, fields: dict[str, Any]
+) -> None:
+    _assert_encoded_like_mapped(pipe.emit(scope="odd", version="2.0", **fields))
+    bare = Pipeline()  # no cloud, no scope version
+    _assert_encoded_like_mapped(bare.emit(scope="", **fields), vendor_name="acme")
+
+
+def test_encoded_record_without_constant_unmapped_entries() -> None:
+    """A resource with nothing left over and a plain scope: no shared ``unmapped`` to splice."""
+    for attributes in ({}, {"k": "v"}):
+        record = LogRecord(timestamp=1_700_000_000 * NS, body="x", attributes=attributes)
+        readable = ReadableLogRecord(
+            log_record=record,
+            resource=RawResource({"service.name": "s"}),  # type: ignore[arg-type]
+            instrumentation_scope=InstrumentationScope("plain"),
+        )
+        decoded = _assert_encoded_like_mapped(readable)
+        assert decoded.get("unmapped") == ({"attributes": attributes} if attributes else None)
+
+
+def test_encoded_scope_details_and_dropped_count() -> None:
+    limited = Pipeline({"service.name": "svc"}, LogRecordLimits(max_attributes=1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        limited.provider.get_logger("lib", "1.0", "https://schema", {"team": "a"}).emit(
+            body="x", attributes={"a": 1, "b": 2}
+        )
+    record = limited.exporter.get_finished_logs()[-1]
+    decoded = _assert_encoded_like_mapped(record)
+    assert decoded["unmapped"]["dropped_attributes"] == 1
+    assert decoded["unmapped"]["scope"]["version"] == "1.0"
+
+
+def test_encode_record_skips_internal_records_and_never_raises(pipe: Pipeline) -> None:
+    assert encode_record(pipe.emit(body="ours", attributes={"py_mdr_internal": True})) is None
+    for hostile in (object(), RaisesUnprintable()):
+        encoded = encode_record(hostile)
+        assert encoded is not None
+        event = json.loads(encoded[0])
+        assert event["class_uid"] == 1008 and "mapping_error" in event["unmapped"]
+
+
+def test_mapped_events_share_nothing_with_each_other(pipe: Pipeline) -> None:
+    """The shape's templates are reused per record: what a caller changes stays in its event."""
+    fields = {
+        "body": "x",
+        "timestamp": 1_700_000_000 * NS,
+        "observed_timestamp": 1_700_000_001 * NS,
+        "attributes": {"code.file.path": "/a.py", "code.line.number": 1, "k": "v"},
+    }
+    first = otel_to_event(pipe.emit(scope="shared", version="1", **fields))
+    untouched = json.dumps(_without_identity(first), sort_keys=True)
+
+    def scribble(value: Any) -> None:
+        if isinstance(value, dict):
+            for item in list(value.values()):
+                scribble(item)
+            value["scribbled"] = True
+        elif isinstance(value, list):
+            for item in value:
+                scribble(item)
+            value.append("scribbled")
+
+    scribble(first)
+    second = otel_to_event(pipe.emit(scope="shared", version="1", **fields))
+    assert json.dumps(_without_identity(second), sort_keys=True) == untouched
