@@ -24,7 +24,7 @@ test: lint
 	$(BIN)/python -m pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
 
 bench: $(STAMP)
-	cd bench && ../$(BIN)/python serialize.py && ../$(BIN)/python client.py && ../$(BIN)/python run.py
+	cd bench && for b in serialize client export_stages run; do ../$(BIN)/python $$b.py || exit 1; done
 
 generate: $(STAMP)
 	$(BIN)/python tools/generate_models.py

@@ -85,11 +85,13 @@ def _unformatted(record: logging.LogRecord) -> str:
     # A format that fails (wrong argument count, a broken __str__) still yields readable text.
     text = safe_str(getattr(record, "msg", ""))
     args = getattr(record, "args", None)
+    if args is None or (type(args) is tuple and not args):
+        return text
     if isinstance(args, tuple):
         shown = ", ".join([safe_repr(arg) for arg in args])
-    else:
+    else:  # a mapping, or something odd; its truth value is not asked (it may raise)
         shown = safe_repr(args)
-    return f"{text} | args: {shown}" if args else text
+    return f"{text} | args: {shown}"
 
 
 def _freeze_exception(record: logging.LogRecord, exc_info: Any) -> dict[str, Any] | None:

@@ -280,7 +280,7 @@ def _string(value: Any) -> Any:
         safe = clean(value)
         return None if safe is None else dumps(safe).decode()
     safe = json_safe(value)
-    return safe if isinstance(safe, str) else dumps(safe).decode()
+    return (safe or None) if isinstance(safe, str) else dumps(safe).decode()
 
 
 def _integer(value: Any) -> Any:

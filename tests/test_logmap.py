@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from event_checks import assert_clean
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from py_mdr import __version__, eventlog, internal, logmap
 from py_mdr.ocsf_models import Product
-from py_mdr.validate import validate
 
 SCHEMA = Path(__file__).resolve().parents[1].parent / "shared" / "ocsf" / "ocsf-1.3.0.json"
 PRODUCT = {"name": "shop", "vendor_name": "acme.team"}
@@ -77,26 +77,6 @@ def _event(handler: Capturing, index: int = -1, product: Any = PRODUCT) -> dict[
     return logmap.record_to_event(handler.records[index], product)
 
 
-def _empties(value: Any, path: str = "") -> list[str]:
-    """Paths of None / empty string / empty list / empty object anywhere in a value."""
-    if value is None or value == "" or value == [] or value == {}:
-        return [path or "<root>"]
-    found: list[str] = []
-    if isinstance(value, dict):
-        for key, item in value.items():
-            found += _empties(item, f"{path}.{key}")
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            found += _empties(item, f"{path}[{index}]")
-    return found
-
-
-def _assert_clean(event: dict[str, Any]) -> None:
-    json.dumps(event, allow_nan=False)
-    assert _empties(event) == []
-    assert [str(p) for p in validate(event)] == []
-
-
 # Fixed part -----------------------------------------------------------------------------------
 
 
@@ -113,7 +93,7 @@ def test_fixed_part_and_captions(logged: tuple[logging.Logger, Capturing]) -> No
     assert (event["log_type_id"], event["log_type"]) == (2, "Application")
     assert event["metadata"]["version"] == "1.3.0"
     assert event["metadata"]["log_version"] == __version__
-    _assert_clean(event)
+    assert_clean(event)
 
 
 # Rows of the stdlib table ---------------------------------------------------------------------
@@ -148,7 +128,7 @@ def test_a_failing_format_keeps_raw_message_and_argument_reprs(
     event = _event(handler)
     assert event["message"].startswith("needs a number: %d")
     assert "'not-a-number'" in event["message"]
-    _assert_clean(event)
+    assert_clean(event)
 
 
 def test_a_message_object_with_broken_str_does_not_raise(
@@ -160,7 +140,7 @@ def test_a_message_object_with_broken_str_does_not_raise(
     for record in handler.records:
         event = logmap.record_to_event(record, PRODUCT)
         assert "BrokenStr" in event["message"]
-        _assert_clean(event)
+        assert_clean(event)
 
 
 def test_log_name_and_provider(logged: tuple[logging.Logger, Capturing]) -> None:
@@ -224,7 +204,7 @@ def test_product_values_the_schema_wants_as_text_become_text() -> None:
     assert product == {"name": "svc", "version": "2", "vendor_name": "acme"}
     event = logmap.record_to_event(logging.makeLogRecord({"msg": "x"}), {"uid": 7})
     assert event["metadata"]["product"]["uid"] == "7"
-    _assert_clean(event)
+    assert_clean(event)
 
 
 def test_actor_process_uses_the_callers_native_thread_id(
@@ -268,7 +248,7 @@ def test_os_user_lookup_never_raises(monkeypatch: pytest.MonkeyPatch) -> None:
         user = eventlog.os_user()
         assert user == ({"uid": str(os.getuid())} if hasattr(os, "getuid") else {})
         event = logmap.record_to_event(logging.makeLogRecord({"msg": "x"}), PRODUCT)
-        _assert_clean(event)
+        assert_clean(event)
     finally:
         eventlog.os_user.cache_clear()
 
@@ -347,7 +327,7 @@ def test_exc_info_given_as_exception_instance(logged: tuple[logging.Logger, Capt
 def test_odd_exc_info_values_never_raise(exc_info: Any) -> None:
     record = logging.makeLogRecord({"msg": "x", "exc_info": exc_info})
     logmap.capture(record)
-    _assert_clean(logmap.record_to_event(record, PRODUCT))
+    assert_clean(logmap.record_to_event(record, PRODUCT))
 
 
 def test_hostile_objects_in_exception_and_message_slots_never_raise() -> None:
@@ -363,7 +343,7 @@ def test_hostile_objects_in_exception_and_message_slots_never_raise() -> None:
     )
     logmap.capture(record)
     event = logmap.record_to_event(record, BrokenEverything())
-    _assert_clean(event)
+    assert_clean(event)
     assert "BrokenEverything" in event["message"]
 
 
@@ -478,7 +458,7 @@ def test_record_that_skipped_capture_is_captured_when_mapped() -> None:
     record = logging.makeLogRecord({"name": "direct", "msg": "a %s", "args": ("b",)})
     event = logmap.record_to_event(record, PRODUCT)
     assert event["message"] == "a b"
-    _assert_clean(event)
+    assert_clean(event)
 
 
 def test_hot_path_and_careful_path_agree(logged: tuple[logging.Logger, Capturing]) -> None:
@@ -502,7 +482,7 @@ def test_overlong_message_is_cut_and_kept_whole(logged: tuple[logging.Logger, Ca
     event = _event(handler)
     assert len(event["message"]) == eventlog.MAX_STRING
     assert event["unmapped"]["message"] == text
-    _assert_clean(event)
+    assert_clean(event)
 
 
 def test_hostile_record_attributes_never_raise() -> None:
@@ -522,7 +502,7 @@ def test_hostile_record_attributes_never_raise() -> None:
         }
     )
     event = logmap.record_to_event(record, None)
-    _assert_clean(event)
+    assert_clean(event)
 
 
 # Internal-record marking (py_mdr.internal) ---------------------------------------------------
@@ -635,7 +615,7 @@ def test_any_record_maps_to_a_clean_valid_event(
     )
     logmap.capture(record)
     event = logmap.record_to_event(record, PRODUCT)
-    _assert_clean(event)
+    assert_clean(event)
     assert event["metadata"]["product"] == PRODUCT
 
 
@@ -670,4 +650,4 @@ def test_any_record_maps_to_a_clean_valid_event(
 def test_records_with_odd_standard_attributes_never_raise(overrides: dict[str, Any]) -> None:
     record = logging.makeLogRecord({"msg": "m", **overrides})
     logmap.capture(record)
-    _assert_clean(logmap.record_to_event(record, None))
+    assert_clean(logmap.record_to_event(record, None))

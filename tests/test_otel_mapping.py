@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from event_checks import assert_clean
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry._logs import LogRecord, SeverityNumber
@@ -28,7 +29,6 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from py_mdr import __version__, eventlog, internal, logmap
-from py_mdr.validate import validate
 from py_mdr_otel.mapping import encode_record, envelope_fields, is_internal, otel_to_event
 
 SCHEMA = Path(__file__).resolve().parents[1].parent / "shared" / "ocsf" / "ocsf-1.3.0.json"
@@ -86,25 +86,6 @@ def pipe() -> Iterator[Pipeline]:
     pipeline.provider.shutdown()
 
 
-def _empties(value: Any, path: str = "") -> list[str]:
-    if value is None or value == "" or value == [] or value == {}:
-        return [path or "<root>"]
-    found: list[str] = []
-    if isinstance(value, dict):
-        for key, item in value.items():
-            found += _empties(item, f"{path}.{key}")
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            found += _empties(item, f"{path}[{index}]")
-    return found
-
-
-def _assert_clean(event: dict[str, Any]) -> None:
-    json.dumps(event, allow_nan=False)
-    assert _empties(event) == []
-    assert [str(p) for p in validate(event)] == []
-
-
 def test_fixed_part_matches_the_stdlib_door(pipe: Pipeline) -> None:
     event = pipe.event(body="hi")
     stdlib = logmap.record_to_event(logging.makeLogRecord({"msg": "hi"}), {"name": "x"})
@@ -113,7 +94,7 @@ def test_fixed_part_matches_the_stdlib_door(pipe: Pipeline) -> None:
     assert event["metadata"]["version"] == "1.3.0"
     assert event["metadata"]["log_version"] == "9.9.9"
     assert otel_to_event(pipe.emit(body="x"))["metadata"]["log_version"] == __version__
-    _assert_clean(event)
+    assert_clean(event)
 
 
 def test_time_from_timestamp_else_observed(pipe: Pipeline) -> None:
@@ -253,7 +234,7 @@ def test_os_type_ids_follow_the_ocsf_enum(os_type: str, type_id: int, caption: s
     enum = schema["objects"]["os"]["attributes"]["type_id"]["enum"]
     if type_id != 99:  # 99 (Other) carries the source's own word
         assert enum[str(type_id)]["caption"] == caption
-    _assert_clean(event)
+    assert_clean(event)
 
 
 def test_actor_process_and_user(pipe: Pipeline) -> None:
@@ -303,7 +284,7 @@ def test_cloud_adds_the_profile(pipe: Pipeline) -> None:
         "account": {"uid": "123456789012"},
     }
     assert event["metadata"]["profiles"] == ["cloud"]
-    _assert_clean(event)
+    assert_clean(event)
 
 
 def test_cloud_without_provider_stays_in_unmapped_resource() -> None:
@@ -311,7 +292,7 @@ def test_cloud_without_provider_stays_in_unmapped_resource() -> None:
     assert "cloud" not in event
     assert "profiles" not in event["metadata"]
     assert event["unmapped"]["resource"]["cloud.region"] == "us-east-1"
-    _assert_clean(event)
+    assert_clean(event)
 
 
 def test_code_attributes_fill_file_information(pipe: Pipeline) -> None:
@@ -412,7 +393,7 @@ def test_other_attributes_and_resource_go_to_unmapped(pipe: Pipeline) -> None:
         "cloud.account.id",
     }
     assert not used & set(resource)
-    _assert_clean(event)
+    assert_clean(event)
 
 
 def test_dropped_attribute_count() -> None:
@@ -442,7 +423,7 @@ def test_records_from_the_stdlib_bridge(pipe: Pipeline) -> None:
     assert (event["severity_id"], event["metadata"]["log_level"]) == (3, "WARN")
     assert event["unmapped"]["attributes"] == {"attempts": 5}
     assert event["enrichments"][0]["data"]["function_name"] == "test_records_from_the_stdlib_bridge"
-    _assert_clean(event)
+    assert_clean(event)
 
 
 def test_internal_records_are_recognised(pipe: Pipeline) -> None:
@@ -528,10 +509,10 @@ def test_hostile_record_never_raises() -> None:
         instrumentation_scope=InstrumentationScope("s"),
     )
     event = otel_to_event(readable)
-    _assert_clean(event)
+    assert_clean(event)
     assert "Broken" in event["message"]
     assert otel_to_event(object())["class_uid"] == 1008
-    _assert_clean(otel_to_event(object()))
+    assert_clean(otel_to_event(object()))
 
 
 # Properties -----------------------------------------------------------------------------------
@@ -627,7 +608,7 @@ def test_any_record_maps_to_a_clean_valid_event(
         instrumentation_scope=InstrumentationScope("prop"),
     )
     event = otel_to_event(readable, vendor_name="acme")
-    _assert_clean(event)
+    assert_clean(event)
     assert "mapping_error" not in event.get("unmapped", {})
     seconds, host, source = envelope_fields(readable)
     assert isinstance(seconds, float) and host and source
@@ -650,7 +631,7 @@ class RaisesUnprintable:
 
 def test_an_error_that_cannot_print_still_gives_a_valid_event() -> None:
     event = otel_to_event(RaisesUnprintable())
-    _assert_clean(event)
+    assert_clean(event)
     assert event["unmapped"]["mapping_error"].startswith("UnprintableError: ")
 
 
@@ -718,7 +699,7 @@ def test_encoded_record_has_the_content_of_the_mapped_event(pipe: Pipeline) -> N
     assert decoded[0]["metadata"]["profiles"] == ["cloud"]
     assert decoded[0]["enrichments"][0]["data"]["function_name"] == "_bridge_records"
     for event in decoded[:8]:
-        _assert_clean(event)
+        assert_clean(event)
 
 
 @pytest.mark.parametrize(

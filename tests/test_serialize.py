@@ -8,6 +8,7 @@ import json
 import math
 from typing import Any
 
+from event_checks import empties
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -23,16 +24,6 @@ class BrokenRepr:
     __str__ = __repr__
 
 
-def _has_empty(value: Any) -> bool:
-    if value is None or value == [] or value == {}:
-        return True
-    if isinstance(value, dict):
-        return any(_has_empty(v) for v in value.values())
-    if isinstance(value, list):
-        return any(_has_empty(v) for v in value)
-    return False
-
-
 def test_empties_are_pruned_and_enums_are_ints() -> None:
     event = EventLogActivity(message="hi", severity_id=SeverityId.HIGH, log_name="app")
     assert event.observables == []  # touched, still empty
@@ -41,7 +32,7 @@ def test_empties_are_pruned_and_enums_are_ints() -> None:
     assert "observables" not in out and "actor" not in out
     assert type(out["severity_id"]) is int and out["severity_id"] == 4
     assert out["severity"] == "High"
-    assert not _has_empty(out)
+    assert empties(out) == []
 
 
 def test_datetimes_become_epoch_milliseconds_and_naive_means_utc() -> None:
@@ -166,7 +157,7 @@ def test_random_event_log_activity_always_serializes(
     event.metadata = Metadata(product=Product(vendor_name=vendor, name="n"))
     out = to_dict(event)
     json.dumps(out, allow_nan=False)
-    assert not _has_empty(out)
+    assert empties(out) == []
 
 
 @settings(max_examples=100, deadline=None)
@@ -185,4 +176,4 @@ def test_random_detection_finding_always_serializes(
     event.unmapped = data
     out = to_dict(event)
     json.dumps(out, allow_nan=False)
-    assert not _has_empty(out)
+    assert empties(out) == []
