@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import requests
 
-import py_mdr.sink as sink_module
+import py_mdr.sink.server as sink_server
 from py_mdr.sink import HECSink, format_event, make_self_signed_cert
 
 EVENT = "/services/collector/event"
@@ -283,7 +283,7 @@ def test_ocsf_problems_come_from_the_validator_prefixed_with_the_event_index(
         seen.append(event)
         return ["metadata.product: required attribute is missing"]
 
-    monkeypatch.setattr(sink_module, "_load_validator", lambda: fake_validate)
+    monkeypatch.setattr(sink_server, "_load_validator", lambda: fake_validate)
     ocsf = {"class_uid": 1008, "message": "m"}
     assert post(sink, body(envelope({"message": "no class"}), envelope(ocsf))).status_code == 200
     assert seen == [ocsf]  # only the event with a class_uid

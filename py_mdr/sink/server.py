@@ -1,322 +1,53 @@
-"""A local HEC receiver on loopback: for tests, demos, and checking what a sender puts on the wire.
-
-It answers as the MDR receiver does (Vector's ``splunk_hec`` source, or Splunk): same paths, codes
-and quirks, including partial acceptance up to ``invalid-event-number``. It keeps what it accepted,
-flags envelopes that would be read wrongly downstream, validates OCSF events, and can misbehave on
-purpose (busy, throttled, hanging, dropping connections, refusing sizes) so that retry and split
-logic is proved against real HTTP rather than mocks.
-
-Start it with ``with HECSink() as sink:`` or from the shell with
-``python -m py_mdr.sink --port 8088 --token T``.
-"""
+"""The receiver itself: a threaded HTTP server on loopback with fault modes for tests."""
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import datetime as _dt
 import hmac
-import importlib
 import json
 import logging
-import os
-import re
-import shutil
-import signal
 import socket
 import ssl
-import subprocess
-import sys
 import threading
 import time
 import uuid
 import zlib
 from collections import deque
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Collection
+from dataclasses import replace
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from types import TracebackType
-from typing import Any, TextIO, cast
+from typing import Any, cast
 
-from py_mdr.serialize import safe_str
+from py_mdr.sink.display import format_event
+from py_mdr.sink.wire import (
+    _MAX_PENDING_ACKS,
+    _NOT_FOUND,
+    _SILENT,
+    _TOO_LARGE,
+    _UNSUPPORTED,
+    ACK_PATH,
+    EVENT_PATHS,
+    HARD_BODY_LIMIT,
+    HEALTH_PATHS,
+    MAX_EVENT_BYTES,
+    EventCallback,
+    ReceivedRequest,
+    RequestCallback,
+    Validator,
+    _Answer,
+    _gunzip,
+    _hec,
+    _load_validator,
+    _ocsf_problems,
+    _query_value,
+    _redacted,
+    envelope_problems,
+    parse_body,
+)
 
 logger = logging.getLogger("py_mdr.sink")
-
-EVENT_PATHS = frozenset(
-    {"/services/collector", "/services/collector/event", "/services/collector/event/1.0"}
-)
-HEALTH_PATHS = frozenset({"/services/collector/health", "/services/collector/health/1.0"})
-ACK_PATH = "/services/collector/ack"
-
-#: Vector's default cap on a body, raw or decompressed; also the most this receiver ever reads.
-HARD_BODY_LIMIT = 100 * 1024 * 1024
-#: Splunk rejects a single event above this size with code 6.
-MAX_EVENT_BYTES = 5_000_000
-_MAX_PENDING_ACKS = 100_000  # per channel; the oldest is forgotten beyond this
-
-HEC_TEXT: dict[int, str] = {
-    0: "Success",
-    1: "Token disabled",
-    2: "Token is required",
-    3: "Invalid authorization",
-    4: "Invalid token",
-    5: "No data",
-    6: "Invalid data format",
-    7: "Incorrect index",
-    8: "Internal server error",
-    9: "Server is busy",
-    10: "Data channel is missing",
-    11: "Invalid data channel",
-    12: "Event field is required",
-    13: "Event field cannot be blank",
-    14: "ACK is disabled",
-    15: "Error in handling indexed fields",
-    16: "Query string authorization is not enabled",
-    17: "HEC is healthy",
-    18: "HEC is unhealthy, queues are full",
-    19: "HEC is unhealthy, ack service unavailable",
-    20: "HEC is unhealthy, queues are full, ack service unavailable",
-}
-
-_ENVELOPE_KEYS = frozenset({"time", "host", "source", "sourcetype", "index", "fields", "event"})
-_STICKY_KEYS = ("time", "host", "source", "sourcetype")
-_RESERVED_FIELDS = frozenset({"message", "timestamp", "host"})
-_AUTH_SCHEMES = frozenset({"splunk", "bearer", "basic"})
-_SPACE = re.compile(r"[ \t\r\n]*")
-
-EventCallback = Callable[[int, dict[str, Any], list[str]], None]
-RequestCallback = Callable[["ReceivedRequest"], None]
-Validator = Callable[[Any], Iterable[object]]
-
-
-@dataclass(frozen=True)
-class ReceivedRequest:
-    """One request as the receiver saw it; ``status`` 0 means it was never answered."""
-
-    time: float  # time.time() when the request arrived
-    method: str
-    path: str  # without the query string
-    status: int
-    hec_code: int | None
-    envelope_count: int  # envelopes accepted from this request
-    body_bytes: int  # bytes on the wire (compressed if gzip)
-    gzip: bool
-    channel: str | None
-    headers: dict[str, str] = field(repr=False)  # Authorization value redacted
-
-
-@dataclass(frozen=True)
-class _Answer:
-    """What to send back: a JSON payload, or a plain body (possibly empty), or nothing at all."""
-
-    status: int
-    payload: Mapping[str, Any] | None = None
-    plain: bytes = b""
-    headers: tuple[tuple[str, str], ...] = ()
-    close: bool = False
-    silent: bool = False  # close the connection without answering
-
-    @property
-    def hec_code(self) -> int | None:
-        code = self.payload.get("code") if self.payload else None
-        return code if isinstance(code, int) else None
-
-
-def _hec(status: int, code: int, extra: Mapping[str, Any] | None = None) -> _Answer:
-    payload: dict[str, Any] = {"text": HEC_TEXT.get(code, "Error"), "code": code}
-    if extra:
-        payload.update(extra)
-    return _Answer(status, payload)
-
-
-def _bad_envelope(code: int, number: int) -> _Answer:
-    return _hec(400, code, {"invalid-event-number": number})
-
-
-_SILENT = _Answer(0, silent=True)
-_TOO_LARGE = _Answer(413, plain=b"Payload Too Large", headers=(("Content-Type", "text/plain"),))
-_UNSUPPORTED = _Answer(415)  # Vector answers an unknown Content-Encoding with an empty body
-_NOT_FOUND = _Answer(404, {"text": "The requested URL was not found on this server.", "code": 404})
-
-
-# --- body parsing -------------------------------------------------------------------------------
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")  # NaN/Infinity: a strict receiver refuses them
-
-
-_DECODER = json.JSONDecoder(parse_constant=_no_constant)
-
-
-def _gunzip(data: bytes, limit: int) -> bytes | None:
-    """The decompressed body (all gzip members), or None once it would exceed ``limit``."""
-    out = bytearray()
-    while data:
-        inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-        out += inflater.decompress(data, limit + 1 - len(out))
-        if len(out) > limit:
-            return None
-        if not inflater.eof:
-            raise ValueError("truncated gzip stream")
-        data = inflater.unused_data
-    return bytes(out)
-
-
-def _flat_fields(fields: Any) -> bool:
-    """Indexed fields must be strings or flat lists; anything nested is HEC code 15."""
-    if not isinstance(fields, dict):
-        return False
-    for value in fields.values():
-        if isinstance(value, dict):
-            return False
-        if isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value):
-            return False
-    return True
-
-
-def _envelope_code(value: Any, indexes: Collection[str] | None) -> int | None:
-    """The HEC code that refuses this envelope, or None when it is acceptable."""
-    if isinstance(value, list):
-        return 12  # a JSON array body: Vector finds no event field
-    if not isinstance(value, dict):
-        return 6
-    if "event" not in value:
-        return 12
-    event = value["event"]
-    if event is None or event == {} or (isinstance(event, str) and not event.strip()):
-        return 13
-    if isinstance(event, (bool, int, float, list)):
-        return 6
-    if value.get("fields") is not None and not _flat_fields(value["fields"]):
-        return 15
-    if indexes is not None and "index" in value and value["index"] not in indexes:
-        return 7
-    return None
-
-
-def parse_body(
-    text: str,
-    *,
-    reject_at: int | None = None,
-    max_event_bytes: int = MAX_EVENT_BYTES,
-    indexes: Collection[str] | None = None,
-) -> tuple[list[dict[str, Any]], _Answer | None]:
-    """Split a body into envelopes as HEC does: the ones accepted, and the error that stopped it.
-
-    Envelopes before a bad one stay accepted (Vector has already forwarded them); the error
-    carries ``invalid-event-number``. ``reject_at`` refuses that envelope on purpose (code 6).
-    """
-    accepted: list[dict[str, Any]] = []
-    end = len(text)
-    pos = _SPACE.match(text, 0).end()  # type: ignore[union-attr]  # the pattern always matches
-    if pos == end:
-        return accepted, _hec(400, 5)
-    while pos < end:
-        number = len(accepted)
-        try:
-            value, stop = _DECODER.raw_decode(text, pos)
-        except (ValueError, RecursionError):
-            return accepted, _bad_envelope(6, number)
-        code = 6 if number == reject_at else _envelope_code(value, indexes)
-        span = stop - pos
-        if (  # only a long span needs encoding to know its size in bytes
-            code is None
-            and span * 4 > max_event_bytes
-            and len(text[pos:stop].encode("utf-8", "surrogatepass")) > max_event_bytes
-        ):
-            code = 6
-        if code is not None:
-            return accepted, _bad_envelope(code, number)
-        accepted.append(value)
-        pos = _SPACE.match(text, stop).end()  # type: ignore[union-attr]
-    return accepted, None
-
-
-def envelope_problems(envelope: Mapping[str, Any]) -> list[str]:
-    """What in an accepted envelope would be read wrongly downstream ("<path>: <message>")."""
-    problems = []
-    missing = [key for key in _STICKY_KEYS if key not in envelope]
-    if missing:
-        names = ", ".join(missing)
-        problems.append(f"envelope: no {names} (Vector copies these from the previous envelope)")
-    if "time" in envelope:
-        when = envelope["time"]
-        if isinstance(when, bool) or not isinstance(when, (int, float)):
-            problems.append(f"envelope.time: not a number of epoch seconds: {when!r:.60}")
-        elif when > 1e11:
-            problems.append("envelope.time: looks like milliseconds; HEC wants epoch seconds")
-    for key in ("host", "source", "sourcetype", "index"):
-        if key in envelope and not isinstance(envelope[key], str):
-            problems.append(f"envelope.{key}: not a string")
-    problems.extend(
-        f"envelope.{key}: not an HEC envelope key; ignored"
-        for key in envelope
-        if key not in _ENVELOPE_KEYS
-    )
-    fields = envelope.get("fields")
-    if isinstance(fields, dict):
-        event = envelope.get("event")
-        for key, value in fields.items():
-            values = value if isinstance(value, list) else [value]
-            if not all(isinstance(v, str) for v in values):
-                problems.append(f"envelope.fields.{key}: not a string; Splunk drops it")
-            if (
-                key in _RESERVED_FIELDS
-                or key.startswith("splunk_")
-                or (isinstance(event, dict) and key in event)
-            ):
-                problems.append(f"envelope.fields.{key}: collides with a key of the stored event")
-    return problems
-
-
-def _load_validator() -> Validator | None:
-    """The OCSF schema validator, or None while ``py_mdr.validate`` is not available."""
-    try:
-        module = importlib.import_module("py_mdr.validate")
-    except ModuleNotFoundError as exc:
-        if exc.name != "py_mdr.validate":
-            logger.warning("OCSF validation is off: %s", exc)
-        return None
-    except Exception as exc:  # a broken validator must not take the receiver down
-        logger.warning("OCSF validation is off: %s", safe_str(exc))
-        return None
-    found = getattr(module, "validate", None)
-    return cast(Validator, found) if callable(found) else None
-
-
-def _ocsf_problems(validator: Validator, event: Any) -> list[str]:
-    if not isinstance(event, dict) or "class_uid" not in event:
-        return []
-    try:
-        return [safe_str(problem) for problem in validator(event)]
-    except Exception as exc:
-        return [f"<event>: the validator failed: {type(exc).__name__}: {safe_str(exc)}"]
-
-
-def _redacted(headers: Message) -> dict[str, str]:
-    """Headers as a dict, the Authorization value hidden (only a known scheme word is kept)."""
-    out: dict[str, str] = {}
-    for name, value in headers.items():
-        if name.lower() == "authorization":
-            scheme, space, _ = value.partition(" ")
-            known = space and scheme.lower() in _AUTH_SCHEMES
-            value = f"{scheme} <redacted>" if known else "<redacted>"
-        out[name] = f"{out[name]}, {value}" if name in out else value
-    return out
-
-
-def _query_value(query: str, name: str) -> str | None:
-    for part in query.split("&"):
-        key, _, value = part.partition("=")
-        if key == name and value:
-            return value
-    return None
-
-
-# --- the server ---------------------------------------------------------------------------------
 
 
 class HECSink:
@@ -931,196 +662,3 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
         except OSError:  # the client went away (e.g. it timed out during a hang)
             self.close_connection = True
-
-
-# --- TLS for tests and the command line --------------------------------------------------------
-
-
-def make_self_signed_cert(directory: str | os.PathLike[str], days: int = 30) -> tuple[str, str]:
-    """Write a self-signed certificate for 127.0.0.1/localhost; returns (certfile, keyfile).
-
-    Clients verify against the certificate file itself (``verify=certfile``).
-    """
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        raise RuntimeError("the openssl command is needed to make a test certificate")
-    folder = Path(directory)
-    folder.mkdir(parents=True, exist_ok=True)
-    cert, key = folder / "hec-sink-cert.pem", folder / "hec-sink-key.pem"
-    command = [
-        openssl, "req", "-x509", "-nodes", "-days", str(days),
-        "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-        "-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost",
-        "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
-    ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, timeout=60, check=False)
-    if done.returncode != 0:
-        detail = done.stderr.decode("utf-8", "replace").strip()
-        raise RuntimeError(f"openssl could not make a certificate: {detail}")
-    key.chmod(0o600)
-    return str(cert), str(key)
-
-
-# --- command line -------------------------------------------------------------------------------
-
-_LINE_LIMIT = 200
-
-
-def _clip(text: str) -> str:
-    text = text.replace("\r", "\\r").replace("\n", "\\n")
-    return text if len(text) <= _LINE_LIMIT else text[: _LINE_LIMIT - 3] + "..."
-
-
-def _when(value: Any) -> str:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return "time?"
-    try:
-        moment = _dt.datetime.fromtimestamp(value, tz=_dt.timezone.utc)
-    except (OverflowError, OSError, ValueError):
-        return f"time={value!r}"
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def _summary(event: Mapping[str, Any]) -> str:
-    for key in ("message", "status_detail", "status"):
-        if isinstance(event.get(key), str) and event[key]:
-            return str(event[key])
-    finding = event.get("finding_info")
-    if isinstance(finding, Mapping) and isinstance(finding.get("title"), str):
-        return str(finding["title"])
-    return json.dumps(event, separators=(",", ":"), default=safe_str)
-
-
-def format_event(index: int, envelope: Mapping[str, Any], problems: Sequence[str] = ()) -> str:
-    """One compact line per event, then each problem indented below it."""
-    event = envelope.get("event")
-    parts = [f"#{index}", _when(envelope.get("time")), safe_str(envelope.get("sourcetype", "-"))]
-    if isinstance(event, Mapping):
-        if "class_uid" in event or "class_name" in event:
-            parts.append(f"{event.get('class_name', '?')}/{event.get('class_uid', '?')}")
-        if isinstance(event.get("severity"), str):
-            parts.append(f"[{event['severity']}]")
-        parts.append(_clip(_summary(event)))
-    else:
-        parts.append(_clip(safe_str(event)))
-    return "\n".join([" ".join(parts), *(f"    ! {problem}" for problem in problems)])
-
-
-def run_sink_cli(
-    port: int = 8088,
-    token: str = "test-token",
-    *,
-    host: str = "127.0.0.1",
-    use_ack: bool = False,
-    tls: tuple[str, str] | None = None,
-    validate: bool = True,
-    log_requests: bool = False,
-    out: TextIO | None = None,
-    stop: threading.Event | None = None,
-) -> int:
-    """Run a receiver in the foreground, printing each event, until Ctrl-C (or ``stop`` is set)."""
-    stream = out if out is not None else sys.stdout
-    print_lock = threading.Lock()
-    stop = stop if stop is not None else threading.Event()
-
-    def show(text: str) -> None:
-        with print_lock:
-            print(text, file=stream, flush=True)
-
-    def on_event(index: int, envelope: dict[str, Any], problems: list[str]) -> None:
-        show(format_event(index, envelope, problems))
-
-    def on_request(request: ReceivedRequest) -> None:
-        if request.status != 200:
-            said = ""
-            if request.hec_code is not None:
-                said = f" code {request.hec_code} {HEC_TEXT.get(request.hec_code, '')}".rstrip()
-            show(f"! {request.method} {request.path} -> {request.status or 'no answer'}{said}")
-
-    sink = HECSink(
-        token=token,
-        host=host,
-        port=port,
-        use_ack=use_ack,
-        tls=tls,
-        validate=validate,
-        max_events=10_000,  # it prints; it need not remember a long run
-        log_requests=log_requests,
-        on_event=on_event,
-        on_request=on_request,
-    )
-    try:
-        sink.start()
-    except OSError as exc:
-        print(f"cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
-        return 1
-    show(f"HEC receiver listening on {sink.url} (Ctrl-C to stop)")
-    try:
-        # timed: a signal the kernel hands to a server thread only runs its Python handler once
-        # the main thread wakes up, and an untimed wait would never wake
-        while not stop.wait(0.5):
-            pass
-    except KeyboardInterrupt:
-        pass
-    finally:
-        sink.stop()
-    show(f"stopped after {sink.event_count} events and {len(sink.problems)} problems")
-    return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m py_mdr.sink``: a local HEC receiver that prints what it gets."""
-    parser = argparse.ArgumentParser(
-        prog="py-mdr sink", description="Run a local HEC receiver and print every event it gets."
-    )
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    parser.add_argument("--port", type=int, default=8088, help="0 picks a free port")
-    parser.add_argument(
-        "--token",
-        default=os.environ.get("MDR_TOKEN", "test-token"),
-        help="the HEC token to accept (default: $MDR_TOKEN, else test-token)",
-    )
-    parser.add_argument("--ack", action="store_true", help="turn indexer acknowledgement on")
-    parser.add_argument("--tls-cert", help="certificate file (PEM) to serve HTTPS")
-    parser.add_argument("--tls-key", help="private key file (PEM) for --tls-cert")
-    parser.add_argument(
-        "--self-signed", metavar="DIR", help="make a self-signed certificate in DIR and serve HTTPS"
-    )
-    parser.add_argument("--no-validate", action="store_true", help="skip OCSF validation")
-    parser.add_argument("--log-requests", action="store_true", help="log one line per request")
-    args = parser.parse_args(argv)
-    tls: tuple[str, str] | None = None
-    if args.tls_cert or args.tls_key:
-        if not (args.tls_cert and args.tls_key):
-            parser.error("--tls-cert and --tls-key go together")
-        tls = (args.tls_cert, args.tls_key)
-    elif args.self_signed:
-        tls = make_self_signed_cert(args.self_signed)
-        print(f"self-signed certificate (verify against it): {tls[0]}", flush=True)
-    if args.log_requests:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    stop = threading.Event()
-    previous: dict[signal.Signals, Any] = {}
-    if threading.current_thread() is threading.main_thread():
-        # our own handlers: Ctrl-C stops the receiver even where SIGINT was inherited as ignored
-        for number in (signal.SIGINT, signal.SIGTERM):
-            previous[number] = signal.signal(number, lambda signum, frame: stop.set())
-    try:
-        return run_sink_cli(
-            args.port,
-            args.token,
-            host=args.host,
-            use_ack=args.ack,
-            tls=tls,
-            validate=not args.no_validate,
-            log_requests=args.log_requests,
-            stop=stop,
-        )
-    finally:
-        for number, handler in previous.items():
-            if handler is not None:
-                signal.signal(number, handler)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
