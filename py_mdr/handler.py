@@ -28,7 +28,7 @@ from py_mdr.hec.envelope import encode_envelope
 from py_mdr.hec.reports import SendReport, TransportStats
 from py_mdr.hec.retry import RetryPolicy
 from py_mdr.hec.transport import HECTransport
-from py_mdr.internal import is_sending, sending
+from py_mdr.internal import INTERNAL_ATTRIBUTE, install_record_marker, is_sending, sending
 from py_mdr.logmap import PLAIN_RECORD_SIZE, capture, record_to_event
 from py_mdr.ocsf_models._base import OCSFModel
 from py_mdr.ocsf_models.events.system_activity.event_log_activity import EventLogActivity
@@ -150,6 +150,7 @@ class MDRHandler(logging.Handler):
         # Registered with logging only once the settings are good: a failed constructor leaves
         # no half-built handler behind for logging.shutdown to trip over.
         super().__init__(level)
+        install_record_marker()  # marks records made while py-mdr sends, on any thread
         self._config = settings
         self.product = product_fields
         self.source_type = source_type
@@ -200,7 +201,9 @@ class MDRHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         """Queue the record; never blocks (unless ``block``), never raises."""
-        if is_sending():  # our worker's own records, and its HTTP stack's: never loop back
+        # Our worker's own records and its HTTP stack's never loop back: caught here on the
+        # worker's thread, or by their mark when a QueueHandler/QueueListener relays them.
+        if is_sending() or INTERNAL_ATTRIBUTE in record.__dict__:
             return
         try:
             if record.exc_info is not None:

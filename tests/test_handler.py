@@ -9,7 +9,9 @@ from __future__ import annotations
 import io
 import json
 import logging
+import logging.handlers
 import os
+import queue
 import socket
 import subprocess
 import sys
@@ -471,6 +473,39 @@ def test_root_logger_at_debug_has_no_feedback_loop(sink: HECSink) -> None:
         assert sorted(e["log_name"] for e in sink.events) == ["app.loop"] * 5
     finally:
         root.removeHandler(handler)
+        root.setLevel(saved[0])
+        logging.getLogger("urllib3").setLevel(saved[1])
+        handler.close()
+
+
+def test_no_feedback_loop_behind_a_queue_listener(sink: HECSink) -> None:
+    # Python 3.12's dictConfig can put any handler behind a QueueHandler: the worker's urllib3
+    # lines then reach MDRHandler on the listener's thread, where only their mark tells them apart.
+    root = logging.getLogger()
+    saved = (root.level, logging.getLogger("urllib3").level)
+    handler = handler_for(sink)
+    relay: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    listener = logging.handlers.QueueListener(relay, handler)
+    front = logging.handlers.QueueHandler(relay)
+    root.setLevel(logging.DEBUG)
+    logging.getLogger("urllib3").setLevel(logging.DEBUG)
+    root.addHandler(front)
+    listener.start()
+    try:
+        for i in range(5):
+            logging.getLogger("app.relayed").info("line %d", i)
+        deadline = time.monotonic() + 5
+        while len(sink.events) < 5 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert handler.flush(5)
+        time.sleep(0.5)
+        settled = len(sink.requests)
+        time.sleep(0.8)
+        assert len(sink.requests) == settled <= 2  # a loop would keep sending
+        assert sorted(e["log_name"] for e in sink.events) == ["app.relayed"] * 5
+    finally:
+        root.removeHandler(front)
+        listener.stop()
         root.setLevel(saved[0])
         logging.getLogger("urllib3").setLevel(saved[1])
         handler.close()
