@@ -6,6 +6,7 @@ run in a child interpreter; everything else runs in this process with short dela
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -455,59 +456,56 @@ def test_flush_and_close_are_bounded_while_the_endpoint_hangs(
     assert "1 still being sent at close (outcome unknown)" in capsys.readouterr().err
 
 
-def test_root_logger_at_debug_has_no_feedback_loop(sink: HECSink) -> None:
-    root = logging.getLogger()
-    saved = (root.level, logging.getLogger("urllib3").level)
-    handler = handler_for(sink)
+@contextlib.contextmanager
+def _everything_at_debug(front: logging.Handler) -> Iterator[None]:
+    """Root and urllib3 at DEBUG with ``front`` on the root logger, restored afterwards."""
+    root, urllib3_logger = logging.getLogger(), logging.getLogger("urllib3")
+    saved = (root.level, urllib3_logger.level)
     root.setLevel(logging.DEBUG)
-    logging.getLogger("urllib3").setLevel(logging.DEBUG)
-    root.addHandler(handler)
+    urllib3_logger.setLevel(logging.DEBUG)
+    root.addHandler(front)
     try:
-        for i in range(5):
-            logging.getLogger("app.loop").info("line %d", i)
-        assert handler.flush(5)
-        time.sleep(0.3)
-        settled = len(sink.requests)
-        time.sleep(0.5)
-        assert len(sink.requests) == settled <= 2  # a loop would keep sending
-        assert sorted(e["log_name"] for e in sink.events) == ["app.loop"] * 5
+        yield
     finally:
-        root.removeHandler(handler)
+        root.removeHandler(front)
         root.setLevel(saved[0])
-        logging.getLogger("urllib3").setLevel(saved[1])
+        urllib3_logger.setLevel(saved[1])
+
+
+def _assert_requests_settle(sink: HECSink, handler: MDRHandler, logger_name: str) -> None:
+    """Five application lines arrive, and no request follows: a loop would keep sending."""
+    for i in range(5):
+        logging.getLogger(logger_name).info("line %d", i)
+    assert sink.wait_for_events(5, timeout=5)
+    assert handler.flush(5)
+    time.sleep(0.5)
+    settled = len(sink.requests)
+    time.sleep(0.8)
+    assert len(sink.requests) == settled <= 2
+    assert sorted(e["log_name"] for e in sink.events) == [logger_name] * 5
+
+
+def test_root_logger_at_debug_has_no_feedback_loop(sink: HECSink) -> None:
+    handler = handler_for(sink)
+    try:
+        with _everything_at_debug(handler):
+            _assert_requests_settle(sink, handler, "app.loop")
+    finally:
         handler.close()
 
 
 def test_no_feedback_loop_behind_a_queue_listener(sink: HECSink) -> None:
     # Python 3.12's dictConfig can put any handler behind a QueueHandler: the worker's urllib3
     # lines then reach MDRHandler on the listener's thread, where only their mark tells them apart.
-    root = logging.getLogger()
-    saved = (root.level, logging.getLogger("urllib3").level)
     handler = handler_for(sink)
     relay: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
     listener = logging.handlers.QueueListener(relay, handler)
-    front = logging.handlers.QueueHandler(relay)
-    root.setLevel(logging.DEBUG)
-    logging.getLogger("urllib3").setLevel(logging.DEBUG)
-    root.addHandler(front)
     listener.start()
     try:
-        for i in range(5):
-            logging.getLogger("app.relayed").info("line %d", i)
-        deadline = time.monotonic() + 5
-        while len(sink.events) < 5 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert handler.flush(5)
-        time.sleep(0.5)
-        settled = len(sink.requests)
-        time.sleep(0.8)
-        assert len(sink.requests) == settled <= 2  # a loop would keep sending
-        assert sorted(e["log_name"] for e in sink.events) == ["app.relayed"] * 5
+        with _everything_at_debug(logging.handlers.QueueHandler(relay)):
+            _assert_requests_settle(sink, handler, "app.relayed")
     finally:
-        root.removeHandler(front)
         listener.stop()
-        root.setLevel(saved[0])
-        logging.getLogger("urllib3").setLevel(saved[1])
         handler.close()
 
 
