@@ -1,4 +1,5 @@
-"""Checks every test of a mapped or serialized event makes: JSON-safe, no empties, schema-valid."""
+"""What tests of mapped or serialized events share: hostile values to feed in, and the checks
+every resulting event must pass (JSON-safe, nothing empty, schema-valid)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,27 @@ import json
 from typing import Any
 
 from py_mdr.validate import validate
+
+
+class BrokenStr:
+    """A value whose repr and str raise, as foreign objects sometimes do."""
+
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
+
+    __str__ = __repr__
+
+
+class BrokenEverything(BrokenStr):
+    """Also refuses comparison and truth testing."""
+
+    def __eq__(self, other: object) -> bool:
+        raise RuntimeError("no eq")
+
+    def __bool__(self) -> bool:
+        raise RuntimeError("no bool")
+
+    __hash__ = object.__hash__
 
 
 def empties(value: Any, path: str = "") -> list[str]:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from event_checks import assert_clean
+from event_checks import BrokenEverything, BrokenStr, assert_clean
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -27,23 +27,6 @@ from py_mdr.ocsf_models import Product
 
 SCHEMA = Path(__file__).resolve().parents[1].parent / "shared" / "ocsf" / "ocsf-1.3.0.json"
 PRODUCT = {"name": "shop", "vendor_name": "acme.team"}
-
-
-class BrokenStr:
-    def __repr__(self) -> str:
-        raise RuntimeError("no repr")
-
-    __str__ = __repr__
-
-
-class BrokenEverything(BrokenStr):
-    def __eq__(self, other: object) -> bool:
-        raise RuntimeError("no eq")
-
-    def __bool__(self) -> bool:
-        raise RuntimeError("no bool")
-
-    __hash__ = object.__hash__
 
 
 class Capturing(logging.Handler):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from event_checks import assert_clean
+from event_checks import BrokenStr, assert_clean
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry._logs import LogRecord, SeverityNumber
@@ -406,17 +407,29 @@ def test_dropped_attribute_count() -> None:
     assert "dropped_attributes" not in full.get("unmapped", {})
 
 
-def test_records_from_the_stdlib_bridge(pipe: Pipeline) -> None:
+def _bridge(pipe: Pipeline) -> logging.Handler:
+    """The SDK's stdlib bridge (deprecated in favour of opentelemetry-instrumentation-logging)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        bridge = LoggingHandler(logger_provider=pipe.provider)
-    logger = logging.getLogger("test_otel_mapping.bridge")
+        return LoggingHandler(logger_provider=pipe.provider)
+
+
+@contextlib.contextmanager
+def _bridged(pipe: Pipeline, name: str) -> Iterator[logging.Logger]:
+    """A logger whose records go only through the bridge, detached afterwards."""
+    bridge = _bridge(pipe)
+    logger = logging.getLogger(name)
     logger.addHandler(bridge)
     logger.propagate = False
     try:
-        logger.warning("user %s locked", "bob", extra={"attempts": 5})
+        yield logger
     finally:
         logger.removeHandler(bridge)
+
+
+def test_records_from_the_stdlib_bridge(pipe: Pipeline) -> None:
+    with _bridged(pipe, "test_otel_mapping.bridge") as logger:
+        logger.warning("user %s locked", "bob", extra={"attempts": 5})
     event = otel_to_event(pipe.exporter.get_finished_logs()[-1])
     assert event["message"] == "user bob locked"
     assert event["log_name"] == "test_otel_mapping.bridge"
@@ -428,18 +441,10 @@ def test_records_from_the_stdlib_bridge(pipe: Pipeline) -> None:
 
 def test_internal_records_are_recognised(pipe: Pipeline) -> None:
     internal.install_record_marker()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        bridge = LoggingHandler(logger_provider=pipe.provider)
-    logger = logging.getLogger("test_otel_mapping.internal")
-    logger.addHandler(bridge)
-    logger.propagate = False
-    try:
+    with _bridged(pipe, "test_otel_mapping.internal") as logger:
         with internal.sending():
             logger.warning("connection reset")  # what the HTTP stack logs while sending
         logger.warning("ordinary")
-    finally:
-        logger.removeHandler(bridge)
     marked, ordinary = pipe.exporter.get_finished_logs()[-2:]
     assert is_internal(marked)
     assert not is_internal(ordinary)
@@ -447,9 +452,7 @@ def test_internal_records_are_recognised(pipe: Pipeline) -> None:
 
 
 def test_mdr_handler_capture_state_is_not_an_attribute(pipe: Pipeline) -> None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        bridge = LoggingHandler(logger_provider=pipe.provider)
+    bridge = _bridge(pipe)
 
     class Capture(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
@@ -516,13 +519,6 @@ def test_hostile_record_never_raises() -> None:
 
 
 # Properties -----------------------------------------------------------------------------------
-
-
-class BrokenStr:
-    def __repr__(self) -> str:
-        raise RuntimeError("no repr")
-
-    __str__ = __repr__
 
 
 _scalars = st.one_of(
@@ -666,15 +662,9 @@ def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def _bridge_records(pipe: Pipeline, scope: str) -> list[ReadableLogRecord]:
     """Records from the stdlib bridge: plain lines, extras, exceptions, inside a span."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        bridge = LoggingHandler(logger_provider=pipe.provider)
-    logger = logging.getLogger(scope)
-    logger.addHandler(bridge)
-    logger.propagate = False
-    logger.setLevel(logging.DEBUG)
     tracer = TracerProvider().get_tracer("t")
-    try:
+    with _bridged(pipe, scope) as logger:
+        logger.setLevel(logging.DEBUG)
         for number in range(40):
             logger.info("order %s shipped", number, extra={"order": number, "tags": ["a"]})
             logger.debug("plain")
@@ -684,8 +674,6 @@ def _bridge_records(pipe: Pipeline, scope: str) -> list[ReadableLogRecord]:
                 logger.exception("failed")
             with tracer.start_as_current_span("work"):
                 logger.warning("in a span", extra={"blob": b"\xfe", "nan": math.nan})
-    finally:
-        logger.removeHandler(bridge)
     return list(pipe.exporter.get_finished_logs()[-160:])
 
 

@@ -8,20 +8,13 @@ import json
 import math
 from typing import Any
 
-from event_checks import empties
+from event_checks import BrokenStr, empties
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from py_mdr.ocsf_models import DetectionFinding, EventLogActivity, Metadata, Product
 from py_mdr.ocsf_models.enums import SeverityId
 from py_mdr.serialize import complete, epoch_ms, flatten, json_safe, to_dict, to_json
-
-
-class BrokenRepr:
-    def __repr__(self) -> str:
-        raise RuntimeError("no repr for you")
-
-    __str__ = __repr__
 
 
 def test_empties_are_pruned_and_enums_are_ints() -> None:
@@ -85,7 +78,7 @@ def test_foreign_values_never_raise() -> None:
         "nan": math.nan,
         "inf": -math.inf,
         "exception": ValueError("boom"),
-        "broken": BrokenRepr(),
+        "broken": BrokenStr(),
         "tuple": (1, "a"),
         "date": dt.date(2024, 1, 2),
         "nested": {1: {"deep": [object]}},
@@ -97,7 +90,7 @@ def test_foreign_values_never_raise() -> None:
     assert safe["decimal"] == 1.25
     assert safe["nan"] == "nan" and safe["inf"] == "-inf"
     assert safe["exception"] == {"type": "ValueError", "message": "boom"}
-    assert safe["broken"] == "<unrepresentable BrokenRepr>"
+    assert safe["broken"] == "<unrepresentable BrokenStr>"
     assert safe["nested"] == {"1": {"deep": [repr(object)]}}
     assert safe["model"] == {"name": "p"}
 
