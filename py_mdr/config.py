@@ -66,6 +66,16 @@ SETTINGS: tuple[Setting, ...] = (
         "(the resource's service.name)",
     ),
     Setting(
+        "MDR_SPOOL_DIR",
+        "directory of the disk spool (records are written there before they are sent)",
+        "(none: memory only)",
+    ),
+    Setting(
+        "MDR_MAX_SPOOL_BYTES",
+        "what one process may keep in the spool before the oldest records give way",
+        "268435456 (256 MiB)",
+    ),
+    Setting(
         "MDR_EXPORT_TIMEOUT",
         "OpenTelemetry exporter: seconds one export may take, retries included",
         "MDR_TIMEOUT, else 10",
@@ -111,6 +121,30 @@ def env_float(name: str, default: float | None = None, *, positive: bool = True)
     if not math.isfinite(number) or (positive and number <= 0):
         raise ConfigError(f"environment variable {name} must be a positive number, got {value!r}")
     return number
+
+
+def resolve_spool(spool_dir: Any, max_spool_bytes: int | None) -> tuple[str | None, int | None]:
+    """The spool directory and bound: arguments, then ``MDR_SPOOL_DIR`` / ``MDR_MAX_SPOOL_BYTES``.
+
+    Only names them; the directory is checked (and created) when the spool is opened.
+    """
+    directory = spool_dir if spool_dir is not None else env_str("MDR_SPOOL_DIR")
+    if directory is not None and not isinstance(directory, (str, os.PathLike)):
+        raise ConfigError(
+            f"spool_dir must be a directory path (argument spool_dir= or MDR_SPOOL_DIR), "
+            f"got {type(directory).__name__}"
+        )
+    bound = max_spool_bytes
+    if bound is None:
+        text = env_str("MDR_MAX_SPOOL_BYTES")
+        if text is not None:
+            if not text.isdigit():
+                raise ConfigError(
+                    f"environment variable MDR_MAX_SPOOL_BYTES must be a whole number of bytes, "
+                    f"got {text!r}"
+                )
+            bound = int(text)
+    return (os.fspath(directory) if directory is not None else None), bound
 
 
 def resolve_url(host: str | None) -> str:

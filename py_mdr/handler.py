@@ -14,82 +14,87 @@ from __future__ import annotations
 import copy
 import logging
 import math
-import sys
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from py_mdr import __version__
-from py_mdr.config import ConfigError, hec_config
-from py_mdr.delivery import Delivery, DeliveryStats
+from py_mdr.config import ConfigError, hec_config, resolve_spool
+from py_mdr.delivery import (
+    DEFAULT_BATCH_BYTES,
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_LINGER,
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_RECORDS,
+    DeliveryStats,
+    estimate_size,
+)
+from py_mdr.delivery.door import open_delivery
 from py_mdr.eventlog import default_product, error_text, host_name
 from py_mdr.hec.envelope import encode_envelope
-from py_mdr.hec.reports import SendReport, TransportStats
+from py_mdr.hec.reports import TransportStats
 from py_mdr.hec.retry import RetryPolicy
-from py_mdr.hec.transport import HECTransport
-from py_mdr.internal import INTERNAL_ATTRIBUTE, install_record_marker, is_sending, sending
-from py_mdr.logmap import PLAIN_RECORD_SIZE, capture, record_to_event
+from py_mdr.internal import INTERNAL_ATTRIBUTE, install_record_marker, is_sending
+from py_mdr.logmap import LogItem, capture, compact, item_to_event
 from py_mdr.ocsf_models._base import OCSFModel
 from py_mdr.ocsf_models.events.system_activity.event_log_activity import EventLogActivity
 from py_mdr.serialize import dumps, safe_str, to_dict
 
 __all__ = ["HandlerStats", "MDRHandler"]
 
-# Estimated memory of one queued record (measured with tracemalloc, rounded): the LogRecord with
-# its standard attributes and what capture() adds; each further (`extra=`) attribute; the text of
-# an exception (stored once) plus its captured summary. Arbitrary extra values are not sized.
-_RECORD_BASE = 1024
-_PER_EXTRA = 160
-_PER_EXCEPTION = 256
+# Estimated memory of one queued item: a LogItem with its captured tuple and numbers (its
+# message, exception text, stack and `extra=` values are added by length); a whole LogRecord
+# when a subclass overrides map_log_record and so needs the record itself.
+_ITEM_BASE = 512
+_RECORD_BASE = 1536
 _MAX_NAMES = 1024  # cached (source, sourcetype) pairs; more distinct logger names reset the cache
 
 
 @dataclass(frozen=True)
-class HandlerStats:
-    """A snapshot of the handler's counters (since construction, or since fork in a child).
+class HandlerStats(DeliveryStats):
+    """The delivery's counters plus the handler's own (since construction, or fork in a child).
 
     ``dropped`` counts records lost by reason: ``queue_full``, ``oversize`` (larger than the
     whole queue), ``closed`` (logged after close), ``shutdown`` (still queued when close ran
     out of time), ``emit_error``, ``mapping_error`` (could not be turned into an event at all),
-    and the transport's reasons (``deadline``, ``closed``, ``auth``, ``bad_event``, ...).
+    ``spool_full``, ``spool_damaged``, and the transport's reasons (``deadline``,
+    ``unreachable``, ``auth``, ``bad_event``, ``not_hec``, ...).
     ``mapping_errors`` counts records whose :meth:`MDRHandler.map_log_record` failed; they were
     sent with the default mapping instead, so they are not in ``dropped``.
     """
 
-    queued: int = 0
-    sent: int = 0
-    dropped: dict[str, int] = field(default_factory=dict)
-    retried: int = 0
-    queue_depth: int = 0
-    queue_bytes: int = 0
-    queue_peak: int = 0
-    queue_bytes_peak: int = 0
-    in_flight: int = 0
     mapping_errors: int = 0
     transport: TransportStats = field(default_factory=TransportStats)
-
-    @property
-    def dropped_total(self) -> int:
-        return sum(self.dropped.values())
 
 
 class MDRHandler(logging.Handler):
     """Sends log records to MDR (HEC) as OCSF Event Log Activity events, without ever blocking.
 
-    ``host``/``token`` default to ``MDR_HOST``/``MDR_TOKEN``; ``ssl_verify`` (bool or CA bundle
-    path), ``compress``, ``use_ack`` and ``timeout`` (one send, retries included) default to
-    their ``MDR_*`` variables, then to verification on, gzip, no acks and 60 s. ``product`` (an
-    OCSF ``Product`` or a dict) goes to ``metadata.product``; ``source_type`` names the
-    sourcetype ``pymdr::<source_type>`` (default: the logger's name).
+    The logging call only freezes the record into a small item and queues it; a worker maps,
+    serializes and sends in batches. Arguments (all plain keywords, so
+    ``logging.config.dictConfig`` can build it):
 
-    Memory is bounded by ``max_queue_records`` and ``max_queue_bytes`` (estimated); overflow is
-    dropped and counted, unless ``block`` is set: then the caller waits for room, at most one
-    send's timeout. Batches go out when ``batch_size`` records or ``batch_bytes`` are waiting,
-    or ``linger`` seconds after the first one arrived.
-    ``close_timeout`` bounds ``close`` (and draining at interpreter exit). Every argument is a
-    plain keyword, so ``logging.config.dictConfig`` can build it (``retry`` may be a dict of
-    :class:`RetryPolicy` fields there). The constructor does no network I/O and starts no thread.
+    - ``host`` / ``token``: the HEC endpoint and token (``MDR_HOST`` / ``MDR_TOKEN``).
+    - ``ssl_verify``: verify the server (default true, ``MDR_SSL_VERIFY``), or a CA bundle path;
+      ``ca_bundle`` / ``client_cert`` likewise (``MDR_CA_BUNDLE``, ``MDR_CLIENT_CERT``).
+    - ``product``: an OCSF ``Product`` or a dict for ``metadata.product``.
+    - ``source_type``: the sourcetype is ``pymdr::<source_type>`` (default: the logger's name).
+    - ``index``: written on every envelope (``MDR_INDEX``).
+    - ``spool_dir``: a directory for the disk spool (``MDR_SPOOL_DIR``; default none): records
+      are written there before they are sent, so an outage costs disk and a killed process
+      loses almost nothing; ``max_spool_bytes`` bounds it (``MDR_MAX_SPOOL_BYTES``, 256 MiB).
+    - ``max_queue_records`` (100,000) / ``max_queue_bytes`` (32 MiB): the memory bound;
+      overflow is dropped and counted, unless ``block`` is set (then the caller waits for room,
+      at most one send's timeout).
+    - ``batch_size`` (500) / ``batch_bytes`` (1 MiB) / ``linger`` (0.5 s): when a batch goes.
+    - ``close_timeout`` (5 s): bounds ``close`` and draining at interpreter exit.
+    - ``retry``: a :class:`RetryPolicy` or a dict of its fields; ``timeout``: seconds one send
+      may take, retries included (``MDR_TIMEOUT``, 60); ``compress`` (gzip, ``MDR_COMPRESSION``);
+      ``use_ack`` (``MDR_USE_ACK``, off).
+
+    The constructor does no network I/O and starts no thread; an unusable ``spool_dir`` raises
+    :class:`~py_mdr.config.ConfigError` naming it.
     """
 
     def __init__(
@@ -104,11 +109,13 @@ class MDRHandler(logging.Handler):
         ca_bundle: str | None = None,
         client_cert: str | tuple[str, str] | None = None,
         level: int | str = logging.NOTSET,
-        max_queue_records: int = 10_000,
-        max_queue_bytes: int = 16 * 1024 * 1024,
-        batch_size: int = 500,
-        batch_bytes: int = 1024 * 1024,
-        linger: float = 0.5,
+        spool_dir: str | None = None,
+        max_spool_bytes: int | None = None,
+        max_queue_records: int = DEFAULT_MAX_RECORDS,
+        max_queue_bytes: int = DEFAULT_MAX_BYTES,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        batch_bytes: int = DEFAULT_BATCH_BYTES,
+        linger: float = DEFAULT_LINGER,
         block: bool = False,
         close_timeout: float = 5.0,
         retry: RetryPolicy | Mapping[str, float] | None = None,
@@ -147,6 +154,22 @@ class MDRHandler(logging.Handler):
             retry=_retry_policy(retry),
         )
         product_fields = _product(product)
+        spool_path, spool_bound = resolve_spool(spool_dir, max_spool_bytes)
+        self._custom_mapping = type(self).map_log_record is not MDRHandler.map_log_record
+        delivery, transport = open_delivery(
+            settings,
+            self._encode_batch,
+            who=type(self).__name__,
+            spool_dir=spool_path,
+            max_spool_bytes=spool_bound,
+            max_records=max_queue_records,
+            max_bytes=max_queue_bytes,
+            batch_size=batch_size,
+            batch_bytes=batch_bytes,
+            linger=linger,
+            block=block,
+            name="py-mdr-delivery",
+        )
         # Registered with logging only once the settings are good: a failed constructor leaves
         # no half-built handler behind for logging.shutdown to trip over.
         super().__init__(level)
@@ -155,30 +178,18 @@ class MDRHandler(logging.Handler):
         self.product = product_fields
         self.source_type = source_type
         self.close_timeout = float(close_timeout)
-        self._transport = HECTransport(self._config)
+        self._transport = transport
         self._host = host_name()
         self._index = self._config.index
         self._names: dict[str, tuple[str, str]] = {}
-        self._custom_mapping = type(self).map_log_record is not MDRHandler.map_log_record
         self._mapping_errors = 0
         self._mapping_error_shown = False
         self._closed = False
         self._close_lock = threading.Lock()
-        self._delivery: Delivery[logging.LogRecord] = Delivery(
-            self._send_batch,
-            max_records=max_queue_records,
-            max_bytes=max_queue_bytes,
-            batch_size=batch_size,
-            batch_bytes=batch_bytes,
-            linger=linger,
-            block=block,
-            block_timeout=self._config.retry.deadline,
-            name="py-mdr-delivery",
-            finish=self._await_acks if self._config.use_ack else None,
-        )
-        self._put = self._delivery.put
-        self._delivery.exit_hook = self.close
-        self._delivery.fork_hook = self._after_fork
+        self._delivery = delivery
+        self._put = delivery.put
+        delivery.exit_hook = self.close
+        delivery.fork_hook = self._after_fork
 
     def __repr__(self) -> str:
         level = logging.getLevelName(self.level)
@@ -206,38 +217,52 @@ class MDRHandler(logging.Handler):
         if is_sending() or INTERNAL_ATTRIBUTE in record.__dict__:
             return
         try:
-            if record.exc_info is not None:
-                # capture() drops exc_info so the queue holds no frames; other handlers (and
-                # those of parent loggers) still need it, so ours keeps a copy of the record.
-                record = copy.copy(record)
-            capture(record)
-            data = record.__dict__
-            size = _RECORD_BASE + len(data["message"])
-            extra = len(data) - PLAIN_RECORD_SIZE
-            if extra > 0:
-                size += _PER_EXTRA * extra
-            text = record.exc_text
-            if text and type(text) is str:
-                size += _PER_EXCEPTION + len(text)
-            stack = record.stack_info
+            if self._custom_mapping:
+                self._put_record(record)
+                return
+            item = compact(record)
+            size = _ITEM_BASE + len(item.message)
+            text = item.exc_text
+            if text:
+                size += 2 * len(text)  # the text, and the exception summary that repeats it
+            stack = item.stack_info
             if stack and type(stack) is str:
                 size += len(stack)
-            self._put(record, size)
+            extra = item.extra
+            if extra:
+                size += estimate_size(extra)
+            self._put(item, size)
         except Exception:
             self._delivery.count("emit_error")
             self.handleError(record)
+
+    def _put_record(self, record: logging.LogRecord) -> None:
+        """A subclass's map_log_record needs the record itself: queue a frozen copy."""
+        if record.exc_info is not None:
+            # capture() drops exc_info so the queue holds no frames; other handlers (and
+            # those of parent loggers) still need it, so ours keeps a copy of the record.
+            record = copy.copy(record)
+        capture(record)
+        data = record.__dict__
+        size = _RECORD_BASE + len(data["message"]) + estimate_size(data)
+        text = record.exc_text
+        if text and type(text) is str:
+            size += len(text)
+        self._put(record, size)
 
     def flush(self, timeout: float | None = None) -> bool:  # type: ignore[override]
         """Wait until every record queued so far was handed to MDR (or given up on).
 
         Bounded by ``timeout`` seconds (default ``close_timeout``); True when all were done.
+        With a spool, files left by processes that are gone are picked up now too.
         """
         return self._delivery.flush(self.close_timeout if timeout is None else timeout)
 
     def close(self, timeout: float | None = None) -> None:
         """Send what is queued within ``timeout`` (default ``close_timeout``), then stop.
 
-        Records that could not be sent are counted and reported in one line on stderr.
+        What could not be sent is counted and told in one line on stderr (with a spool, what
+        is left there is named too: the next process using the directory sends it).
         Idempotent; also run at interpreter exit and by ``logging.shutdown``.
         """
         try:
@@ -245,16 +270,19 @@ class MDRHandler(logging.Handler):
                 first, self._closed = not self._closed, True
             if first:
                 limit = self.close_timeout if timeout is None else max(0.0, float(timeout))
-                final = self._delivery.close(limit, interrupt=self._close_transport)
-                self._close_transport()
-                self._report_losses(final)
+                self._delivery.close(limit)
         finally:
             super().close()
 
     @property
     def stats(self) -> HandlerStats:
-        """Counters: queued, sent, dropped by reason, retries, queue depth, the transport's."""
-        return _handler_stats(self._delivery.stats(), self._mapping_errors, self._transport.stats())
+        """Counters: queued, sent, dropped by reason, spool, queue depth, the transport's."""
+        queue = self._delivery.stats()
+        return HandlerStats(
+            **{f.name: getattr(queue, f.name) for f in fields(DeliveryStats)},
+            mapping_errors=self._mapping_errors,
+            transport=self._transport.stats(),
+        )
 
     # ------------------------------------------------------------------ mapping
     def map_log_record(self, record: logging.LogRecord) -> EventLogActivity:
@@ -268,33 +296,31 @@ class MDRHandler(logging.Handler):
         """
         return EventLogActivity(**self._event(record))
 
-    def _event(self, record: logging.LogRecord) -> dict[str, Any]:
-        return record_to_event(record, self.product, log_version=__version__)
+    def _event(self, record: logging.LogRecord | LogItem) -> dict[str, Any]:
+        item = record if isinstance(record, LogItem) else compact(record)
+        return item_to_event(item, self.product, log_version=__version__)
 
     # ------------------------------------------------------------------ worker thread
-    def _send_batch(self, records: list[logging.LogRecord], deadline: float | None) -> SendReport:
+    def _encode_batch(self, items: list[Any]) -> tuple[list[bytes], dict[str, int]]:
         envelopes: list[bytes] = []
         append = envelopes.append
         encode = self._encode_custom if self._custom_mapping else self._encode
         failed = 0
-        for record in records:
+        for item in items:
             try:
-                append(encode(record))
+                append(encode(item))
             except Exception as error:
-                envelope = self._rescue(record, error)
+                envelope = self._rescue(item, error)
                 if envelope is None:
                     failed += 1
                 else:
                     append(envelope)
-        report = self._transport.send(envelopes, deadline) if envelopes else SendReport()
-        if failed:
-            report.drop("mapping_error", failed)
-        return report
+        return envelopes, ({"mapping_error": failed} if failed else {})
 
-    def _encode(self, record: logging.LogRecord) -> bytes:
+    def _encode(self, item: LogItem) -> bytes:
         """The fast path: the default mapping straight to a dict, then to JSON bytes."""
-        event = self._event(record)
-        return self._envelope(record, dumps(event), event["time"] / 1000)
+        event = item_to_event(item, self.product, log_version=__version__)
+        return self._envelope(item.name, dumps(event), event["time"] / 1000)
 
     def _encode_custom(self, record: logging.LogRecord) -> bytes:
         """A subclass's :meth:`map_log_record`, serialized by the one serializer."""
@@ -306,10 +332,9 @@ class MDRHandler(logging.Handler):
             seconds = when / 1000
         else:
             seconds = record.created
-        return self._envelope(record, dumps(event), seconds)
+        return self._envelope(record.name, dumps(event), seconds)
 
-    def _envelope(self, record: logging.LogRecord, body: bytes, seconds: float) -> bytes:
-        name = record.name
+    def _envelope(self, name: Any, body: bytes, seconds: float) -> bytes:
         names = self._names.get(name) if type(name) is str else None
         if names is None:
             names = self._source_names(name)
@@ -331,55 +356,23 @@ class MDRHandler(logging.Handler):
             self._names[name] = pair
         return pair
 
-    def _rescue(self, record: logging.LogRecord, error: Exception) -> bytes | None:
+    def _rescue(self, item: Any, error: Exception) -> bytes | None:
         """A failed mapping: show it once, then send the default mapping noting the error."""
         self._mapping_errors += 1
-        if not self._mapping_error_shown:
+        if not self._mapping_error_shown and isinstance(item, logging.LogRecord):
             self._mapping_error_shown = True
-            self.handleError(record)  # still inside the except block: shows the traceback
+            self.handleError(item)  # still inside the except block: shows the traceback
         try:
-            event = self._event(record)
+            event = self._event(item)
             unmapped = event.setdefault("unmapped", {})
             unmapped["mapping_error"] = error_text(error)
-            return self._envelope(record, dumps(event), event["time"] / 1000)
+            return self._envelope(item.name, dumps(event), event["time"] / 1000)
         except Exception:
             return None
-
-    def _close_transport(self) -> None:
-        with sending():  # on the closing thread: what the HTTP stack logs now stays out of MDR
-            self._transport.close()
-
-    def _await_acks(self, deadline: float) -> None:
-        self._transport.wait_for_acks(deadline)
 
     def _after_fork(self) -> None:
         # The transport renews its own session at fork; only this lock is the handler's.
         self._close_lock = threading.Lock()
-
-    # ------------------------------------------------------------------ reporting
-    def _report_losses(self, final: DeliveryStats) -> None:
-        """One line on stderr when anything was lost (or left unconfirmed); never the token."""
-        lost = final.dropped_total
-        if not lost and not final.in_flight:
-            return
-        what = []
-        if lost:
-            reasons = ", ".join(f"{why}={count}" for why, count in sorted(final.dropped.items()))
-            what.append(f"could not deliver {lost} log record(s) ({reasons})")
-        if final.in_flight:
-            what.append(f"{final.in_flight} still being sent at close (outcome unknown)")
-        line = (
-            f"py-mdr: {type(self).__name__} to {self._config.url}: {'; '.join(what)}; "
-            f"sent {final.sent}\n"
-        )
-        stream = sys.stderr
-        if stream is None:
-            return
-        try:
-            stream.write(line)
-            stream.flush()
-        except Exception:  # stderr closed at interpreter exit: nothing left to tell
-            pass
 
 
 def _retry_policy(retry: RetryPolicy | Mapping[str, float] | None) -> RetryPolicy | None:
@@ -401,21 +394,3 @@ def _product(product: Any) -> dict[str, Any]:
             f"or a dict of its attributes, got {type(product).__name__}"
         )
     return default_product(product)
-
-
-def _handler_stats(
-    queue: DeliveryStats, mapping_errors: int, transport: TransportStats
-) -> HandlerStats:
-    return HandlerStats(
-        queued=queue.queued,
-        sent=queue.sent,
-        dropped=queue.dropped,
-        retried=queue.retried,
-        queue_depth=queue.queue_depth,
-        queue_bytes=queue.queue_bytes,
-        queue_peak=queue.queue_peak,
-        queue_bytes_peak=queue.queue_bytes_peak,
-        in_flight=queue.in_flight,
-        mapping_errors=mapping_errors,
-        transport=transport,
-    )

@@ -41,7 +41,15 @@ from py_mdr.eventlog import (
 from py_mdr.serialize import clean, safe_repr, safe_str
 from py_mdr.severity import from_python_level
 
-__all__ = ["capture", "default_product", "envelope_time", "record_to_event"]
+__all__ = [
+    "LogItem",
+    "capture",
+    "compact",
+    "default_product",
+    "envelope_time",
+    "item_to_event",
+    "record_to_event",
+]
 
 #: The one attribute :func:`capture` adds: ``(sequence, native thread id, intake time, exception)``.
 CAPTURED = "_py_mdr"
@@ -95,26 +103,133 @@ def _unformatted(record: logging.LogRecord) -> str:
 
 
 def _freeze_exception(record: logging.LogRecord, exc_info: Any) -> dict[str, Any] | None:
+    exception, text = _exception_of(record, exc_info)
+    if exception is not None or text is not None:
+        record.exc_text = text or None
+        record.exc_info = None
+    return exception
+
+
+def _exception_of(record: Any, exc_info: Any) -> tuple[dict[str, Any] | None, str | None]:
+    """The exception's OCSF summary and its text, formatted now; the record is not changed."""
     if isinstance(exc_info, BaseException):
         exc_info = (type(exc_info), exc_info, exc_info.__traceback__)
     if not isinstance(exc_info, tuple) or len(exc_info) != 3:
-        return None
+        return None, None
     kind, value, tb = exc_info
     if kind is None and value is None:
-        return None
-    text = record.exc_text
+        return None, None
+    text = record.__dict__.get("exc_text")
     if type(text) is not str or not text:
         try:
             text = "".join(traceback.format_exception(kind, value, tb)).rstrip("\n")
         except Exception:  # a foreign exception object may break formatting in odd ways
             text = ""
-    record.exc_text = text or None
-    record.exc_info = None
     name = getattr(kind, "__name__", None) if kind is not None else type(value).__name__
     if not isinstance(name, str):
         name = safe_str(kind)
     message = safe_str(value) if value is not None else ""
-    return exception_info(name, message, text) or None
+    return exception_info(name, message, text) or None, text
+
+
+class LogItem:
+    """What the worker needs of a ``LogRecord``, frozen on the logging thread by :func:`compact`.
+
+    A fraction of the record's memory (no ``args``, no traceback, no per-record ``__dict__``),
+    so a bounded queue holds a burst of tens of thousands of records. The attribute names are
+    the ``LogRecord``'s, so the mapping reads either.
+    """
+
+    __slots__ = (
+        "captured",
+        "created",
+        "exc_text",
+        "extra",
+        "funcName",
+        "levelname",
+        "levelno",
+        "lineno",
+        "message",
+        "module",
+        "name",
+        "pathname",
+        "process",
+        "processName",
+        "stack_info",
+        "taskName",
+        "threadName",
+    )
+
+    name: Any
+    levelno: Any
+    levelname: Any
+    pathname: Any
+    lineno: Any
+    funcName: Any
+    module: Any
+    created: Any
+    process: Any
+    processName: Any
+    threadName: Any
+    taskName: Any
+    stack_info: Any
+    message: str
+    captured: tuple[Any, ...]
+    extra: dict[Any, Any] | None
+    exc_text: str | None
+
+
+def compact(record: logging.LogRecord) -> LogItem:
+    """Freeze ``record`` into a :class:`LogItem` on the caller's thread; never raises.
+
+    Unlike :func:`capture`, the record is left as it was (other handlers still see its
+    ``exc_info``), so it need not be copied.
+    """
+    data = record.__dict__
+    get = data.get
+    item = LogItem()
+    item.name = get("name")
+    item.levelno = get("levelno")
+    item.levelname = get("levelname")
+    item.pathname = get("pathname")
+    item.lineno = get("lineno")
+    item.funcName = get("funcName")
+    item.module = get("module")
+    item.created = get("created")
+    item.process = get("process")
+    item.processName = get("processName")
+    item.threadName = get("threadName")
+    item.taskName = get("taskName")
+    item.stack_info = get("stack_info")
+    captured = get(CAPTURED)
+    if captured is not None:  # captured before (e.g. by another py-mdr handler): reuse it
+        message = get("message")
+        item.message = message if type(message) is str else safe_str(message)
+        item.captured = captured
+        text = get("exc_text")
+        item.exc_text = text if type(text) is str else None
+    else:
+        try:
+            message = record.getMessage()
+        except Exception:
+            message = _unformatted(record)
+        item.message = message
+        exc_info = get("exc_info")
+        exception = text = None
+        if exc_info is not None:
+            try:
+                exception, text = _exception_of(record, exc_info)
+            except Exception:  # exc_info set to something hostile by hand
+                exception = text = None
+        item.exc_text = text
+        item.captured = (next_sequence(), _get_native_id(), _now(), exception)
+    extra = None
+    if len(data) > PLAIN_RECORD_SIZE - 2:
+        keys = data.keys() - STANDARD_ATTRIBUTES
+        if keys:
+            extra = {key: data[key] for key in keys}
+    item.extra = extra
+    return item
 
 
 # Mapping on the worker thread -----------------------------------------------------------------
@@ -144,26 +259,28 @@ def record_to_event(
     ``emit``; a record that skipped it is captured here.
     """
     try:
-        data = record.__dict__
-        captured = data.get(CAPTURED)
-        if captured is None:
+        if CAPTURED not in record.__dict__:
             capture(record)
-            captured = data[CAPTURED]
-        event = _map_plain(record, data, captured, product, log_version)
-        if event is None:
-            event = _map_careful(record, data, captured, product, log_version)
-        return event
+        item = compact(record)
     except Exception as error:  # a record with hostile attribute values: keep what is safe
         return _fallback(record, product, log_version, error)
+    return item_to_event(item, product, log_version=log_version)
 
 
-def _map_plain(
-    record: logging.LogRecord,
-    data: dict[str, Any],
-    captured: tuple[Any, ...],
-    product: Any,
-    log_version: str,
-) -> dict[str, Any] | None:
+def item_to_event(
+    item: LogItem, product: Any = None, *, log_version: str = __version__
+) -> dict[str, Any]:
+    """The OCSF Event Log Activity for an item made by :func:`compact`; never raises."""
+    try:
+        event = _map_plain(item, product, log_version)
+        if event is None:
+            event = _map_careful(item, product, log_version)
+        return event
+    except Exception as error:  # hostile attribute values: keep what is safe
+        return _fallback(item, product, log_version, error)
+
+
+def _map_plain(record: LogItem, product: Any, log_version: str) -> dict[str, Any] | None:
     """The hot path for the usual record (every standard attribute a non-empty plain value).
 
     Builds the event as one literal; ``None`` sends anything unusual to :func:`_map_careful`,
@@ -179,7 +296,7 @@ def _map_plain(
     thread_name = record.threadName
     pid = record.process
     created = record.created
-    message = data.get("message")
+    message = record.message
     if not (
         type(name) is str
         and name
@@ -205,7 +322,7 @@ def _map_plain(
         and log_version
     ):
         return None
-    sequence, tid, logged, exception = captured
+    sequence, tid, logged, exception = record.captured
     severity_id, severity = from_python_level(record.levelno)
     logged_ms = int(logged * 1000)
     host, host_key = local_host()
@@ -251,28 +368,20 @@ def _map_plain(
     stack = record.stack_info
     if stack:
         unmapped["stack"] = stack if type(stack) is str else safe_str(stack)
-    task_name = data.get("taskName")
+    task_name = record.taskName
     if task_name:
         unmapped["task_name"] = task_name if type(task_name) is str else safe_str(task_name)
-    if len(data) > PLAIN_RECORD_SIZE:
-        extra_keys = data.keys() - STANDARD_ATTRIBUTES
-        if extra_keys:
-            extra = _extra(data, extra_keys)
-            if extra:
-                unmapped["extra"] = extra
+    if record.extra:
+        extra = _extra(record.extra)
+        if extra:
+            unmapped["extra"] = extra
     event["unmapped"] = unmapped
     return event
 
 
-def _map_careful(
-    record: logging.LogRecord,
-    data: dict[str, Any],
-    captured: tuple[Any, ...],
-    product: Any,
-    log_version: str,
-) -> dict[str, Any]:
+def _map_careful(record: LogItem, product: Any, log_version: str) -> dict[str, Any]:
     """The same mapping as :func:`_map_plain`, checking and cleaning every value on the way."""
-    sequence, tid, logged, exception = captured
+    sequence, tid, logged, exception = record.captured
     severity_id, severity = from_python_level(record.levelno)
     logged_ms = int(logged * 1000)
     host, _ = local_host()
@@ -303,7 +412,7 @@ def _map_careful(
     if name:
         event["log_name"] = name
     unmapped: dict[str, Any] = {}
-    message = clean_text(data.get("message"))
+    message = clean_text(record.message)
     if message:
         fit_message(event, unmapped, message)
     enrichment = file_information(record.pathname, record.funcName, record.lineno, record.module)
@@ -315,14 +424,13 @@ def _map_careful(
     for key, value in (
         ("stack", record.stack_info),
         ("thread_name", record.threadName),
-        ("task_name", data.get("taskName")),
+        ("task_name", record.taskName),
     ):
         text = clean_text(value)
         if text:
             unmapped[key] = text
-    extra_keys = data.keys() - STANDARD_ATTRIBUTES
-    if extra_keys:
-        extra = _extra(data, extra_keys)
+    if record.extra:
+        extra = _extra(record.extra)
         if extra:
             unmapped["extra"] = extra
     if unmapped:
@@ -330,10 +438,9 @@ def _map_careful(
     return event
 
 
-def _extra(data: Mapping[Any, Any], keys: set[Any]) -> dict[str, Any]:
+def _extra(data: Mapping[Any, Any]) -> dict[str, Any]:
     extra: dict[str, Any] = {}
-    for key in keys:
-        value = data[key]
+    for key, value in data.items():
         kind = type(value)
         if kind is str:
             if not value:
@@ -347,7 +454,7 @@ def _extra(data: Mapping[Any, Any], keys: set[Any]) -> dict[str, Any]:
 
 
 def _fallback(
-    record: logging.LogRecord, product: Any, log_version: str, error: Exception
+    record: logging.LogRecord | LogItem, product: Any, log_version: str, error: Exception
 ) -> dict[str, Any]:
     """A minimal, valid event when a record's attributes defeat the normal mapping."""
     try:
@@ -357,7 +464,9 @@ def _fallback(
 
 
 def _minimal(record: Any, product: Any, log_version: str, error: Exception) -> dict[str, Any]:
-    captured = getattr(record, CAPTURED, None)
+    captured: Any = record.captured if isinstance(record, LogItem) else None
+    if captured is None:
+        captured = getattr(record, CAPTURED, None)
     if not (isinstance(captured, tuple) and len(captured) == 4):
         captured = (next_sequence(), _get_native_id(), _now(), None)
     sequence, tid, logged, _ = captured

@@ -1,128 +1,64 @@
 """``MDRExporter``: OpenTelemetry log records to MDR as OCSF Event Log Activity over HEC.
 
-The SDK's ``BatchLogRecordProcessor`` already is the queue, so the exporter holds nothing: each
-``export`` maps, serializes and sends its batch, and returns within its own deadline (the
-processor neither enforces a timeout nor looks at the result, so retries and the deadline are
-ours). Everything an export does runs inside ``py_mdr.internal.sending()``: log records created
-meanwhile (ours, or the HTTP stack's) carry the ``py_mdr_internal`` mark, and the next export
-drops them instead of sending them again, which is what keeps a root logger captured at DEBUG
-from feeding on itself.
+``export`` maps and serializes its batch on the SDK's export thread and hands the envelopes to
+py-mdr's delivery (bounded queue, worker, optional disk spool: the same as ``MDRHandler``'s),
+then returns at once. So the SDK's processor never waits for MDR and never drops records
+because MDR is slow, busy or down; retries, the send deadline and the spool are the delivery's.
+Records created while py-mdr sends (its own lines, its HTTP stack's) carry the
+``py_mdr_internal`` mark and are skipped instead of exported again.
 """
 
 from __future__ import annotations
 
-import atexit
 import logging
-import os
-import threading
-import time
-import weakref
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
 from typing import Any, cast
 
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 
 from py_mdr import internal
-from py_mdr.config import ConfigError, env_float, env_str, hec_config, resolve_timeout
+from py_mdr.config import (
+    ConfigError,
+    env_float,
+    env_str,
+    hec_config,
+    resolve_spool,
+    resolve_timeout,
+)
+from py_mdr.delivery import DEFAULT_MAX_BYTES, DEFAULT_MAX_RECORDS, DeliveryStats
+from py_mdr.delivery.door import open_delivery
 from py_mdr.eventlog import error_text, program_name
 from py_mdr.hec.config import HECConfig
 from py_mdr.hec.envelope import encode_envelope
-from py_mdr.hec.reports import SendReport
+from py_mdr.hec.reports import TransportStats
 from py_mdr.hec.retry import RetryPolicy
-from py_mdr.hec.transport import HECTransport
 from py_mdr_otel.mapping import encode_record
 
 __all__ = ["DEFAULT_EXPORT_TIMEOUT", "ExporterStats", "MDRExporter"]
 
 log = logging.getLogger("py_mdr_otel")
 
-#: Seconds one export may take, retries included, when neither an argument nor
+#: Seconds one send to MDR may take, retries included, when neither an argument nor
 #: ``MDR_EXPORT_TIMEOUT`` / ``MDR_TIMEOUT`` says otherwise (the OTLP exporter's default too).
 DEFAULT_EXPORT_TIMEOUT = 10.0
+#: Estimated memory of one queued envelope beyond its bytes.
+_ENVELOPE_OVERHEAD = 64
 
 _SUCCESS = LogRecordExportResult.SUCCESS
 _FAILURE = LogRecordExportResult.FAILURE
 
-_live: weakref.WeakSet[MDRExporter] = weakref.WeakSet()
-
-
-def _renew_after_fork() -> None:
-    for exporter in list(_live):
-        exporter._reset_after_fork()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_renew_after_fork)
-
 
 @dataclass(frozen=True)
-class ExporterStats:
-    """A snapshot of what the exporter did since it was made."""
+class ExporterStats(DeliveryStats):
+    """The delivery's counters plus what ``export`` saw (since construction, or fork)."""
 
     exported: int = 0  # records handed to export()
     internal: int = 0  # of those, py-mdr's own (or its HTTP stack's) records, skipped by design
-    sent: int = 0  # records MDR accepted
-    dropped: dict[str, int] = field(default_factory=dict)  # reason -> records not delivered
-    retried: int = 0  # retry attempts the transport made
     failures: int = 0  # export() calls that returned FAILURE
     last_error: str | None = None
-
-    @property
-    def dropped_total(self) -> int:
-        return sum(self.dropped.values())
-
-
-class _Counters:
-    """Thread-safe counters behind :class:`ExporterStats` (exports may run on several threads)."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.exported = 0
-        self.internal = 0
-        self.sent = 0
-        self.dropped: dict[str, int] = {}
-        self.retried = 0
-        self.failures = 0
-        self.last_error: str | None = None
-
-    def add(
-        self,
-        *,
-        exported: int = 0,
-        internal: int = 0,
-        sent: int = 0,
-        dropped: Mapping[str, int] | None = None,
-        retried: int = 0,
-        failed: bool = False,
-        error: str | None = None,
-    ) -> None:
-        with self.lock:
-            self.exported += exported
-            self.internal += internal
-            self.sent += sent
-            self.retried += retried
-            if dropped:
-                for reason, count in dropped.items():
-                    if count > 0:
-                        self.dropped[reason] = self.dropped.get(reason, 0) + count
-            if failed:
-                self.failures += 1
-            if error is not None:
-                self.last_error = error
-
-    def snapshot(self) -> ExporterStats:
-        with self.lock:
-            return ExporterStats(
-                self.exported,
-                self.internal,
-                self.sent,
-                dict(self.dropped),
-                self.retried,
-                self.failures,
-                self.last_error,
-            )
+    transport: TransportStats = field(default_factory=TransportStats)
 
 
 def _export_timeout(timeout: float | None) -> float:
@@ -152,18 +88,27 @@ def _require_endpoint(host: str | None, token: str | None) -> None:
 class MDRExporter(LogRecordExporter):
     """OpenTelemetry ``LogRecordExporter`` sending each record to MDR as an OCSF Event Log Activity.
 
-    Use it under ``BatchLogRecordProcessor`` (or ``SimpleLogRecordProcessor``), or let
-    ``OTEL_LOGS_EXPORTER=mdr opentelemetry-instrument`` create it with no arguments. Every
-    argument falls back to an environment variable, then to a default: ``host``/``token``
-    (``MDR_HOST``/``MDR_TOKEN``, required), ``ssl_verify`` / ``ca_bundle`` (``MDR_SSL_VERIFY`` /
-    ``MDR_CA_BUNDLE``), ``client_cert`` / ``client_key`` (``MDR_CLIENT_CERT`` /
-    ``MDR_CLIENT_KEY``), ``index`` (``MDR_INDEX``), ``name`` for the sourcetype
-    ``pymdr::<name>`` (``MDR_NAME``, else the resource's ``service.name``), ``vendor_name``
-    (``MDR_VENDOR_NAME``, used when the resource has no ``service.namespace``), ``timeout``, the
-    seconds one export may take with its retries (``MDR_EXPORT_TIMEOUT``, else ``MDR_TIMEOUT``,
-    else 10), ``compress`` (``MDR_COMPRESSION``), ``use_ack`` (``MDR_USE_ACK``). ``retry`` sets
-    the backoff; its deadline is replaced by ``timeout``. The constructor never touches the
-    network.
+    Use it under ``BatchLogRecordProcessor``, or let ``OTEL_LOGS_EXPORTER=mdr
+    opentelemetry-instrument`` create it with no arguments. Every argument falls back to an
+    environment variable, then to a default:
+
+    - ``host`` / ``token``: ``MDR_HOST`` / ``MDR_TOKEN`` (required).
+    - ``ssl_verify`` / ``ca_bundle``: ``MDR_SSL_VERIFY`` / ``MDR_CA_BUNDLE`` (verification on).
+    - ``client_cert`` / ``client_key``: ``MDR_CLIENT_CERT`` / ``MDR_CLIENT_KEY``.
+    - ``index``: ``MDR_INDEX``.
+    - ``name``: the sourcetype ``pymdr::<name>`` (``MDR_NAME``, else the resource's
+      ``service.name``).
+    - ``vendor_name``: ``MDR_VENDOR_NAME``, used when the resource has no ``service.namespace``.
+    - ``timeout``: seconds one send to MDR may take, retries included (``MDR_EXPORT_TIMEOUT``,
+      else ``MDR_TIMEOUT``, else 10).
+    - ``spool_dir`` / ``max_spool_bytes``: the disk spool (``MDR_SPOOL_DIR`` /
+      ``MDR_MAX_SPOOL_BYTES``; default none).
+    - ``max_queue_records`` / ``max_queue_bytes``: the delivery's memory bound.
+    - ``close_timeout``: how long ``shutdown`` may take to send what is queued (5 s).
+    - ``compress`` (``MDR_COMPRESSION``), ``use_ack`` (``MDR_USE_ACK``), ``retry`` (the backoff;
+      its deadline is replaced by ``timeout``).
+
+    The constructor never touches the network and starts no thread.
     """
 
     def __init__(
@@ -182,6 +127,11 @@ class MDRExporter(LogRecordExporter):
         compress: bool | None = None,
         use_ack: bool | None = None,
         retry: RetryPolicy | None = None,
+        spool_dir: str | None = None,
+        max_spool_bytes: int | None = None,
+        max_queue_records: int = DEFAULT_MAX_RECORDS,
+        max_queue_bytes: int = DEFAULT_MAX_BYTES,
+        close_timeout: float = 5.0,
     ) -> None:
         _require_endpoint(host, token)
         self._timeout = _export_timeout(timeout)
@@ -204,17 +154,25 @@ class MDRExporter(LogRecordExporter):
         self._fixed_sourcetype = f"pymdr::{fixed_name}" if fixed_name else None
         vendor = vendor_name.strip() if isinstance(vendor_name, str) else None
         self._vendor_name = vendor or env_str("MDR_VENDOR_NAME")
+        self._close_timeout = cast(float, resolve_timeout(close_timeout))
+        spool_path, spool_bound = resolve_spool(spool_dir, max_spool_bytes)
+        self._delivery, self._transport = open_delivery(
+            self._config,
+            _as_envelopes,
+            who=type(self).__name__,
+            spool_dir=spool_path,
+            max_spool_bytes=spool_bound,
+            max_records=max_queue_records,
+            max_bytes=max_queue_bytes,
+            name="py-mdr-otel-delivery",
+        )
         self._index = self._config.index
-        self._transport = HECTransport(self._config)
-        self._send_lock = threading.Lock()
-        self._counters = _Counters()
         self._sourcetypes: tuple[object, str] = (object(), "")
-        self._closed = False
-        self._exit_deadline: float | None = None
+        self._exported = 0
+        self._internal = 0
+        self._failures = 0
+        self._last_error: str | None = None
         self._warned: set[str] = set()
-        self._exit_hook = _exit_hook(weakref.ref(self))
-        atexit.register(self._exit_hook)
-        _live.add(self)
         internal.install_record_marker()
 
     def __repr__(self) -> str:
@@ -228,85 +186,81 @@ class MDRExporter(LogRecordExporter):
 
     @property
     def timeout(self) -> float:
-        """Seconds one ``export`` may take, retries included."""
+        """Seconds one send to MDR may take, retries included."""
         return self._timeout
 
     def stats(self) -> ExporterStats:
-        """Counters: exported, internal (skipped), sent, dropped by reason, retries, failures."""
-        return self._counters.snapshot()
+        """Counters: exported, internal (skipped), queued, sent, dropped by reason, spool."""
+        queue = self._delivery.stats()
+        return ExporterStats(
+            **{f.name: getattr(queue, f.name) for f in fields(DeliveryStats)},
+            exported=self._exported,
+            internal=self._internal,
+            failures=self._failures,
+            last_error=self._last_error,
+            transport=self._transport.stats(),
+        )
 
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
-        """Map, serialize and send ``batch``; SUCCESS only when every record was delivered.
+        """Map and queue ``batch`` for delivery; returns at once, never raises.
 
-        Never raises, and returns within ``timeout`` seconds (or at once after ``shutdown``).
+        SUCCESS means every record was accepted for delivery (queued, or spooled), not that
+        MDR has it yet: delivery goes on in the background, and what it cannot deliver is
+        counted in :meth:`stats` and told on stderr. FAILURE means some records could not even
+        be queued (queue full, unmappable, exporter shut down).
         """
         try:
             return self._export(batch)
         except Exception as error:  # the SDK must never see an exception from us
             count = _length(batch)
-            self._counters.add(
-                exported=count, dropped={"error": count}, failed=True, error=error_text(error)
-            )
+            self._delivery.count("error", count)
+            self._exported += count
+            self._failures += 1
+            self._last_error = error_text(error)
             with internal.sending():
                 self._warn_once("error", "exporting to MDR failed unexpectedly", exc_info=True)
             return _FAILURE
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        """Nothing is held between exports; with acknowledgements on, wait for pending ones."""
-        if self._closed or not self._transport.acks_enabled:
-            return True
-        return self._wait_for_acks(time.monotonic() + max(timeout_millis, 0) / 1000)
+        """Wait (at most ``timeout_millis``) until everything exported so far was delivered."""
+        return self._delivery.flush(max(timeout_millis, 0) / 1000)
 
-    def shutdown(self, timeout_millis: float = 30_000) -> None:
-        """Close the transport (a pending retry wait ends at once); idempotent.
+    def shutdown(self, timeout_millis: float | None = None) -> None:
+        """Send what is queued within ``close_timeout`` (or ``timeout_millis``, if shorter).
 
-        With acknowledgements on, pending ones are awaited first, for at most ``timeout_millis``
-        and the export timeout.
+        What could not be sent is counted and told on stderr; with a spool, what is left there
+        waits for the next process. Idempotent.
         """
-        if self._closed:
-            return
-        if self._transport.acks_enabled:
-            wait = min(max(timeout_millis, 0) / 1000, self._timeout)
-            self._wait_for_acks(time.monotonic() + wait)
-        self._closed = True
-        with internal.sending():
-            self._transport.close()
-        atexit.unregister(self._exit_hook)
+        limit = self._close_timeout
+        if timeout_millis is not None:
+            limit = min(limit, max(timeout_millis, 0) / 1000)
+        self._delivery.close(limit)
 
     # ---------------------------------------------------------- internals
     def _export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
         count = len(batch)
         if not count:
             return _SUCCESS
+        self._exported += count
         if internal.is_sending():
             # Re-entered from our own send (SimpleLogRecordProcessor on the sending thread):
             # whatever was logged here is ours by definition.
-            self._counters.add(exported=count, internal=count)
+            self._internal += count
             return _SUCCESS
-        if self._closed:
-            self._counters.add(exported=count, dropped={"closed": count}, failed=True)
-            return _FAILURE
-        deadline = time.monotonic() + self._timeout
-        if self._exit_deadline is not None:
-            deadline = min(deadline, self._exit_deadline)
         with internal.sending():
             envelopes, skipped, unmappable = self._encode(batch)
-            report = self._send(envelopes, deadline) if envelopes else SendReport()
-        dropped = dict(report.dropped)
+        self._internal += skipped
         if unmappable:
-            dropped["unmappable"] = unmappable
-        failed = bool(dropped)
-        error = report.error
-        self._counters.add(
-            exported=count,
-            internal=skipped,
-            sent=report.delivered,
-            dropped=dropped,
-            retried=report.retries,
-            failed=failed,
-            error=str(error) if error is not None else None,
-        )
-        return _FAILURE if failed else _SUCCESS
+            self._delivery.count("unmappable", unmappable)
+        put = self._delivery.put
+        refused = 0
+        for envelope in envelopes:
+            if not put(envelope, len(envelope) + _ENVELOPE_OVERHEAD):
+                refused += 1
+        if refused or unmappable:
+            self._failures += 1
+            return _FAILURE
+        return _SUCCESS
 
     def _encode(self, batch: Sequence[ReadableLogRecord]) -> tuple[list[bytes], int, int]:
         """Envelopes for the records that are not ours; also (skipped internal, unmappable)."""
@@ -355,50 +309,16 @@ class MDRExporter(LogRecordExporter):
         self._sourcetypes = (resource, sourcetype)
         return sourcetype
 
-    def _send(self, envelopes: list[bytes], deadline: float) -> SendReport:
-        """One transport send at a time (the SimpleLogRecordProcessor exports on any thread)."""
-        if not self._send_lock.acquire(timeout=max(deadline - time.monotonic(), 0.0)):
-            report = SendReport()
-            report.drop("deadline", len(envelopes))
-            return report
-        try:
-            return self._transport.send(envelopes, deadline)
-        finally:
-            self._send_lock.release()
-
-    def _wait_for_acks(self, deadline: float) -> bool:
-        if not self._send_lock.acquire(timeout=max(deadline - time.monotonic(), 0.0)):
-            return False
-        try:
-            with internal.sending():
-                return self._transport.wait_for_acks(deadline)
-        finally:
-            self._send_lock.release()
-
     def _warn_once(self, key: str, message: str, *, exc_info: bool = False) -> None:
         """Call inside ``sending()``, so the line is marked as ours and never exported."""
         level = logging.DEBUG if key in self._warned else logging.WARNING
         self._warned.add(key)
         log.log(level, message, exc_info=exc_info)
 
-    def _begin_exit(self) -> None:
-        """At interpreter exit: what is still exported shares one deadline, not one each."""
-        if self._exit_deadline is None:
-            self._exit_deadline = time.monotonic() + self._timeout
 
-    def _reset_after_fork(self) -> None:
-        """In a forked child: the parent's threads may have held our locks."""
-        self._send_lock = threading.Lock()
-        self._counters.lock = threading.Lock()
-
-
-def _exit_hook(ref: weakref.ReferenceType[MDRExporter]) -> Callable[[], None]:
-    def hook() -> None:
-        exporter = ref()
-        if exporter is not None:
-            exporter._begin_exit()
-
-    return hook
+def _as_envelopes(items: list[bytes]) -> tuple[list[bytes], dict[str, int]]:
+    """The exporter queues finished envelopes: nothing left to encode on the worker."""
+    return items, {}
 
 
 def _length(batch: Any) -> int:

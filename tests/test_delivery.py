@@ -15,8 +15,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from py_mdr import delivery as delivery_module
 from py_mdr.delivery import Delivery
+from py_mdr.delivery import worker as delivery_module
 from py_mdr.hec.reports import SendReport
 from py_mdr.internal import is_sending
 
@@ -37,7 +37,8 @@ class Recorder:
         self.fail_with: Exception | None = None
         self.drop_reason: str | None = None
 
-    def __call__(self, items: list[int], deadline: float | None) -> SendReport:
+    def __call__(self, envelopes: list[bytes], deadline: float | None) -> SendReport:
+        items = [int(envelope) for envelope in envelopes]
         self.entered.set()
         self.threads.add(threading.current_thread().name)
         self.sending_flags.append(is_sending())
@@ -58,6 +59,11 @@ class Recorder:
         return [item for batch in self.batches for item in batch]
 
 
+def encode_ints(items: list[int]) -> tuple[list[bytes], dict[str, int]]:
+    """Each item's envelope is its number as text (so the recorder can read it back)."""
+    return [str(item).encode() for item in items], {}
+
+
 @pytest.fixture
 def recorder() -> Recorder:
     return Recorder()
@@ -69,7 +75,11 @@ def make(recorder: Recorder) -> Iterator[Callable[..., Delivery[int]]]:
 
     def build(**options: object) -> Delivery[int]:
         options.setdefault("linger", 0.05)
-        delivery: Delivery[int] = Delivery(recorder, **options)  # type: ignore[arg-type]
+        delivery: Delivery[int] = Delivery(
+            recorder,
+            encode=encode_ints,
+            **options,  # type: ignore[arg-type]
+        )
         made.append(delivery)
         return delivery
 
@@ -251,11 +261,11 @@ def test_flush_from_the_worker_returns_at_once(make: Callable[..., Delivery[int]
     results: list[bool] = []
     holder: list[Delivery[int]] = []
 
-    def process(items: list[int], deadline: float | None) -> SendReport:
+    def process(envelopes: list[bytes], deadline: float | None) -> SendReport:
         results.append(holder[0].flush(10))  # would deadlock if it waited for itself
-        return SendReport(delivered=len(items))
+        return SendReport(delivered=len(envelopes))
 
-    delivery: Delivery[int] = Delivery(process, linger=0.0)
+    delivery: Delivery[int] = Delivery(process, encode=encode_ints, linger=0.0)
     holder.append(delivery)
     delivery.put(1, 1)
     assert delivery.flush(5)
@@ -383,10 +393,11 @@ def test_close_runs_finish_after_the_queue_is_drained(
     for i in range(3):
         delivery.put(i, 1)
     assert delivery.flush(5)  # the worker is idle, the queue empty, when close comes
+    assert len(finished) == 1  # a flush awaits the acknowledgements too
     start = time.monotonic()
     delivery.close(5)
-    assert len(finished) == 1  # e.g. awaiting acknowledgements: it must get its turn
-    items, deadline = finished[0]
+    assert len(finished) == 2  # e.g. awaiting acknowledgements: it must get its turn
+    items, deadline = finished[-1]
     assert items == [0, 1, 2]  # after every item was sent
     assert start < deadline <= start + 5  # bounded by the close deadline
 

@@ -346,10 +346,13 @@ def test_endpoint_down_for_the_whole_run() -> None:
     assert 1 <= taken <= 500  # one batch, stuck in retries until close interrupted it
     assert dropped.get("closed", 0) + dropped.get("deadline", 0) == taken
     assert sum(dropped.values()) == logged
-    # the loss is reported once, without the token, and the exit kept the close deadline
+    # the loss is told when it starts and summed up at close, in words, without the token;
+    # the exit kept the close deadline
     report = [line for line in result.stderr.splitlines() if line.startswith("py-mdr:")]
-    assert len(report) == 1 and f"could not deliver {logged} log record(s)" in report[0]
-    assert f"queue_full={dropped['queue_full']}" in report[0]
+    assert len(report) == 2, report
+    assert "started losing records" in report[0] and "memory queue was full" in report[0]
+    assert f"at close: {logged} record(s) not delivered" in report[1]
+    assert f"{dropped['queue_full']} queue_full (the memory queue was full)" in report[1]
     assert "t0k3n-d0wn-5ecret" not in result.stderr + result.stdout
     assert exited_at - during["logged_at"] < 1.0 + 1.5
 
@@ -653,7 +656,7 @@ def test_the_token_appears_in_no_output(
         str(missing_host.value),
         repr(handler.stats.transport),
     ]
-    assert "could not deliver 1 log record(s)" in captured.err
+    assert "1 record(s) not delivered: 1 auth (MDR refused the token)" in captured.err
     assert "403" in diagnostics.getvalue() or "auth" in diagnostics.getvalue().lower()
     assert all(secret not in text for text in texts)
 

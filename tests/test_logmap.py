@@ -447,11 +447,9 @@ def test_record_that_skipped_capture_is_captured_when_mapped() -> None:
 def test_hot_path_and_careful_path_agree(logged: tuple[logging.Logger, Capturing]) -> None:
     logger, handler = logged
     logger.info("x %s", "y", extra={"k": [1, 2]}, stack_info=True)
-    record = handler.records[-1]
-    data = record.__dict__
-    captured = data[logmap.CAPTURED]
-    plain = logmap._map_plain(record, data, captured, PRODUCT, "9.9")
-    careful = logmap._map_careful(record, data, captured, PRODUCT, "9.9")
+    item = logmap.compact(handler.records[-1])
+    plain = logmap._map_plain(item, PRODUCT, "9.9")
+    careful = logmap._map_careful(item, PRODUCT, "9.9")
     assert plain is not None
     for event in (plain, careful):
         del event["metadata"]["uid"]

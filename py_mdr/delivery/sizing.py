@@ -1,0 +1,61 @@
+"""How much memory a queued value holds, estimated cheaply with a bounded walk.
+
+The queue's byte bound is only as good as this estimate: an ``extra=`` value of 100 KB must
+count as 100 KB, or a few thousand such records would outgrow any bound. The walk visits at
+most ``budget`` objects, so a huge or cyclic container costs the logging thread a bounded time;
+what it does not visit is counted at a flat rate per element.
+"""
+
+from __future__ import annotations
+
+__all__ = ["estimate_size"]
+
+# Rough CPython object sizes in bytes (64-bit): headers of str and bytes, a boxed number, an empty
+# container, one pointer slot, an object of unknown kind.
+_STR = 49
+_BYTES = 33
+_NUMBER = 32
+_CONTAINER = 64
+_SLOT = 8
+_UNKNOWN = 64
+_SCALARS = frozenset({int, float, bool, complex, type(None)})
+_SEQUENCES = frozenset({list, tuple, set, frozenset})
+
+
+def estimate_size(value: object, budget: int = 256) -> int:
+    """Estimated bytes ``value`` keeps alive: strings and bytes by length, containers walked."""
+    total = 0
+    todo = [value]
+    visited = 0
+    while todo:
+        if visited >= budget:
+            return total + _UNKNOWN * len(todo)
+        item = todo.pop()
+        visited += 1
+        kind = type(item)
+        if kind is str:
+            text: str = item  # type: ignore[assignment]
+            total += _STR + (len(text) if text.isascii() else 4 * len(text))
+        elif kind is bytes or kind is bytearray or kind is memoryview:
+            total += _BYTES + len(item)  # type: ignore[arg-type]
+        elif kind in _SCALARS:
+            total += _NUMBER
+        elif kind is dict:
+            mapping: dict[object, object] = item  # type: ignore[assignment]
+            total += _CONTAINER + 3 * _SLOT * len(mapping)
+            room = budget - visited
+            if len(mapping) <= room:
+                todo.extend(mapping.values())
+                todo.extend(mapping.keys())
+            else:
+                total += _UNKNOWN * 2 * len(mapping)
+        elif kind in _SEQUENCES:
+            items: list[object] = item  # type: ignore[assignment]
+            total += _CONTAINER + _SLOT * len(items)
+            if len(items) <= budget - visited:
+                todo.extend(items)
+            else:
+                total += _UNKNOWN * len(items)
+        else:
+            total += _UNKNOWN
+    return total
