@@ -7,6 +7,7 @@ import http.client
 import json
 import queue
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -446,6 +447,80 @@ def test_close_next_drops_the_connection_without_an_answer(sink: HECSink) -> Non
     assert len(sink.events) == 1
 
 
+LOGIN_PAGE = "<!DOCTYPE html><html><head><title>Sign in</title></head><body>SSO</body></html>"
+
+
+def test_answer_next_sends_exactly_that_and_stores_nothing(sink: HECSink) -> None:
+    sink.answer_next(1, 200, LOGIN_PAGE, "text/html; charset=utf-8")
+    answer = post(sink, body(envelope()))
+    assert answer.status_code == 200 and answer.text == LOGIN_PAGE
+    assert answer.headers["Content-Type"] == "text/html; charset=utf-8"
+    assert sink.event_count == 0 and sink.requests[-1].hec_code is None
+    assert post(sink, body(envelope())).json() == {"text": "Success", "code": 0}
+    assert sink.event_count == 1
+
+
+def test_answer_next_may_fake_success_or_be_empty_and_queues_with_fail_next(
+    sink: HECSink,
+) -> None:
+    sink.fail_next(1, status=503)
+    sink.answer_next(1, 200, b'{"text":"Invalid data format","code":6}', "application/json")
+    sink.answer_next(1)
+    first, second, third = (post(sink, body(envelope())) for _ in range(3))
+    assert first.status_code == 503
+    assert (second.status_code, second.json()) == (200, {"text": "Invalid data format", "code": 6})
+    assert (third.status_code, third.content) == (200, b"")
+    assert "Content-Type" not in third.headers
+    assert sink.event_count == 0
+
+
+def _read_slowly(sink: HECSink, count: int, path: str = EVENT) -> tuple[list[bytes], float]:
+    """Send one request on a raw connection; the first ``count`` reads and how long they took."""
+    with socket.create_connection(("127.0.0.1", sink.port), timeout=5) as raw:
+        data = body(envelope())
+        method = "GET" if path == HEALTH else "POST"
+        raw.sendall(
+            f"{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Splunk test-token\r\n"
+            f"Content-Length: {len(data)}\r\n\r\n".encode()
+            + data
+        )
+        started = time.monotonic()
+        reads = [raw.recv(100) for _ in range(count)]
+        return reads, time.monotonic() - started
+
+
+def test_trickle_writes_the_answer_one_byte_per_interval(sink: HECSink) -> None:
+    sink.trickle(0.05, n=1)
+    reads, took = _read_slowly(sink, 6)
+    assert reads == [b"H", b"T", b"T", b"P", b"/", b"1"]  # the status line too
+    assert 0.2 <= took < 2.0
+    assert sink.wait_for_events(1)  # handled normally before the slow answer
+    started = time.monotonic()
+    assert post(sink, body(envelope())).status_code == 200  # n=1: the next is at once
+    assert time.monotonic() - started < 0.5
+
+
+def test_trickle_paces_health_unless_told_not_to(sink: HECSink) -> None:
+    sink.trickle(0.05, health=False)
+    assert requests.get(sink.url + HEALTH, timeout=0.5).json()["code"] == 17
+    sink.trickle(0.05)
+    assert _read_slowly(sink, 2, HEALTH)[0] == [b"H", b"T"]
+    sink.trickle(0)
+    assert requests.get(sink.url + HEALTH, timeout=0.5).status_code == 200
+
+
+def test_stop_ends_a_trickled_answer_at_once(sink: HECSink) -> None:
+    sink.trickle(30.0)
+    with socket.create_connection(("127.0.0.1", sink.port), timeout=5) as raw:
+        raw.sendall(b"GET /services/collector/health HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert raw.recv(100) == b"H"
+        started = time.monotonic()
+        sink.stop()
+        while raw.recv(100):  # the rest of the answer never comes; the connection ends
+            pass
+        assert time.monotonic() - started < 2.0
+
+
 def test_body_over_max_body_bytes_is_413(sink: HECSink) -> None:
     small = body(envelope())
     sink.max_body_bytes = len(small)
@@ -480,6 +555,8 @@ def test_reject_envelope_beyond_a_short_body_is_used_up(sink: HECSink) -> None:
 
 def test_clear_faults_ends_every_mode(sink: HECSink) -> None:
     sink.fail_next(3)
+    sink.answer_next(2, 200, LOGIN_PAGE)
+    sink.trickle(30.0)
     sink.close_next(2)
     sink.reject_envelope(0)
     sink.down = True

@@ -3,8 +3,9 @@
 It answers as the MDR receiver does (Vector's ``splunk_hec`` source, or Splunk): same paths, codes
 and quirks, including partial acceptance up to ``invalid-event-number``. It keeps what it accepted,
 flags envelopes that would be read wrongly downstream, validates OCSF events, and can misbehave on
-purpose (busy, throttled, hanging, dropping connections, refusing sizes) so that retry and split
-logic is proved against real HTTP rather than mocks.
+purpose (busy, throttled, hanging, trickling its answer, dropping connections, refusing sizes,
+answering like a proxy) so that retry, split and deadline logic is proved against real HTTP
+rather than mocks.
 
 Start it with ``with HECSink() as sink:`` or from the shell with
 ``python -m py_mdr.sink --port 8088 --token T``.

@@ -21,6 +21,7 @@ from types import TracebackType
 from typing import Any, cast
 
 from py_mdr.sink.display import format_event
+from py_mdr.sink.pacing import TrickleWriter
 from py_mdr.sink.wire import (
     _MAX_PENDING_ACKS,
     _NOT_FOUND,
@@ -56,7 +57,8 @@ class HECSink:
     Beyond the constructor: ``max_body_bytes`` (decompressed; above it 413), ``max_event_bytes``
     (one envelope; above it 400 code 6), ``allowed_indexes`` (others: 400 code 7), ``down`` (the
     event endpoint answers 503 code 9, health 503 code 18) and ``token_disabled`` (403 code 1)
-    may be set at any time.
+    may be set at any time. Fault modes: ``fail_next``, ``answer_next`` (anything, e.g. a
+    proxy's login page with 200), ``hang``, ``trickle``, ``close_next``, ``reject_envelope``.
     """
 
     def __init__(
@@ -108,9 +110,10 @@ class HECSink:
         self._problems: list[str] = []
         self._problems_seen = 0
         # fault modes
-        self._failures: deque[tuple[int, int | None, str | None]] = deque()
+        self._failures: deque[_Answer] = deque()
         self._close_next = 0
         self._hang: tuple[float, int | None, bool] | None = None
+        self._trickle: tuple[float, int | None, bool] | None = None
         self._rejects: deque[int] = deque()
         # indexer acknowledgement, per channel
         self._ack_next: dict[str, int] = {}
@@ -265,8 +268,38 @@ class HECSink:
         With ``code`` the body is the HEC JSON for it; with None it is empty, as from Vector or
         a proxy. ``retry_after`` is sent verbatim as the Retry-After header.
         """
+        answer = self._failure(status, code, retry_after)
         with self._lock:
-            self._failures.extend([(status, code, retry_after)] * n)
+            self._failures.extend([answer] * n)
+
+    def answer_next(
+        self,
+        n: int,
+        status: int = 200,
+        body: bytes | str = b"",
+        content_type: str | None = None,
+    ) -> None:
+        """Answer the next ``n`` event requests with exactly this, storing nothing.
+
+        For answers that are not HEC's: a proxy's HTML login page with 200, a 200 carrying
+        ``{"text":"Invalid data format","code":6}``, an empty 200. Queued with ``fail_next``.
+        """
+        data = body.encode("utf-8") if isinstance(body, str) else body
+        headers = (("Content-Type", content_type),) if content_type else ()
+        with self._lock:
+            self._failures.extend([_Answer(status, plain=data, headers=headers)] * n)
+
+    def trickle(self, interval: float, n: int | None = None, *, health: bool = True) -> None:
+        """Write the answers to the next ``n`` event requests (all, when None) one byte every
+        ``interval`` seconds, status line included; ``trickle(0)`` ends the mode.
+
+        Health requests are paced too (and count in ``n``) unless ``health`` is false. The
+        request is handled normally first (events are stored), so a good request gets a 200
+        HEC success that takes minutes to arrive. Writing ends when the sink stops.
+        """
+        active = interval > 0 and (n is None or n > 0)
+        with self._lock:
+            self._trickle = (interval, n, health) if active else None
 
     def hang(self, seconds: float, n: int | None = None, *, then_close: bool = False) -> None:
         """Read the next ``n`` event requests (all, when None), then answer nothing for ``seconds``.
@@ -300,6 +333,7 @@ class HECSink:
             self._failures.clear()
             self._close_next = 0
             self._hang = None
+            self._trickle = None
             self._rejects.clear()
             self.down = False
             self.token_disabled = False
@@ -329,7 +363,7 @@ class HECSink:
             if self.down:
                 return _hec(503, 9), 0
             if self._failures:
-                return self._failure(*self._failures.popleft()), 0
+                return self._failures.popleft(), 0
         refusal = self._auth_refusal(headers) or self._channel_refusal(channel)
         if refusal is not None:
             return refusal, 0
@@ -395,6 +429,18 @@ class HECSink:
         if left is not None:
             self._hang = (seconds, left - 1, then_close) if left > 1 else None
         return seconds, then_close
+
+    def _take_trickle(self, health: bool) -> float:
+        """The byte interval for this answer (0: at once); uses one up."""
+        with self._lock:
+            if self._trickle is None:
+                return 0.0
+            interval, left, with_health = self._trickle
+            if health and not with_health:
+                return 0.0
+            if left is not None:
+                self._trickle = (interval, left - 1, with_health) if left > 1 else None
+            return interval
 
     @staticmethod
     def _failure(status: int, code: int | None, retry_after: str | None) -> _Answer:
@@ -593,6 +639,8 @@ class _Handler(BaseHTTPRequestHandler):
                 answer = _NOT_FOUND
             if body is None:  # the body was left unread: the connection cannot be reused
                 answer = replace(answer, close=True)
+        health = method == "GET" and path in HEALTH_PATHS
+        paced = health or (method == "POST" and path in EVENT_PATHS)
         sink._record(
             ReceivedRequest(
                 time=arrived,
@@ -607,7 +655,7 @@ class _Handler(BaseHTTPRequestHandler):
                 headers=_redacted(self.headers),
             )
         )
-        self._answer(answer)
+        self._answer(answer, sink._take_trickle(health) if paced and not answer.silent else 0.0)
 
     def _read_body(self) -> tuple[bytes | None, int]:
         """The raw body and its size on the wire; None when over the read cap (left unread)."""
@@ -641,10 +689,20 @@ class _Handler(BaseHTTPRequestHandler):
                 break
         return b"".join(parts), total
 
-    def _answer(self, answer: _Answer) -> None:
+    def _answer(self, answer: _Answer, interval: float = 0.0) -> None:
+        """Write the answer, one byte every ``interval`` seconds when that is set."""
         if answer.silent:
             self.close_connection = True
             return
+        out = self.wfile
+        if interval > 0:
+            self.wfile = TrickleWriter(out, interval, self.server.sink._stopping)
+        try:
+            self._write_answer(answer)
+        finally:
+            self.wfile = out
+
+    def _write_answer(self, answer: _Answer) -> None:
         if answer.payload is not None:
             body = json.dumps(answer.payload, separators=(",", ":")).encode()
             headers: tuple[tuple[str, str], ...] = (("Content-Type", "application/json"),)
