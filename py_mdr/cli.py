@@ -12,7 +12,6 @@ import logging
 import os
 import re
 import sys
-import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -121,7 +120,8 @@ def _add_connection_options(parser: argparse.ArgumentParser) -> None:
         "--timeout",
         type=seconds,
         metavar="SECONDS",
-        help="longest one send may take, retries included [MDR_TIMEOUT; 60 for send, 10 for check]",
+        help="longest one send may take, retries included; for check, the whole check "
+        "[MDR_TIMEOUT; 60 for send, 10 for check]",
     )
     group.add_argument(
         "--name",
@@ -364,7 +364,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     config = _config(args, default_timeout=10.0)
     timeout = config.retry.deadline
 
-    def send_test(transport: HECTransport) -> None:
+    def send_test(transport: HECTransport, deadline: float) -> None:
         settings = SendSettings(
             name=args.name,
             host=host_name(),
@@ -375,7 +375,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         )
         envelope = prepare(Item(STDIN, 1, "py-mdr check: test event"), settings)
         assert isinstance(envelope, bytes)
-        report = transport.send([envelope], deadline=time.monotonic() + timeout)
+        report = transport.send([envelope], deadline=deadline)
         if not report.ok:
             raise CheckFailed("test event", explain_send_error(report.error, config))
 

@@ -24,7 +24,9 @@ from py_mdr.hec.codes import AUTH_CODES
 from py_mdr.hec.config import HECConfig
 from py_mdr.hec.errors import HECAuthError, HECError, HECIndexError
 from py_mdr.hec.response import parse_answer
+from py_mdr.hec.session import new_session
 from py_mdr.hec.transport import EVENT_PATH, HEALTH_PATH, HECTransport
+from py_mdr.hec.watchdog import Deadline
 
 _WHAT_CODE = {
     1: "the token is disabled",
@@ -69,23 +71,38 @@ def run_check(
     *,
     out: TextIO,
     timeout: float,
-    send_test: Callable[[HECTransport], None] | None = None,
+    send_test: Callable[[HECTransport, float], None] | None = None,
 ) -> int:
-    """Run the steps, printing one line each; 0 when all pass, 1 at the first failure."""
+    """Run the steps, printing one line each; 0 when all pass, 1 at the first failure.
+
+    ``timeout`` bounds the whole check: each step gets what the steps before it left, and
+    ``send_test`` gets the check's deadline (a ``time.monotonic()`` instant).
+    """
+    deadline = time.monotonic() + timeout
     target = Target.of(config.url)
     out.write(f"checking {config.url}\n")
     transport = HECTransport(config)
+
+    def left() -> float:
+        return deadline - time.monotonic()
+
     steps: list[tuple[str, Callable[[], str]]] = [
-        ("DNS", lambda: check_dns(target, timeout)),
-        ("connect", lambda: check_connect(target, timeout)),
-        ("health", lambda: check_health(transport, target, config, timeout)),
-        ("token", lambda: check_token(config, timeout)),
+        ("DNS", lambda: check_dns(target, left())),
+        ("connect", lambda: check_connect(target, left())),
+        ("health", lambda: check_health(transport, target, config, left())),
+        ("token", lambda: check_token(config, left())),
     ]
     if send_test is not None:
-        steps.append(("test event", lambda: _run_test(send_test, transport)))
+        steps.append(("test event", lambda: _run_test(send_test, transport, deadline)))
     try:
         for name, step in steps:
             try:
+                if left() <= 0:
+                    raise CheckFailed(
+                        name,
+                        f"the check ran out of time (--timeout / MDR_TIMEOUT: {timeout:g} s) "
+                        "before this step",
+                    )
                 detail = step()
             except CheckFailed as failed:
                 out.write(f"  FAIL  {failed.step}: {failed.problem}\n")
@@ -141,7 +158,7 @@ def check_connect(target: Target, timeout: float) -> str:
     except TimeoutError:
         raise CheckFailed(
             "connect",
-            f"no answer from {where} within {timeout:g} s: a firewall "
+            f"no answer from {where} within {timeout:.3g} s: a firewall "
             "may drop the traffic, or the host is down",
         ) from None
     except OSError as exc:
@@ -190,22 +207,33 @@ def check_token(config: HECConfig, timeout: float) -> str:
         request.headers["Authorization"] = f"Splunk {config.token}"
         return request
 
+    session = new_session(pool_maxsize=1)
+    scope = Deadline(time.monotonic() + timeout)
     try:
-        response = requests.post(
-            config.url + EVENT_PATH,
-            data=b"",
-            headers={
-                "Content-Type": "application/json",
-                "X-Splunk-Request-Channel": str(uuid.uuid4()),
-            },
-            auth=authorize,
-            timeout=(timeout, timeout),
-            verify=config.verify,
-            cert=config.cert,
-            allow_redirects=False,
-        )
+        with scope:
+            response = session.post(
+                config.url + EVENT_PATH,
+                data=b"",
+                headers={
+                    "Content-Type": "application/json",
+                    "X-Splunk-Request-Channel": str(uuid.uuid4()),
+                },
+                auth=authorize,
+                timeout=(timeout, timeout),
+                verify=config.verify,
+                cert=config.cert,
+                allow_redirects=False,
+            )
     except requests.RequestException as exc:
+        if scope.fired:
+            raise CheckFailed(
+                "token",
+                f"no complete answer to the token probe within {timeout:.3g} s: the receiver "
+                "is overloaded, or a proxy holds the request",
+            ) from None
         raise CheckFailed("token", f"the token probe failed: {type(exc).__name__}") from None
+    finally:
+        session.close()
     answer = parse_answer(response.content)
     status, code = response.status_code, answer.hec_code
     said = _answer_words(status, code, answer.text.replace(config.token, "<token>"))
@@ -220,8 +248,10 @@ def check_token(config: HECConfig, timeout: float) -> str:
     raise CheckFailed("token", f"unexpected answer to the token probe: {said}")
 
 
-def _run_test(send_test: Callable[[HECTransport], None], transport: HECTransport) -> str:
-    send_test(transport)
+def _run_test(
+    send_test: Callable[[HECTransport, float], None], transport: HECTransport, deadline: float
+) -> str:
+    send_test(transport, deadline)
     return "one test event was accepted"
 
 
@@ -274,7 +304,7 @@ def _health_error(error: str, target: Target, config: HECConfig, timeout: float)
     if "no answer" in error or "in time" in error:
         return (
             "health",
-            f"no answer to the health check within {timeout:g} s: the receiver "
+            f"no answer to the health check within {timeout:.3g} s: the receiver "
             "is overloaded, or a proxy holds the request",
         )
     return ("health", f"the health check failed: {error}")

@@ -59,7 +59,9 @@ def _valid_name(name: object) -> bool:
 class MDRDeliveryError(HECError):
     """Events were not delivered; ``report`` says how many and why, ``__cause__`` the last error.
 
-    ``status``, ``hec_code`` and ``permanent`` are those of the underlying HEC error.
+    ``status``, ``hec_code`` and ``permanent`` are those of the underlying HEC error;
+    ``report.undelivered`` holds the envelopes that may get through later (after the outage, or
+    once the token, index, CA bundle or host is fixed).
     """
 
     def __init__(self, report: SendReport, total: int, detail: str | None = None) -> None:
@@ -145,6 +147,9 @@ class MDRClient:
 
     def send(self, event: Any) -> SendReport:
         """Send one OCSF model or dict; returns once MDR accepted it, else raises.
+
+        Accepted means HEC answered success: a 2xx with anything else (a proxy's login page,
+        another HEC code) raises, and so does an answer still arriving at the deadline.
 
         Raises :class:`MDRDeliveryError` when it could not be delivered, ``TypeError`` or
         ``ValueError`` for something that is not an event.

@@ -624,6 +624,34 @@ def test_check_a_busy_receiver(sink: HECSink) -> None:
     assert "the endpoint is busy" in done.stdout and "HTTP 503" in done.stdout
 
 
+def test_check_a_trickling_receiver_ends_within_its_timeout(sink: HECSink) -> None:
+    sink.trickle(0.5)  # health too: HEC's answers, one byte every half second
+    started = time.monotonic()
+    done = run(["check", "--timeout", "3"], sink_env(sink), timeout=30)
+    assert time.monotonic() - started < 5.0
+    assert done.returncode == 1 and "FAIL  health" in done.stdout
+
+
+def test_check_bounds_the_token_probe_too(sink: HECSink) -> None:
+    sink.trickle(0.5, health=False)
+    started = time.monotonic()
+    done = run(["check", "--timeout", "3", "--send-test"], sink_env(sink), timeout=30)
+    assert time.monotonic() - started < 5.0
+    assert done.returncode == 1
+    assert "ok    health" in done.stdout and "FAIL  token: no complete answer" in done.stdout
+
+
+def test_send_to_a_trickling_receiver_ends_within_its_timeout(sink: HECSink) -> None:
+    sink.trickle(0.5)
+    started = time.monotonic()
+    done = run(
+        ["send", "--timeout", "3"], sink_env(sink), stdin=jsonl(event(1), event(2)), timeout=30
+    )
+    assert time.monotonic() - started < 5.0
+    assert done.returncode == 1 and "still answering" in done.stderr
+    assert "deadline: 2" in done.stderr
+
+
 # --- schema and sink ---------------------------------------------------------------------------
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pickle
@@ -18,8 +19,10 @@ import pytest
 
 from py_mdr import config
 from py_mdr.client import MDRClient, MDRDeliveryError
+from py_mdr.hec.config import HECConfig
 from py_mdr.hec.errors import HECAuthError, HECError, HECTLSError
 from py_mdr.hec.retry import RetryPolicy
+from py_mdr.hec.transport import HECTransport
 from py_mdr.sink import HECSink, make_self_signed_cert
 
 FAST = RetryPolicy(initial_backoff=0.01, max_backoff=0.05, deadline=3.0)
@@ -182,6 +185,37 @@ def test_hanging_receiver_raises_within_the_timeout(sink: HECSink) -> None:
     assert info.value.report.dropped == {"deadline": 1}
 
 
+def test_a_trickling_receiver_cannot_stretch_send_past_the_timeout(sink: HECSink) -> None:
+    sink.trickle(0.5)  # a 200 success, one byte every half second
+    with MDRClient("app", host=sink.url, token=sink.token, timeout=3) as client:
+        started = time.monotonic()
+        with pytest.raises(MDRDeliveryError) as info:
+            client.send({"a": 1})
+        assert time.monotonic() - started < 4.0
+        started = time.monotonic()
+        health = client.health(timeout=1.0)
+        assert not health.ok and time.monotonic() - started < 2.0
+    assert info.value.report.dropped == {"deadline": 1}
+    assert "still answering" in str(info.value)
+    assert len(info.value.report.undelivered) == 1
+
+
+def test_a_proxy_login_page_is_not_a_delivery(sink: HECSink, client: MDRClient) -> None:
+    sink.answer_next(1, 200, "<html><title>Please sign in</title></html>", "text/html")
+    with pytest.raises(MDRDeliveryError) as info:
+        client.send({"a": 1})
+    message = str(info.value)
+    assert "did not answer like HEC" in message and "proxy may be in the way" in message
+    assert info.value.report.dropped == {"not_hec": 1} and info.value.permanent
+    assert sink.events == []
+
+
+def test_a_200_with_another_hec_code_is_not_a_delivery(sink: HECSink, client: MDRClient) -> None:
+    sink.answer_next(1, 200, '{"text":"Invalid data format","code":6}', "application/json")
+    with pytest.raises(MDRDeliveryError, match=r"did not answer like HEC.*HEC code 6"):
+        client.send({"a": 1})
+
+
 def test_unreachable_endpoint_raises_within_the_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MDR_TIMEOUT", "0.5")
     with MDRClient("app", host=f"http://127.0.0.1:{closed_port()}", token="t") as client:
@@ -325,6 +359,29 @@ def test_tls_verification_on_fails_clearly_and_fast(tls_sink: HECSink) -> None:
     assert isinstance(info.value.__cause__, HECTLSError)
     assert info.value.report.dropped == {"tls": 1}
     assert tls_sink.events == []
+
+
+def test_an_untrusted_certificate_is_told_once(tls_sink: HECSink) -> None:
+    told: list[tuple[str, HECError]] = []
+    config = HECConfig(url=tls_sink.url, token=tls_sink.token, retry=FAST)
+    transport = HECTransport(config, notify=lambda kind, error: told.append((kind, error)))
+    with contextlib.closing(transport):
+        for _ in range(2):
+            assert transport.send([b'{"event":{"a":1}}']).dropped == {"tls": 1}
+    assert [kind for kind, _ in told] == ["tls"]
+    assert "MDR_CA_BUNDLE" in str(told[0][1])
+
+
+def test_a_trickle_over_tls_is_cut_at_the_deadline(
+    tls_sink: HECSink, certificate: tuple[str, str]
+) -> None:
+    tls_sink.trickle(0.2)
+    cert, _ = certificate
+    with MDRClient("tls", host=tls_sink.url, token=tls_sink.token, ssl_verify=cert, timeout=1) as c:
+        started = time.monotonic()
+        with pytest.raises(MDRDeliveryError, match="still answering"):
+            c.send({"a": 1})
+        assert time.monotonic() - started < 1.5
 
 
 @pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")

@@ -1,4 +1,5 @@
-"""The transport's pure parts, no network: retry policy, response table, envelope, batching."""
+"""The transport's pure parts, no network: retry policy, response table, envelope, batching,
+and the deadline watchdog (on socket pairs)."""
 
 from __future__ import annotations
 
@@ -6,18 +7,22 @@ import dataclasses
 import email.utils
 import json
 import pickle
+import socket
+import time
 
 import pytest
 
+from py_mdr.hec import watchdog
 from py_mdr.hec.ack import AckTracker
 from py_mdr.hec.batching import join_body, plan_bodies
-from py_mdr.hec.codes import Action, classify, drop_reason
+from py_mdr.hec.codes import Action, classify, drop_reason, resendable
 from py_mdr.hec.config import HECConfig
 from py_mdr.hec.envelope import encode_envelope
 from py_mdr.hec.errors import HECAuthError, HECError, HECRejectedError
 from py_mdr.hec.reports import SendReport
 from py_mdr.hec.response import parse_answer
 from py_mdr.hec.retry import RetryPolicy, parse_retry_after
+from py_mdr.hec.watchdog import Deadline, current_deadline
 
 # ---------------------------------------------------------------- retry policy
 
@@ -101,6 +106,12 @@ def test_policy_retryable_follows_the_table() -> None:
 TABLE = [
     # (status, hec code, invalid-event-number, action, drop reason)
     (200, 0, None, Action.OK, None),
+    (201, 0, None, Action.OK, None),
+    (200, None, None, Action.NOT_HEC, "not_hec"),
+    (200, 6, None, Action.NOT_HEC, "not_hec"),
+    (200, 4, None, Action.NOT_HEC, "not_hec"),
+    (204, None, None, Action.NOT_HEC, "not_hec"),
+    (302, None, None, Action.NOT_HEC, "not_hec"),
     (403, 1, None, Action.PERMANENT, "auth"),
     (401, 2, None, Action.PERMANENT, "auth"),
     (401, 3, None, Action.PERMANENT, "auth"),
@@ -171,6 +182,34 @@ def test_parse_answer_reads_hec_fields() -> None:
     assert parse_answer(b'{"text":"Success","code":0,"ackId":7}').ack_id == 7
     assert parse_answer(b'{"acks":{"0":true,"1":false}}').acks == {0: True, 1: False}
     assert parse_answer(b"<html><b>Bad</b>   Gateway</html>").text == "Bad Gateway"
+
+
+def test_parse_answer_tells_a_page_from_json() -> None:
+    assert parse_answer(b"  <!DOCTYPE html><title>Sign in</title>").html
+    assert not parse_answer(b'{"text":"Success","code":0}').html
+    assert not parse_answer(b"Service Unavailable").html
+
+
+@pytest.mark.parametrize(
+    ("reason", "kept"),
+    [
+        ("deadline", True),
+        ("closed", True),
+        ("unreachable", True),
+        ("request_error", True),
+        ("tls", True),
+        ("auth", True),
+        ("index", True),
+        ("not_hec", True),
+        ("rejected_501", True),
+        ("bad_event", False),
+        ("oversize", False),
+        ("rejected_400", False),
+        ("rejected_415", False),
+    ],
+)
+def test_only_reasons_that_may_pass_keep_the_envelopes(reason: str, kept: bool) -> None:
+    assert resendable(reason) is kept
 
 
 # ------------------------------------------------------------------ envelope
@@ -308,3 +347,56 @@ def test_ack_tracker_bounds_confirms_and_expires() -> None:
     assert tracker.expired(now=5.0, ack_timeout=10.0) == []
     assert tracker.expired(now=12.0, ack_timeout=10.0) == [[b"d"]]
     assert len(tracker) == 0
+
+
+# ------------------------------------------------------------------ watchdog
+
+
+def test_a_deadline_cuts_a_blocked_read_at_once() -> None:
+    reader, writer = socket.socketpair()
+    with reader, writer:
+        reader.settimeout(5.0)
+        started = time.monotonic()
+        with Deadline(started + 0.2) as deadline:
+            assert current_deadline() is deadline
+            deadline.attach(reader)
+            writer.sendall(b"x")
+            assert reader.recv(1) == b"x"  # what arrived in time is read
+            assert reader.recv(1) == b""  # then the deadline ends the wait, not the timeout
+        took = time.monotonic() - started
+        assert deadline.fired and 0.15 <= took < 1.0
+        assert current_deadline() is None
+
+
+def test_a_socket_attached_after_the_deadline_is_cut_at_once() -> None:
+    reader, writer = socket.socketpair()
+    with reader, writer, Deadline(time.monotonic() + 0.05) as deadline:
+        time.sleep(0.2)
+        assert deadline.fired
+        deadline.attach(reader)
+        reader.settimeout(5.0)
+        assert reader.recv(1) == b""
+
+
+def test_an_ended_deadline_leaves_its_sockets_alone() -> None:
+    reader, writer = socket.socketpair()
+    with reader, writer:
+        with Deadline(time.monotonic() + 0.1) as deadline:
+            deadline.attach(reader)
+        time.sleep(0.25)
+        assert not deadline.fired
+        writer.sendall(b"ok")
+        reader.settimeout(1.0)
+        assert reader.recv(2) == b"ok"
+
+
+def test_deadlines_nest_and_many_short_scopes_do_not_pile_up() -> None:
+    outer = Deadline(time.monotonic() + 60)
+    with outer:
+        with Deadline(time.monotonic() + 60) as inner:
+            assert current_deadline() is inner
+        assert current_deadline() is outer
+        for _ in range(2_000):
+            with Deadline(time.monotonic() + 60):
+                pass
+    assert len(watchdog._watchdog._heap) < 1_000

@@ -20,12 +20,15 @@ from py_mdr.hec.envelope import encode_envelope
 from py_mdr.hec.errors import (
     HECAuthError,
     HECClosedError,
+    HECError,
     HECIndexError,
+    HECProtocolError,
     HECRejectedError,
     HECTimeoutError,
 )
+from py_mdr.hec.reports import SendReport
 from py_mdr.hec.retry import RetryPolicy
-from py_mdr.hec.transport import HECTransport
+from py_mdr.hec.transport import HECTransport, Notify
 from py_mdr.sink import HECSink, ReceivedRequest
 
 Make = Callable[..., HECTransport]
@@ -54,10 +57,10 @@ def numbers(sink: HECSink) -> list[int]:
 def make(sink: HECSink) -> Iterator[Make]:
     made: list[HECTransport] = []
 
-    def factory(**options: object) -> HECTransport:
+    def factory(*, notify: Notify | None = None, **options: object) -> HECTransport:
         settings: dict[str, object] = {"url": sink.url, "token": sink.token, "retry": FAST}
         settings.update(options)
-        transport = HECTransport(HECConfig(**settings))  # type: ignore[arg-type]
+        transport = HECTransport(HECConfig(**settings), notify=notify)  # type: ignore[arg-type]
         made.append(transport)
         return transport
 
@@ -131,7 +134,10 @@ def test_auth_refusal_is_permanent_loud_once_and_fails_fast(
     assert first.dropped == {"auth": 3} and first.delivered == 0
     assert isinstance(first.error, HECAuthError) and first.error.permanent
     assert (first.error.status, first.error.hec_code) == (status, code)
-    assert str(first.error) == f"HTTP {status}, HEC code {code}: {text}"
+    assert str(first.error) == (
+        f"HTTP {status}, HEC code {code}: {text}: MDR refused the token; "
+        "check MDR_TOKEN or the token argument"
+    )
     second = transport.send(envelopes(2))
     assert second.dropped == {"auth": 2} and second.error is first.error
     assert len(sink.requests) == 1  # the second send never went out
@@ -667,3 +673,328 @@ def test_http_stack_log_records_are_marked_internal(
     stack = [r for r in caplog.records if r.name.startswith("urllib3")]
     assert len(stack) >= 2
     assert all(getattr(r, "py_mdr_internal", False) for r in stack)
+
+
+# ------------------------------------------------- one deadline per send
+
+
+def test_a_trickled_answer_cannot_stretch_the_send_past_its_deadline(
+    sink: HECSink, make: Make
+) -> None:
+    sink.trickle(0.2)  # each read gets a byte well within the read timeout
+    items = envelopes(3)
+    started = time.monotonic()
+    report = make(retry=RetryPolicy(initial_backoff=0.01, deadline=1.0)).send(items)
+    elapsed = time.monotonic() - started
+    assert 0.9 <= elapsed < 1.5
+    assert report.dropped == {"deadline": 3} and report.delivered == 0
+    assert isinstance(report.error, HECTimeoutError)
+    assert "deadline passed while" in str(report.error) and "still answering" in str(report.error)
+    assert report.undelivered == items
+    assert all(a is b for a, b in zip(report.undelivered, items, strict=True))
+    assert sink.wait_for_events(3)  # "unknown", not "lost": they did arrive
+
+
+def test_the_deadline_also_bounds_the_retry_after_a_trickle(sink: HECSink, make: Make) -> None:
+    sink.trickle(0.2, n=1)
+    transport = make(retry=RetryPolicy(initial_backoff=0.01, deadline=0.6))
+    started = time.monotonic()
+    assert transport.send(envelopes(1)).dropped == {"deadline": 1}
+    assert time.monotonic() - started < 1.1
+    assert transport.send(envelopes(1)).ok  # the cut connection was not reused
+
+
+def test_health_is_bounded_by_its_timeout(sink: HECSink, make: Make) -> None:
+    sink.trickle(0.2)
+    started = time.monotonic()
+    health = make().health(timeout=0.6)
+    assert time.monotonic() - started < 1.1
+    assert not health.ok and health.error is not None and "still answering" in health.error
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_the_deadline_holds_in_a_forked_child(sink: HECSink, make: Make) -> None:
+    transport = make(retry=RetryPolicy(initial_backoff=0.01, deadline=0.6))
+    sink.trickle(0.2, n=1)
+    assert transport.send(envelopes(1)).dropped == {"deadline": 1}  # the watchdog runs here
+    sink.trickle(0.2)
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its own watchdog must cut the trickle at the deadline
+        try:
+            started = time.monotonic()
+            report = transport.send(envelopes(1, "child"))
+            result = [report.dropped, time.monotonic() - started]
+            os.write(write_end, json.dumps(result).encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        dropped, elapsed = json.loads(pipe.read() or "[null, 99]")
+    os.waitpid(pid, 0)
+    assert dropped == {"deadline": 1} and elapsed < 1.1
+
+
+# ---------------------------------------------- a 2xx that is not HEC's success
+
+LOGIN_PAGE = (
+    "<!DOCTYPE html><html><head><title>Corporate Sign-In</title></head>"
+    "<body><form>user, password</form></body></html>"
+)
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "content_type", "says"),
+    [
+        (200, LOGIN_PAGE, "text/html", 'an HTML page ("Corporate Sign-In'),
+        (200, '{"text":"Invalid data format","code":6}', "application/json", "HEC code 6"),
+        (200, "", None, "an empty body"),
+        (200, "OK", "text/plain", '"OK"'),
+        (200, '{"status":"up"}', "application/json", "JSON without a HEC code"),
+        (204, "", None, "an empty body"),
+        (302, "", None, "a redirect"),
+    ],
+)
+def test_a_2xx_without_hec_success_is_not_a_delivery(
+    sink: HECSink, make: Make, status: int, body: str, content_type: str | None, says: str
+) -> None:
+    sink.answer_next(1, status, body, content_type)
+    transport = make()
+    items = envelopes(3)
+    report = transport.send(items)
+    assert report.delivered == 0 and report.dropped == {"not_hec": 3}
+    assert isinstance(report.error, HECProtocolError) and report.error.status == status
+    message = str(report.error)
+    assert "did not answer like HEC" in message and says in message and "MDR_HOST" in message
+    assert report.undelivered == items
+    assert len(sink.requests) == 1  # not retried
+    assert transport.send(envelopes(1)).ok  # not fatal: a proxy may be fixed any time
+
+
+def test_an_html_page_says_a_proxy_may_be_in_the_way(sink: HECSink, make: Make) -> None:
+    sink.answer_next(1, 200, LOGIN_PAGE, "text/html")
+    error = make().send(envelopes(1)).error
+    assert error is not None and "proxy may be in the way" in str(error)
+    assert "login page" in str(error)
+
+
+def test_only_the_body_that_got_the_page_is_dropped(sink: HECSink, make: Make) -> None:
+    sink.answer_next(1, 200, LOGIN_PAGE, "text/html")
+    items = envelopes(4)
+    report = make(max_batch_events=2).send(items)
+    assert report.delivered == 2 and report.dropped == {"not_hec": 2}
+    assert report.undelivered == items[:2] and numbers(sink) == [2, 3]
+
+
+# ------------------------------- an invalid-event-number outside the body
+
+
+@pytest.mark.parametrize("number", [3, 99, -1])
+def test_a_partial_answer_pointing_outside_the_body_is_not_trusted(
+    sink: HECSink, make: Make, number: int
+) -> None:
+    sink.answer_next(
+        1,
+        400,
+        json.dumps({"text": "Invalid data format", "code": 6, "invalid-event-number": number}),
+    )
+    report = make().send(envelopes(3))
+    assert report.delivered == 0  # trusting it would count events no one accepted
+    assert report.dropped == {"rejected_400": 3}
+
+
+@pytest.mark.parametrize("number", [3, 99, -1])
+def test_an_index_refusal_pointing_outside_the_body_is_not_trusted(
+    sink: HECSink, make: Make, number: int
+) -> None:
+    sink.answer_next(
+        1, 400, json.dumps({"text": "Incorrect index", "code": 7, "invalid-event-number": number})
+    )
+    items = envelopes(3)
+    report = make().send(items)
+    assert report.delivered == 0 and report.dropped == {"index": 3}
+    assert report.undelivered == items
+
+
+def test_an_index_refusal_inside_the_body_keeps_the_envelopes_before_it(
+    sink: HECSink, make: Make
+) -> None:
+    sink.allowed_indexes = {"main"}
+    items = envelopes(2, index="main") + envelopes(2, index="secret")
+    report = make().send(items)
+    assert report.delivered == 2 and report.dropped == {"index": 2}
+    assert report.undelivered == items[2:]
+
+
+# ------------------------------------- every envelope accounted for, once
+
+
+def _partition(report: SendReport, items: list[bytes], sink: HECSink) -> int:
+    """Check that each envelope is accepted, undelivered or dropped as bad, exactly once.
+
+    Returns how many were dropped as bad.
+    """
+    kept = [id(e) for e in report.undelivered]
+    assert len(set(kept)) == len(kept)  # no envelope twice
+    assert set(kept) <= {id(e) for e in items}  # the very objects given to send
+    positions = [next(i for i, e in enumerate(items) if e is u) for u in report.undelivered]
+    assert positions == sorted(positions)  # in their original order
+    bad = report.dropped_total - len(kept)
+    assert bad >= 0 and report.delivered + len(kept) + bad == len(items)
+    stored = {e["n"] for e in sink.events}
+    assert len(stored) == report.delivered  # what was counted delivered is what was stored
+    assert not stored & {json.loads(e)["event"]["n"] for e in report.undelivered}
+    return bad
+
+
+def test_413_splits_then_the_deadline_keeps_exactly_the_rest(make: Make) -> None:
+    def on_request(request: ReceivedRequest) -> None:
+        if request.status == 200 and request.envelope_count:  # after the first acceptance
+            receiver.fail_next(100, 503, 9, retry_after="30")
+
+    with HECSink(on_request=on_request) as receiver:
+        items = envelopes(8)
+        items.insert(
+            5,
+            encode_envelope(
+                {"n": 99, "pad": "x" * 900}, time=1.0, host="h", source="s", sourcetype="t"
+            ),
+        )
+        receiver.max_body_bytes = 3 * len(items[0]) + 2
+        transport = HECTransport(
+            HECConfig(url=receiver.url, token=receiver.token, retry=FAST, max_event_bytes=800)
+        )
+        try:
+            report = transport.send(items)
+        finally:
+            transport.close()
+        assert report.retries >= 2 and report.delivered == 2  # 8 -> 4 + 4 -> 2 + 2: first two
+        assert report.dropped == {"oversize": 1, "deadline": 6}
+        assert _partition(report, items, receiver) == 1
+        assert [json.loads(e)["event"]["n"] for e in report.undelivered] == [2, 3, 4, 5, 6, 7]
+
+
+def test_a_bad_event_then_a_token_refusal_keep_exactly_the_rest(make: Make) -> None:
+    def on_request(request: ReceivedRequest) -> None:
+        receiver.token_disabled = True  # from the second request on
+
+    with HECSink(on_request=on_request) as receiver:
+        receiver.reject_envelope(2)
+        items = envelopes(10)
+        transport = HECTransport(
+            HECConfig(url=receiver.url, token=receiver.token, retry=FAST, max_batch_events=6)
+        )
+        try:
+            report = transport.send(items)
+        finally:
+            transport.close()
+        assert report.delivered == 2 and report.dropped == {"bad_event": 1, "auth": 7}
+        assert _partition(report, items, receiver) == 1
+        assert report.undelivered == items[3:]
+
+
+def test_closing_during_a_backoff_keeps_exactly_the_rest(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def on_request(request: ReceivedRequest) -> None:
+        receiver.fail_next(1, 503, 9)  # every request after the first: busy
+
+    caplog.set_level(logging.DEBUG, logger="py_mdr.hec")
+    waiting = _BackoffStarted()
+    logging.getLogger("py_mdr.hec").addHandler(waiting)
+    with HECSink(on_request=on_request) as receiver:
+        receiver.reject_envelope(1)
+        items = envelopes(6)
+        policy = RetryPolicy(initial_backoff=10, max_backoff=10, deadline=30)
+        transport = HECTransport(
+            HECConfig(url=receiver.url, token=receiver.token, retry=policy, max_batch_events=2)
+        )
+
+        def close_when_waiting() -> None:
+            if waiting.event.wait(5):
+                transport.close()
+
+        closer = threading.Thread(target=close_when_waiting)
+        try:
+            closer.start()
+            report = transport.send(items)
+        finally:
+            closer.join(5)
+            transport.close()
+            logging.getLogger("py_mdr.hec").removeHandler(waiting)
+        assert report.delivered == 1 and report.dropped == {"bad_event": 1, "closed": 4}
+        assert _partition(report, items, receiver) == 1
+        assert report.undelivered == items[2:]
+
+
+# ------------------------------------------------------------ told at once
+
+
+class _Told:
+    """A ``notify`` callback that remembers what it was told."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, HECError]] = []
+
+    def __call__(self, kind: str, error: HECError) -> None:
+        self.calls.append((kind, error))
+
+
+def test_a_refused_token_is_told_once_however_many_sends(sink: HECSink, make: Make) -> None:
+    told = _Told()
+    secret = "not-the-token"
+    transport = make(token=secret, notify=told)
+    for _ in range(3):
+        assert transport.send(envelopes(2)).dropped == {"auth": 2}
+    assert [kind for kind, _ in told.calls] == ["auth"]
+    message = str(told.calls[0][1])
+    assert "MDR_TOKEN" in message and secret not in message
+
+
+def test_a_refused_index_is_told_once(sink: HECSink, make: Make) -> None:
+    told = _Told()
+    sink.allowed_indexes = {"main"}
+    transport = make(index="secret", notify=told)
+    transport.send(envelopes(1, index="secret"))
+    transport.send(envelopes(1, index="secret"))
+    assert [kind for kind, _ in told.calls] == ["index"]
+    assert "MDR_INDEX" in str(told.calls[0][1]) and "'secret'" in str(told.calls[0][1])
+
+
+def test_an_answer_that_is_not_hec_is_told_once(sink: HECSink, make: Make) -> None:
+    told = _Told()
+    sink.answer_next(2, 200, LOGIN_PAGE, "text/html")
+    transport = make(notify=told)
+    transport.send(envelopes(1))
+    transport.send(envelopes(1))
+    assert [kind for kind, _ in told.calls] == ["not_hec"]
+
+
+def test_a_host_name_that_does_not_resolve_is_told_once_and_retried(make: Make) -> None:
+    told = _Told()
+    host = "mdr.does-not-exist.invalid"
+    transport = make(
+        url=f"http://{host}:8088",
+        notify=told,
+        retry=RetryPolicy(initial_backoff=0.02, max_backoff=0.05, deadline=0.5),
+    )
+    started = time.monotonic()
+    report = transport.send(envelopes(2))
+    assert time.monotonic() - started < 1.0
+    assert (
+        report.dropped == {"deadline": 2} and report.retries >= 1
+    )  # transient, within the deadline
+    assert f"the host name {host} does not resolve" in str(report.error)
+    transport.send(envelopes(1))
+    assert [kind for kind, _ in told.calls] == ["dns"]
+    message = str(told.calls[0][1])
+    assert f"the host name {host} does not resolve" in message and "MDR_HOST" in message
+
+
+def test_a_notify_that_raises_does_not_break_the_transport(sink: HECSink, make: Make) -> None:
+    def broken(kind: str, error: HECError) -> None:
+        raise RuntimeError("listener bug")
+
+    sink.token_disabled = True
+    report = make(notify=broken).send(envelopes(1))
+    assert report.dropped == {"auth": 1}

@@ -10,6 +10,7 @@ AUTH_CODES = frozenset({1, 2, 3, 4})
 RETRY_CODES = frozenset({8, 9, 18, 19, 20})
 #: HTTP statuses worth retrying: throttled, gateway trouble, server error.
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+SUCCESS_CODE = 0
 INDEX_CODE = 7
 ACK_DISABLED_CODE = 14
 
@@ -18,6 +19,7 @@ class Action(enum.Enum):
     """The sender's move for one answer."""
 
     OK = "ok"  # accepted
+    NOT_HEC = "not_hec"  # a 2xx without HEC's success, or a redirect: not HEC that answered
     RETRY = "retry"  # back off, then send the same body again
     PERMANENT = "permanent"  # stop: auth or index problem, later sends fail fast
     SPLIT = "split"  # body too large: send each half
@@ -33,7 +35,9 @@ def classify(
     if status is None:
         return Action.RETRY  # connection error or timeout: "unknown", not "lost"
     if 200 <= status < 300:
-        return Action.OK
+        return Action.OK if hec_code == SUCCESS_CODE else Action.NOT_HEC
+    if 300 <= status < 400:
+        return Action.NOT_HEC  # HEC never redirects; a proxy's login does
     if status in (401, 403) or hec_code in AUTH_CODES:
         return Action.PERMANENT
     if hec_code == INDEX_CODE:
@@ -51,10 +55,27 @@ def classify(
 
 def drop_reason(status: int | None, hec_code: int | None) -> str:
     """The counter name for events dropped on this answer."""
+    if status is None:
+        return "unreachable"
+    if 200 <= status < 400:
+        return "not_hec"
     if status in (401, 403) or hec_code in AUTH_CODES:
         return "auth"
     if hec_code == INDEX_CODE:
         return "index"
-    if status is None:
-        return "unreachable"
     return f"rejected_{status}"
+
+
+#: Drop reasons that say nothing against the envelopes themselves: time or a fix of the
+#: configuration (token, index, CA bundle, host) may let them through, so they are kept.
+RESENDABLE_REASONS = frozenset(
+    {"deadline", "closed", "unreachable", "request_error", "tls", "auth", "index", "not_hec"}
+)
+
+
+def resendable(reason: str) -> bool:
+    """Whether envelopes dropped for ``reason`` belong in ``SendReport.undelivered``.
+
+    A 5xx other than the retried ones (501, 507, ...) is the server's trouble, not the body's.
+    """
+    return reason in RESENDABLE_REASONS or reason.startswith("rejected_5")

@@ -59,6 +59,16 @@ class HECRejectedError(HECError):
     """The receiver refused the data as sent (a 400, an oversize event, ...)."""
 
 
+class HECProtocolError(HECError):
+    """Something answered that is not HEC: a proxy's page, a redirect, a 2xx without success.
+
+    Permanent in the sense that retrying the same request will not help until someone acts;
+    the transport still tries later sends, since a proxy may be fixed at any time.
+    """
+
+    permanent_default = True
+
+
 class HECConnectionError(HECError):
     """No answer: the connection could not be made or broke."""
 

@@ -10,12 +10,22 @@ from py_mdr.hec.errors import HECError
 
 @dataclass
 class SendReport:
-    """The outcome of one ``send``: how many envelopes were accepted, and why others were not."""
+    """The outcome of one ``send``: how many envelopes were accepted, and why others were not.
+
+    Every envelope given to ``send`` ends up exactly once: accepted (counted in ``delivered``),
+    in ``undelivered``, or dropped as bad. ``undelivered`` holds the very ``bytes`` objects
+    that were not delivered for a reason that may pass with time or a fix of the
+    configuration (deadline, closed, unreachable, TLS, token, index, an answer that is not
+    HEC's, a 5xx), in their original order, so a spool can keep them and send them again.
+    Envelopes refused for what they are (a bad event, oversize, a 4xx for the body) are only
+    counted in ``dropped``.
+    """
 
     delivered: int = 0
     dropped: dict[str, int] = field(default_factory=dict)  # reason -> count
     retries: int = 0
     error: HECError | None = None  # the last or permanent error, if any
+    undelivered: list[bytes] = field(default_factory=list, repr=False)
 
     @property
     def ok(self) -> bool:

@@ -21,6 +21,8 @@ class HECAnswer:
     invalid_event_number: int | None = None
     ack_id: int | None = None
     acks: dict[int, bool] | None = None  # the ack endpoint's answer
+    html: bool = False  # the body was markup (a proxy's page), not JSON
+    is_json: bool = False  # the body was a JSON object, HEC's or not
 
 
 def _int(value: Any) -> int | None:
@@ -47,7 +49,7 @@ def parse_answer(body: bytes) -> HECAnswer:
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError):
-        return HECAnswer(text=_plain(body))
+        return HECAnswer(text=_plain(body), html=body.lstrip()[:1] == b"<")
     if not isinstance(data, dict):
         return HECAnswer(text=_plain(body))
     text = data.get("text")
@@ -65,4 +67,5 @@ def parse_answer(body: bytes) -> HECAnswer:
         invalid_event_number=_int(data.get("invalid-event-number")),
         ack_id=_int(data.get("ackId")),
         acks=parsed_acks,
+        is_json=True,
     )

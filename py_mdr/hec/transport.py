@@ -10,40 +10,39 @@ import gzip
 import json
 import logging
 import os
-import ssl
 import threading
 import time
 import uuid
 import weakref
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 import requests
-import requests.adapters
 import requests.auth
-import urllib3.exceptions
 import urllib3.util
 
 from py_mdr import __version__
 from py_mdr.hec.ack import AckTracker
 from py_mdr.hec.batching import join_body, plan_bodies
-from py_mdr.hec.codes import AUTH_CODES, Action, classify, drop_reason
+from py_mdr.hec.codes import Action, classify, drop_reason, resendable
 from py_mdr.hec.config import HECConfig
-from py_mdr.hec.errors import (
-    HECAuthError,
-    HECClosedError,
-    HECConnectionError,
-    HECError,
-    HECIndexError,
-    HECRejectedError,
-    HECTimeoutError,
-    HECTLSError,
+from py_mdr.hec.errors import HECClosedError, HECError, HECRejectedError, HECTimeoutError
+from py_mdr.hec.failures import (
+    DEADLINE_PASSED,
+    Failure,
+    answer_error,
+    connect_failed,
+    failure_of,
+    not_hec_error,
 )
 from py_mdr.hec.reports import Counters, HealthReport, SendReport, TransportStats
 from py_mdr.hec.response import HECAnswer, parse_answer
 from py_mdr.hec.retry import parse_retry_after
+from py_mdr.hec.session import new_session
+from py_mdr.hec.watchdog import Deadline
 from py_mdr.internal import sending
 
 log = logging.getLogger("py_mdr.hec")
@@ -53,6 +52,11 @@ ACK_PATH = "/services/collector/ack"
 HEALTH_PATH = "/services/collector/health"
 _ACK_CHUNK = 1_000  # ackIds per poll request
 _NO_ANSWER = HECAnswer()
+HEALTHY_CODE = 17
+
+#: Called once per kind ("auth", "index", "tls", "dns", "not_hec") with the error, which says
+#: what to fix; meant for telling a person right away (stderr), not for ``logging``.
+Notify = Callable[[str, HECError], None]
 
 _live: weakref.WeakSet[HECTransport] = weakref.WeakSet()
 
@@ -85,59 +89,36 @@ class _SplunkAuth(requests.auth.AuthBase):
 
 @dataclass(frozen=True)
 class _Outcome:
-    """One HTTP attempt: an answer (status set) or a failure (error set, status None)."""
+    """One HTTP attempt: an answer (status set) or a failure (``failure`` set, status None)."""
 
     status: int | None = None
     answer: HECAnswer = _NO_ANSWER
     reason: str = ""
     retry_after: float | None = None
-    error: HECError | None = None
-    retryable: bool = True  # for failures without an answer
-
-
-def _chain(exc: BaseException) -> list[BaseException]:
-    """The exception, its causes, and the ``reason`` urllib3 wraps inside MaxRetryError."""
-    seen: list[BaseException] = []
-    todo: list[BaseException | None] = [exc]
-    while todo and len(seen) < 20:
-        item = todo.pop()
-        if item is None or any(item is s for s in seen):
-            continue
-        seen.append(item)
-        todo.extend((item.__cause__, item.__context__))
-        reason = getattr(item, "reason", None)
-        if isinstance(reason, BaseException):
-            todo.append(reason)
-        todo.extend(arg for arg in item.args if isinstance(arg, BaseException))
-    return seen
-
-
-def _connect_failed(exc: BaseException) -> bool:
-    """True when no connection could be made (so the failure was not a stale pooled socket)."""
-    return any(isinstance(e, urllib3.exceptions.NewConnectionError) for e in _chain(exc))
+    location: str | None = None
+    failure: Failure | None = None
 
 
 def _timeout(connect: float, read: float, total: float) -> Any:
-    """Socket timeouts whose sum never exceeds ``total``, so a deadline bounds the whole request.
+    """Socket timeouts for each single wait, none longer than ``total``.
 
-    A (connect, read) pair clipped to what is left lets a slow connect plus a slow answer take
-    twice that; urllib3's ``total`` shortens the read wait by the time the connect took.
-    ``requests`` accepts this object although its type hints only list floats and pairs.
+    They end a silent wait early; the whole request (a trickled answer included) is bounded by
+    the :class:`Deadline` around it. ``requests`` accepts this object although its type hints
+    only list floats and pairs.
     """
     return cast(Any, urllib3.util.Timeout(connect=min(connect, total), read=read, total=total))
 
 
-def _verify_failed(exc: BaseException) -> bool:
-    return any(
-        isinstance(e, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(e)
-        for e in _chain(exc)
-    )
-
-
 class HECTransport:
-    """Sends envelopes to one HEC endpoint, following the response table in HEC.md."""
+    """Sends envelopes to one HEC endpoint, following the response table in HEC.md.
 
-    def __init__(self, config: HECConfig) -> None:
+    ``notify`` (optional) hears once per kind about what waiting will not fix: ``auth`` (token
+    refused), ``index``, ``tls`` (certificate not trusted), ``dns`` (host name does not
+    resolve), ``not_hec`` (something else answered). The error says what to fix; an exception
+    from ``notify`` is logged at debug level and otherwise ignored.
+    """
+
+    def __init__(self, config: HECConfig, *, notify: Notify | None = None) -> None:
         self.config = config
         self._auth = _SplunkAuth(config.token)
         token = config.token
@@ -145,6 +126,7 @@ class HECTransport:
         forms = {token, repr(token)[1:-1], json.dumps(token)[1:-1]}
         self._token_forms = {form for form in forms if len(form) >= _MIN_SCRUB_LENGTH}
         self._event_url = config.url + EVENT_PATH
+        self._host = urlsplit(config.url).hostname or config.url
         self._policy = config.retry
         self._counters = Counters()
         self._wake = threading.Event()
@@ -152,6 +134,9 @@ class HECTransport:
         self._fatal: HECError | None = None
         self._fatal_reason = ""
         self._warned: set[str] = set()
+        self._notify = notify
+        self._told: set[str] = set()
+        self._told_lock = threading.Lock()
         self._use_ack = config.use_ack
         self._acks = AckTracker(config.max_pending_acks)
         self._last_poll = time.monotonic()
@@ -181,8 +166,9 @@ class HECTransport:
         """Deliver ``envelopes`` (blocking) until accepted, refused, or ``deadline`` passes.
 
         ``deadline`` is a ``time.monotonic()`` value; by default now + the policy's deadline.
-        Everything logged meanwhile (our warnings, the HTTP stack's lines) is marked as py-mdr's
-        own, so a py-mdr handler on the same loggers never ships it back, whoever called.
+        It bounds everything, a receiver that trickles its answer included. Everything logged
+        meanwhile (our warnings, the HTTP stack's lines) is marked as py-mdr's own, so a py-mdr
+        handler on the same loggers never ships it back, whoever called.
         """
         with sending():
             return self._send(envelopes, deadline)
@@ -193,7 +179,7 @@ class HECTransport:
             return report
         if deadline is None:
             deadline = time.monotonic() + self._policy.deadline
-        if self._stopped(report, len(envelopes)):
+        if self._stopped(report, [list(envelopes)]):
             return report
         cfg = self.config
         bodies, oversize = plan_bodies(
@@ -206,11 +192,11 @@ class HECTransport:
             self._drop(
                 report,
                 "oversize",
-                oversize,
                 HECRejectedError(
                     f"{oversize} envelope(s) larger than max_event_bytes "
                     f"({cfg.max_event_bytes} bytes) were not sent"
                 ),
+                count=oversize,
             )
         self._deliver(deque(bodies), report, deadline)
         if (
@@ -244,25 +230,50 @@ class HECTransport:
             interval = min(interval * 2, self.config.ack_poll_interval)
 
     def health(self, timeout: float = 5.0) -> HealthReport:
-        """Ask ``/services/collector/health``; never raises."""
+        """Ask ``/services/collector/health``, all within ``timeout``; never raises.
+
+        A 2xx that is not HEC's "healthy" (code 17) is not healthy: something else answered.
+        """
         if self._closed:
             return HealthReport(False, None, None, "", "the transport is closed")
         cfg = self.config
+        url = cfg.url + HEALTH_PATH
+        scope = Deadline(time.monotonic() + timeout)
         try:
-            with sending():
+            with sending(), scope:
                 response = self._session.get(
-                    cfg.url + HEALTH_PATH,
+                    url,
                     timeout=_timeout(cfg.connect_timeout, timeout, timeout),
                     verify=cfg.verify,
                     cert=cfg.cert,
                     allow_redirects=False,
                 )
         except Exception as exc:  # a health probe reports; it does not raise
-            error = self._failure(exc, timeout).error
-            return HealthReport(False, None, None, "", str(error))
+            if scope.fired:
+                return HealthReport(
+                    False,
+                    None,
+                    None,
+                    "",
+                    f"no complete answer from {url} in time: the {timeout:g} s timeout passed "
+                    "while it was still answering",
+                )
+            failure = self._failure(exc, timeout, scope)
+            self._tell(failure.kind, failure.error)
+            return HealthReport(False, None, None, "", str(failure.error))
         answer = parse_answer(response.content)
         text = self._scrub(answer.text or response.reason or "")
         status = response.status_code
+        if 200 <= status < 400 and answer.hec_code != HEALTHY_CODE:
+            error = not_hec_error(
+                url,
+                status,
+                answer,
+                location=response.headers.get("Location"),
+                scrub=self._scrub,
+                expected=HEALTHY_CODE,
+            )
+            return HealthReport(False, status, answer.hec_code, text, str(error))
         return HealthReport(status == 200, status, answer.hec_code, text)
 
     def close(self) -> None:
@@ -281,6 +292,7 @@ class HECTransport:
     def reset_after_fork(self) -> None:
         """In a forked child: own session (sockets belong to the parent), new channel, new locks."""
         self._counters.reset_lock()
+        self._told_lock = threading.Lock()
         self._wake = threading.Event()
         if self._closed:
             self._wake.set()
@@ -291,10 +303,7 @@ class HECTransport:
 
     # -------------------------------------------------------------- delivery
     def _new_session(self) -> requests.Session:
-        session = requests.Session()
-        adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=2, max_retries=0)
-        session.mount("https://", adapter)
-        session.mount("http://", adapter)
+        session = new_session(pool_maxsize=2)
         session.auth = self._auth
         session.headers.update(
             {
@@ -305,13 +314,13 @@ class HECTransport:
         )
         return session
 
-    def _stopped(self, report: SendReport, count: int) -> bool:
+    def _stopped(self, report: SendReport, pieces: list[list[bytes]]) -> bool:
         """Refuse at once when closed or after a permanent error."""
         if self._closed:
-            self._drop(report, "closed", count, HECClosedError("the HEC transport is closed"))
+            self._drop(report, "closed", HECClosedError("the HEC transport is closed"), *pieces)
             return True
         if self._fatal is not None:
-            self._drop(report, self._fatal_reason, count, self._fatal)
+            self._drop(report, self._fatal_reason, self._fatal, *pieces)
             return True
         return False
 
@@ -319,64 +328,71 @@ class HECTransport:
         attempt = 0
         while queue:
             piece = queue.popleft()
-            if self._stopped(report, len(piece) + sum(map(len, queue))):
+            if self._stopped(report, [piece, *queue]):
                 return
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                self._give_up(report, piece, queue, report.error)
+            if deadline - time.monotonic() <= 0:
+                self._give_up(report, [piece, *queue], report.error)
                 return
             outcome = self._post(piece, deadline, report)
             answer = outcome.answer
-            action = classify(outcome.status, answer.hec_code, answer.invalid_event_number)
+            bad = answer.invalid_event_number
+            if bad is not None and not 0 <= bad < len(piece):
+                bad = None  # an index outside the body cannot be trusted
+            action = classify(outcome.status, answer.hec_code, bad)
             if action is Action.OK:
                 self._accepted(piece, answer, report)
                 attempt = 0
                 continue
-            error = outcome.error or self._answer_error(outcome)
-            bad = answer.invalid_event_number
-            if bad is not None and not 0 <= bad < len(piece):
-                bad = None  # an index outside the body cannot be trusted
+            failure = outcome.failure
+            error = failure.error if failure is not None else self._answer_error(outcome, action)
             report.error = error
             self._counters.error(str(error))
-            if outcome.error is not None and not outcome.retryable:
-                reason = "tls" if isinstance(error, HECTLSError) else "request_error"
-                self._drop(report, reason, len(piece), error)
+            if failure is not None:
+                self._tell(failure.kind, error)
+            if failure is not None and not failure.retryable:
+                self._drop(
+                    report, "tls" if failure.kind == "tls" else "request_error", error, piece
+                )
             elif action is Action.RETRY:
                 wait = self._policy.backoff(attempt, outcome.retry_after)
                 if time.monotonic() + wait >= deadline:
-                    self._give_up(report, piece, queue, error)
+                    self._give_up(report, [piece, *queue], error)
                     return
                 log.debug("HEC send failed (%s); retrying in %.3f s", error, wait)
                 if self._wake.wait(wait):
                     closed = HECClosedError("the HEC transport was closed while waiting to retry")
-                    self._drop(report, "closed", len(piece) + sum(map(len, queue)), closed)
+                    self._drop(report, "closed", closed, piece, *queue)
                     return
                 attempt += 1
                 self._resend(queue, report, piece)
             elif action is Action.SPLIT:
                 if len(piece) == 1:
-                    self._drop(report, "oversize", 1, error)
+                    self._drop(report, "oversize", error, piece)
                 else:
                     half = len(piece) // 2
                     self._resend(queue, report, piece[:half], piece[half:])
             elif action is Action.PARTIAL and bad is not None:
                 self._accepted(piece[:bad], _NO_ANSWER, report)
-                self._drop(report, "bad_event", 1, error)
+                self._drop(report, "bad_event", error, piece[bad : bad + 1])
                 if bad + 1 < len(piece):
                     self._resend(queue, report, piece[bad + 1 :])
             elif action is Action.PERMANENT:
-                if bad:  # the envelopes before it were taken
+                if bad:  # within the body (checked above): the envelopes before it were taken
                     self._accepted(piece[:bad], _NO_ANSWER, report)
                     piece = piece[bad:]
                 reason = drop_reason(outcome.status, answer.hec_code)
                 self._set_fatal(error, reason)
-                self._drop(report, reason, len(piece) + sum(map(len, queue)), error)
+                self._tell(reason, error)
+                self._drop(report, reason, error, piece, *queue)
                 return
+            elif action is Action.NOT_HEC:
+                self._tell("not_hec", error)
+                self._drop(report, "not_hec", error, piece)
             elif action is Action.ACK_DISABLED and self._use_ack:
                 self._disable_acks(error)
                 self._resend(queue, report, piece)
             else:
-                self._drop(report, drop_reason(outcome.status, answer.hec_code), len(piece), error)
+                self._drop(report, drop_reason(outcome.status, answer.hec_code), error, piece)
 
     def _resend(self, queue: deque[list[bytes]], report: SendReport, *pieces: list[bytes]) -> None:
         """Put ``pieces`` (in order) at the front of the queue; one retry, every event counted."""
@@ -385,22 +401,17 @@ class HECTransport:
         self._counters.retried(sum(map(len, pieces)))
 
     def _give_up(
-        self,
-        report: SendReport,
-        piece: list[bytes],
-        queue: deque[list[bytes]],
-        error: HECError | None,
+        self, report: SendReport, pieces: list[list[bytes]], error: HECError | None
     ) -> None:
-        count = len(piece) + sum(map(len, queue))
         if error is None:
-            error = HECTimeoutError("the send deadline passed before the events could be sent")
-        else:
+            error = HECTimeoutError(f"{DEADLINE_PASSED} before the events could be sent")
+        elif not error.text.startswith(DEADLINE_PASSED):
             error = HECTimeoutError(
-                f"the send deadline passed; last error: {error}",
+                f"{DEADLINE_PASSED}; last error: {error}",
                 status=error.status,
                 hec_code=error.hec_code,
             )
-        self._drop(report, "deadline", count, error)
+        self._drop(report, "deadline", error, *pieces)
 
     def _accepted(self, piece: list[bytes], answer: HECAnswer, report: SendReport) -> None:
         count = len(piece)
@@ -430,8 +441,8 @@ class HECTransport:
     def _post(self, piece: list[bytes], deadline: float, report: SendReport) -> _Outcome:
         """One POST of ``piece``, plus one immediate retry if a pooled connection was dead.
 
-        Each attempt's socket timeouts are cut to what is left before ``deadline``, so the
-        retry on a fresh connection cannot run past it either.
+        Each attempt runs inside the send's :class:`Deadline`, so neither a trickled answer
+        nor the retry on a fresh connection can run past it.
         """
         cfg = self.config
         data = join_body(piece)
@@ -439,34 +450,42 @@ class HECTransport:
         if cfg.compress:
             data = gzip.compress(data, compresslevel=cfg.compress_level, mtime=0)
             headers = {"Content-Encoding": "gzip"}
-        outcome = _Outcome(error=HECTimeoutError("the send deadline passed before the request"))
+        outcome = _Outcome(
+            failure=Failure(HECTimeoutError(f"{DEADLINE_PASSED} before the request"))
+        )
         for fresh in (False, True):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return outcome
+            wait = min(cfg.read_timeout, remaining)
             self._counters.request(len(data))
+            scope = Deadline(deadline)
             try:
-                response = self._session.post(
-                    self._event_url,
-                    data=data,
-                    headers=headers,
-                    timeout=_timeout(cfg.connect_timeout, cfg.read_timeout, remaining),
-                    verify=cfg.verify,
-                    cert=cfg.cert,
-                    allow_redirects=False,
-                )
+                with scope:
+                    response = self._session.post(
+                        self._event_url,
+                        data=data,
+                        headers=headers,
+                        timeout=_timeout(cfg.connect_timeout, cfg.read_timeout, remaining),
+                        verify=cfg.verify,
+                        cert=cfg.cert,
+                        allow_redirects=False,
+                    )
             except requests.exceptions.ConnectionError as exc:
                 stale = (
                     not fresh
                     and self._pooled
                     and not self._closed
+                    and not scope.fired
                     and not isinstance(
                         exc, (requests.exceptions.ConnectTimeout, requests.exceptions.SSLError)
                     )
-                    and not _connect_failed(exc)
+                    and not connect_failed(exc)
                 )
                 self._pooled = False
-                outcome = self._failure(exc, min(cfg.read_timeout, remaining))
+                outcome = _Outcome(
+                    failure=self._failure(exc, min(cfg.read_timeout, remaining), scope)
+                )
                 if stale:
                     log.debug("a pooled HEC connection was dead; retrying on a fresh one")
                     self._session.close()  # drop every pooled connection
@@ -476,68 +495,41 @@ class HECTransport:
                 return outcome
             except Exception as exc:  # anything else is reported, never raised
                 self._pooled = False
-                return self._failure(exc, min(cfg.read_timeout, remaining))
-            self._pooled = True
+                return _Outcome(failure=self._failure(exc, wait, scope))
+            self._pooled = not scope.fired  # a socket cut at the deadline is not kept
             return _Outcome(
                 status=response.status_code,
                 answer=parse_answer(response.content),
                 reason=response.reason or "",
                 retry_after=parse_retry_after(response.headers.get("Retry-After")),
+                location=response.headers.get("Location"),
             )
         return outcome  # the fresh connection failed too
 
-    def _failure(self, exc: BaseException, read_timeout: float) -> _Outcome:
+    def _failure(self, exc: BaseException, read_timeout: float, scope: Deadline) -> Failure:
         """A failure without an answer, as a typed error in our own words (never the token)."""
-        url = self.config.url
-        detail = type(exc).__name__
-        if isinstance(exc, requests.exceptions.SSLError) and _verify_failed(exc):
-            return _Outcome(
-                retryable=False,
-                error=HECTLSError(
-                    f"TLS certificate verification failed for {url}: give the CA bundle "
-                    "(ssl_verify='/path/ca.pem', ca_bundle= or MDR_CA_BUNDLE), or ssl_verify=False "
-                    "for testing only"
-                ),
-            )
-        if isinstance(exc, requests.exceptions.SSLError):
-            return _Outcome(error=HECTLSError(f"TLS handshake with {url} failed ({detail})"))
-        if isinstance(exc, requests.exceptions.ConnectTimeout):
-            return _Outcome(error=HECTimeoutError(f"could not connect to {url} in time"))
-        if isinstance(exc, requests.exceptions.Timeout):
-            return _Outcome(
-                error=HECTimeoutError(
-                    f"no answer from {url} within {read_timeout:.3g} s "
-                    "(the events may have arrived)"
-                )
-            )
-        if isinstance(
+        return failure_of(
             exc,
-            (
-                requests.exceptions.ConnectionError,
-                requests.exceptions.ChunkedEncodingError,
-                requests.exceptions.ContentDecodingError,
-            ),
-        ):
-            what = "could not connect to" if _connect_failed(exc) else "connection broke with"
-            return _Outcome(error=HECConnectionError(f"{what} {url} ({detail})"))
-        return _Outcome(
-            retryable=False,
-            error=HECConnectionError(
-                f"the request to {url} could not be made ({detail}: {self._scrub(str(exc))[:200]})"
-            ),
+            url=self.config.url,
+            host=self._host,
+            read_timeout=read_timeout,
+            cut=scope.fired,
+            scrub=self._scrub,
         )
 
-    def _answer_error(self, outcome: _Outcome) -> HECError:
+    def _answer_error(self, outcome: _Outcome, action: Action) -> HECError:
         status = outcome.status
-        code = outcome.answer.hec_code
-        text = self._scrub(outcome.answer.text or outcome.reason or "")
-        if status in (401, 403) or code in AUTH_CODES:
-            return HECAuthError(text, status=status, hec_code=code)
-        if code == 7:
-            return HECIndexError(text, status=status, hec_code=code)
-        if status is not None and 400 <= status < 500 and status not in (408, 429):
-            return HECRejectedError(text, status=status, hec_code=code)
-        return HECError(text, status=status, hec_code=code)
+        if action is Action.NOT_HEC and status is not None:
+            return not_hec_error(
+                self.config.url,
+                status,
+                outcome.answer,
+                location=outcome.location,
+                scrub=self._scrub,
+            )
+        return answer_error(
+            status, outcome.answer, outcome.reason, index=self.config.index, scrub=self._scrub
+        )
 
     # ----------------------------------------------------------------- acks
     def _poll_acks(self, deadline: float) -> None:
@@ -549,17 +541,21 @@ class HECTransport:
             if remaining <= 0 or self._closed:
                 return
             body = json.dumps({"acks": ids[start : start + _ACK_CHUNK]}).encode()
+            scope = Deadline(deadline)
             try:
-                response = self._session.post(
-                    url,
-                    data=body,
-                    timeout=_timeout(cfg.connect_timeout, cfg.read_timeout, remaining),
-                    verify=cfg.verify,
-                    cert=cfg.cert,
-                    allow_redirects=False,
-                )
+                with scope:
+                    response = self._session.post(
+                        url,
+                        data=body,
+                        timeout=_timeout(cfg.connect_timeout, cfg.read_timeout, remaining),
+                        verify=cfg.verify,
+                        cert=cfg.cert,
+                        allow_redirects=False,
+                    )
             except Exception as exc:  # polling failures only delay confirmation
-                log.debug("acknowledgement poll failed: %s", self._failure(exc, remaining).error)
+                self._pooled = False
+                failure = self._failure(exc, remaining, scope)
+                log.debug("acknowledgement poll failed: %s", failure.error)
                 return
             answer = parse_answer(response.content)
             if response.status_code == 200 and answer.acks is not None:
@@ -602,10 +598,22 @@ class HECTransport:
         )
 
     # ------------------------------------------------------------ reporting
-    def _drop(self, report: SendReport, reason: str, count: int, error: HECError | None) -> None:
+    def _drop(
+        self,
+        report: SendReport,
+        reason: str,
+        error: HECError | None,
+        *pieces: Sequence[bytes],
+        count: int = 0,
+    ) -> None:
+        """Count ``pieces`` (and ``count`` more) as dropped; keep them if they may pass later."""
+        count += sum(map(len, pieces))
         if count <= 0:
             return
         report.drop(reason, count, error)
+        if resendable(reason):
+            for piece in pieces:
+                report.undelivered.extend(piece)
         self._counters.dropped(reason, count)
         if error is not None:
             self._counters.error(str(error))
@@ -624,6 +632,20 @@ class HECTransport:
                 self.config.url,
                 error,
             )
+
+    def _tell(self, kind: str | None, error: HECError) -> None:
+        """Call ``notify`` the first time ``kind`` comes up; it may not break the transport."""
+        notify = self._notify
+        if kind is None or notify is None:
+            return
+        with self._told_lock:
+            if kind in self._told:
+                return
+            self._told.add(kind)
+        try:
+            notify(kind, error)
+        except Exception:
+            log.debug("the notify callback failed", exc_info=True)
 
     def _warn_once(self, key: str, message: str) -> None:
         if key not in self._warned:
