@@ -14,6 +14,7 @@ OCSF_VERSION = "1.3.0"
 
 if TYPE_CHECKING:
     from py_mdr.client import MDRClient
+    from py_mdr.delivery.lifecycle import drain_on_sigterm
     from py_mdr.handler import MDRHandler
     from py_mdr.serialize import to_dict, to_json
     from py_mdr.validate import validate
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 _LAZY = {
     "MDRClient": "py_mdr.client",
     "MDRHandler": "py_mdr.handler",
+    "drain_on_sigterm": "py_mdr.delivery.lifecycle",
     "to_dict": "py_mdr.serialize",
     "to_json": "py_mdr.serialize",
     "validate": "py_mdr.validate",
@@ -31,6 +33,7 @@ __all__ = [
     "MDRClient",
     "MDRHandler",
     "__version__",
+    "drain_on_sigterm",
     "to_dict",
     "to_json",
     "validate",

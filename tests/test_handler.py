@@ -856,3 +856,53 @@ def test_closing_counts_none_of_its_own_http_stack_lines_as_lost(
     assert handler.stats.dropped == {}
     assert "could not deliver" not in capsys.readouterr().err
     assert [e["message"] for e in sink.events] == ["sent before close"]
+
+
+# --- answers that are not HEC's, and receivers that trickle ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "words"),
+    [
+        (b"<html><body><form>Sign in</form></body></html>", "text/html", "proxy"),
+        (b'{"text":"Invalid data format","code":6}', "application/json", "like HEC"),
+    ],
+    ids=["html-login-page", "code-6"],
+)
+def test_a_200_that_is_not_hec_success_is_counted_as_dropped_not_sent(
+    sink: HECSink,
+    attach: Callable[[logging.Handler, str], logging.Logger],
+    capfd: pytest.CaptureFixture[str],
+    body: bytes,
+    content_type: str,
+    words: str,
+) -> None:
+    sink.answer_next(1, status=200, body=body, content_type=content_type)
+    handler = handler_for(sink)
+    log = attach(handler, "proxied.app")
+    log.warning("behind a proxy")
+    assert handler.flush(5)
+    stats = handler.stats
+    assert stats.sent == 0 and stats.dropped == {"not_hec": 1}
+    assert sink.events == []
+    handler.close()
+    err = capfd.readouterr().err
+    assert words in err and "not_hec" in err
+
+
+def test_flush_and_close_are_bounded_while_the_receiver_trickles_its_answer(
+    sink: HECSink, attach: Callable[[logging.Handler, str], logging.Logger]
+) -> None:
+    sink.trickle(0.5)  # 200 success, one byte every half second: minutes for the whole answer
+    handler = handler_for(sink, timeout=2.0, close_timeout=3.0)
+    log = attach(handler, "trickled.app")
+    log.warning("slowly answered")
+    started = time.monotonic()
+    assert handler.flush(10)  # the send gave up at its 2 s deadline
+    assert time.monotonic() - started < 3.0
+    assert handler.stats.dropped == {"deadline": 1}
+    log.warning("another")
+    started = time.monotonic()
+    handler.close()
+    assert time.monotonic() - started < 3.0 + 1.0
+    sink.trickle(0)

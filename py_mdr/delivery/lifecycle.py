@@ -34,6 +34,7 @@ class _Managed(Protocol):
 
 _live: weakref.WeakSet[Any] = weakref.WeakSet()
 _finalizer_pid = 0
+_exiting = False  # set once this process started draining at exit
 
 
 def register(delivery: _Managed) -> None:
@@ -43,6 +44,8 @@ def register(delivery: _Managed) -> None:
 
 def close_all() -> None:
     """Drain every live delivery (interpreter exit, multiprocessing child exit)."""
+    global _exiting
+    _exiting = True
     for delivery in list(_live):
         try:
             delivery.at_exit()
@@ -51,8 +54,9 @@ def close_all() -> None:
 
 
 def _reset_all_in_child() -> None:
-    global _finalizer_pid
+    global _finalizer_pid, _exiting
     _finalizer_pid = 0
+    _exiting = False
     for delivery in list(_live):
         try:
             delivery.after_fork_in_child()
@@ -83,6 +87,12 @@ def worker_started() -> None:
 
 
 def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    # Already draining (e.g. a pool worker that got its stop sentinel, then SIGTERM from
+    # Pool.terminate()): let it finish. Otherwise drain first, here: the exception below may
+    # land anywhere, even in the middle of the exit code that would have drained.
+    if _exiting:
+        return
+    close_all()
     raise SystemExit(128 + signum)
 
 
@@ -105,6 +115,8 @@ def drain_on_sigterm() -> None:
         chained = previous
 
         def handler(signum: int, frame: FrameType | None) -> None:
+            if _exiting:
+                return
             for delivery in list(_live):
                 try:
                     delivery.flush(2.0)

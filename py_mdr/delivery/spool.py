@@ -17,7 +17,8 @@ still loses nothing, as the data is in the kernel, but a machine crash may lose 
 The ``.done`` offset is not synced: after a machine crash, a few batches may be sent twice.
 
 The bound ``max_bytes`` covers what this process keeps (its own segments and those it adopted):
-when it is exceeded, the oldest segment gives way and its unsent records are counted as dropped.
+when it is exceeded, the oldest segment gives way and its unsent records are counted as dropped
+(the segment of the batch being sent, and the newest, are kept).
 """
 
 from __future__ import annotations
@@ -214,33 +215,45 @@ class Spool:
         to stay within ``max_bytes``. Raises OSError when the disk refuses."""
         if not envelopes:
             return 0, 0
-        data = b"".join([frame(envelope) for envelope in envelopes])
+        frames = [frame(envelope) for envelope in envelopes]
         with self._lock:
             if self._owner is None:
                 self._claim_owner()
-            segment = self._active
-            if segment is None:
-                segment = self._open_segment()
-            fd = segment.write_fd
-            assert fd is not None
-            written = 0
-            try:
-                while written < len(data):
-                    written += os.write(fd, data[written:])
-                if self.fsync:
-                    _sync(fd)
-            except OSError:
-                if written:  # a torn write: never append after it, start a new segment
-                    segment.size += written
-                    segment.records += _whole_records(data, written)
+            start = 0
+            while start < len(frames):
+                segment = self._active or self._open_segment()
+                room = self.segment_bytes - segment.size
+                end, size = start, 0
+                while end < len(frames) and (size + len(frames[end]) <= room or end == start):
+                    size += len(frames[end])
+                    end += 1
+                if size > room and segment.size:  # not even one record fits: a new segment
                     self._close_active()
-                raise
-            segment.size += len(data)
-            segment.records += len(envelopes)
-            self._written += len(envelopes)
-            if segment.size >= self.segment_bytes:
-                self._close_active()
+                    continue
+                self._write(segment, b"".join(frames[start:end]), end - start)
+                start = end
+                if segment.size >= self.segment_bytes:
+                    self._close_active()
             return self._enforce_bound()
+
+    def _write(self, segment: _Segment, data: bytes, count: int) -> None:
+        fd = segment.write_fd
+        assert fd is not None
+        written = 0
+        try:
+            while written < len(data):
+                written += os.write(fd, data[written:])
+            if self.fsync:
+                _sync(fd)
+        except OSError:
+            if written:  # a torn write: never append after it, start a new segment
+                segment.size += written
+                segment.records += _whole_records(data, written)
+                self._close_active()
+            raise
+        segment.size += len(data)
+        segment.records += count
+        self._written += count
 
     def _claim_owner(self) -> None:
         owner = f"{os.getpid()}-{secrets.token_hex(4)}"
@@ -278,8 +291,13 @@ class Spool:
     def _enforce_bound(self) -> tuple[int, int]:
         own = adopted = 0
         while self._pending_bytes() > self.max_bytes:
+            newest = self._segments[-1] if self._segments else None
             victim = next(
-                (s for s in self._segments if s is not self._active and s is not self._reading),
+                (
+                    s
+                    for s in self._segments
+                    if s is not self._active and s is not self._reading and s is not newest
+                ),
                 None,
             )
             if victim is None:

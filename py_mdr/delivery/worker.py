@@ -31,6 +31,7 @@ from py_mdr.config import ConfigError
 from py_mdr.delivery import lifecycle
 from py_mdr.delivery.report import Reporter
 from py_mdr.delivery.spool import Spool, SpoolBatch
+from py_mdr.hec.codes import resendable
 from py_mdr.hec.reports import SendReport
 from py_mdr.internal import is_sending, sending
 
@@ -62,11 +63,6 @@ DEFAULT_BATCH_BYTES = 1024 * 1024
 DEFAULT_LINGER = 0.5
 #: With a spool, records wait at most this long in memory before they are on disk.
 SPOOL_LINGER = 0.05
-#: Reasons the transport gives for envelopes it may deliver later (``SendReport.undelivered``):
-#: with a spool these stay on disk and are sent again; without one they are lost.
-_RETRY_LATER = frozenset(
-    {"deadline", "closed", "unreachable", "request_error", "tls", "dns", "auth", "index", "not_hec"}
-)
 _IDLE_WAIT = 5.0  # an idle thread re-checks this often even without a wake-up
 _DISK_RETRY = 60.0  # seconds before a spool the disk refused is tried again
 _monotonic = time.monotonic
@@ -462,6 +458,7 @@ class Delivery(Generic[T]):
         with self._lock:
             if self._thread is not None or self._closed:
                 return
+            lifecycle.worker_started()
             thread = threading.Thread(target=self._run, name=self._name, daemon=True)
             # Claimed before start(), which waits for the thread: a signal handler logging on
             # this thread meanwhile re-enters put() and must not start a second worker.
@@ -486,7 +483,6 @@ class Delivery(Generic[T]):
     def _run(self) -> None:
         with sending():  # everything this thread logs (and its HTTP stack) stays out of MDR
             try:
-                lifecycle.worker_started()
                 while True:
                     batch = self._take()
                     if batch is None:
@@ -706,7 +702,7 @@ class Delivery(Generic[T]):
             if keep is None:  # a sender that cannot say which: whatever it did not take
                 keep = [] if report.ok else list(to_send)
             for reason, number in report.dropped.items():
-                if reason not in _RETRY_LATER:
+                if not resendable(reason):  # with a spool, the others stay on disk
                     refused[reason] = refused.get(reason, 0) + number
             sent += report.delivered
             if keep:
