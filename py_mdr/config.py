@@ -77,7 +77,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "MDR_EXPORT_TIMEOUT",
-        "OpenTelemetry exporter: seconds one export may take, retries included",
+        "OpenTelemetry exporter: seconds one send may take, retries included",
         "MDR_TIMEOUT, else 10",
     ),
 )

@@ -271,6 +271,8 @@ class MDRHandler(logging.Handler):
             if first:
                 limit = self.close_timeout if timeout is None else max(0.0, float(timeout))
                 self._delivery.close(limit)
+            else:
+                self._delivery.report_late()
         finally:
             super().close()
 

@@ -5,6 +5,7 @@ Every scenario runs in child interpreters and talks real HTTP to the receiver on
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -27,6 +28,7 @@ from processes import (
     start_child,
 )
 
+from py_mdr.config import ConfigError
 from py_mdr.handler import MDRHandler
 from py_mdr.sink import HECSink
 
@@ -512,3 +514,144 @@ def test_uvicorn_workers_stopped_by_sigterm_deliver_every_request_with_the_helpe
     command += ["--port", "{PORT}", "--lifespan", "off"]
     serve_and_stop(sink, tmp_path, command, ASGI_APP)
     assert served(sink) == sorted(f"request r{n}" for n in range(30))
+
+
+# ---------------------------------------------------------------- nothing lost silently
+
+
+def test_an_unusable_spool_directory_fails_the_constructor_naming_it(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    with pytest.raises(ConfigError, match="not-a-directory"):
+        MDRHandler(host="127.0.0.1:8088", token=TOKEN, spool_dir=str(blocker / "spool"))
+
+
+DISK_FULL = """
+import json, logging, resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
+resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))  # the disk fills at 64 KiB
+from py_mdr.handler import MDRHandler
+handler = MDRHandler(host=sys.argv[1], token="test-token", spool_dir=sys.argv[2], linger=0.05)
+log = logging.getLogger("full")
+log.addHandler(handler)
+log.propagate = False
+log.setLevel(logging.INFO)
+for i in range(2000):
+    log.info("full %d", i)
+flushed = handler.flush(30)
+print(json.dumps({"flushed": flushed, "sent": handler.stats.sent}), flush=True)
+"""
+
+
+def test_a_full_disk_falls_back_to_memory_and_says_so_once(sink: HECSink, tmp_path: Path) -> None:
+    result = run_child(f"import sys; sys.argv[1:] = {[sink.url, str(tmp_path)]!r}\n" + DISK_FULL)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert last_json(result.stdout) == {"flushed": True, "sent": 2000}
+    assert numbers_by_tag(sink) == {"full": list(range(2000))}  # every one, in order
+    assert result.stderr.count("cannot be written") == 1, result.stderr
+
+
+AFTER_CLOSE = """
+import atexit, json, logging, sys
+log = logging.getLogger("late")
+log.propagate = False
+log.setLevel(logging.INFO)
+# registered before py-mdr is imported, so it runs after py-mdr's own exit hook
+atexit.register(lambda: [log.info("after exit %d", i) for i in range(3)])
+from py_mdr.handler import MDRHandler
+handler = MDRHandler(host=sys.argv[1], token="test-token")
+log.addHandler(handler)
+log.info("before close")
+handler.close()
+log.info("after close")
+print(json.dumps(handler.stats.dropped), flush=True)
+"""
+
+
+def test_records_logged_after_close_are_counted_and_told(sink: HECSink) -> None:
+    result = run_child(f"import sys; sys.argv[1:] = {[sink.url]!r}\n" + AFTER_CLOSE)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert last_json(result.stdout) == {"closed": 1}
+    assert [e["message"] for e in sink.events] == ["before close"]
+    told = [line for line in result.stderr.splitlines() if line.startswith("py-mdr:")]
+    assert any("logged after close" in line for line in told), result.stderr
+    assert any("3 more record(s) logged after close were not sent" in line for line in told), told
+
+
+SIGNALS = """
+import json, logging, signal, sys, time
+from py_mdr.handler import MDRHandler
+handler = MDRHandler(host=sys.argv[1], token="test-token", max_queue_records=200,
+                     close_timeout=0.5, timeout=0.5)
+log = logging.getLogger("signals")
+log.addHandler(handler)
+log.propagate = False
+log.setLevel(logging.INFO)
+calls = {"main": 0, "signal": 0}
+
+def on_alarm(signum, frame):
+    calls["signal"] += 1
+    log.info("from a signal handler")
+
+signal.signal(signal.SIGALRM, on_alarm)
+signal.setitimer(signal.ITIMER_REAL, 0.001, 0.001)
+end = time.monotonic() + 2
+while time.monotonic() < end:
+    log.info("from the main loop")
+    calls["main"] += 1
+signal.setitimer(signal.ITIMER_REAL, 0)
+handler.close()
+stats = handler.stats
+print(json.dumps({"calls": calls, "sent": stats.sent, "dropped": stats.dropped,
+                  "queued": stats.queued, "depth": stats.queue_depth,
+                  "in_flight": stats.in_flight}), flush=True)
+"""
+
+
+def test_counts_add_up_exactly_with_a_signal_handler_logging_during_overflow() -> None:
+    result = run_child(f"import sys; sys.argv[1:] = {[closed_port_url()]!r}\n" + SIGNALS)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = last_json(result.stdout)
+    calls = report["calls"]
+    assert calls["signal"] > 100 and report["dropped"]["queue_full"] > 0  # it did overflow
+    logged = calls["main"] + calls["signal"]
+    assert report["depth"] == 0 and report["in_flight"] == 0
+    assert report["sent"] + sum(report["dropped"].values()) == logged, report
+
+
+def test_events_unconfirmed_at_close_are_told() -> None:
+    with HECSink(use_ack=True) as sink:
+        sink.hold_acks(True)
+        code = f"""
+        import logging
+        from py_mdr.handler import MDRHandler
+        handler = MDRHandler(host={sink.url!r}, token="test-token", use_ack=True,
+                             close_timeout=1.0, linger=0.05)
+        log = logging.getLogger("acked")
+        log.addHandler(handler)
+        log.propagate = False
+        log.warning("never acknowledged")
+        handler.close()
+        """
+        result = run_child(code)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "1 accepted by MDR but not acknowledged before close" in result.stderr
+
+
+def test_the_spool_directory_can_come_from_the_environment(
+    sink: HECSink, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MDR_SPOOL_DIR", str(tmp_path / "from-env"))
+    handler = MDRHandler(host=sink.url, token=TOKEN, linger=0.01)
+    log = logging.getLogger("spool.env")
+    log.addHandler(handler)
+    log.propagate = False
+    try:
+        log.warning("through the disk")
+        assert handler.flush(5)
+        assert handler.stats.spooled == 1 and handler.stats.sent == 1
+        assert (tmp_path / "from-env").is_dir()
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+    assert [e["message"] for e in sink.events] == ["through the disk"]

@@ -131,7 +131,7 @@ class Reporter:
         what = "started losing records" if starting else f"lost {total} more record(s)"
         line = f"{what}: {describe(new)}"
         if last_error:
-            line += f"; last error: {last_error}"
+            line += f"; most recent error: {last_error}"
         self.say(line)
 
     def final(
@@ -162,5 +162,5 @@ class Reporter:
             return
         line = f"at close: {'; '.join(parts)}; {sent} sent"
         if last_error and lost:
-            line += f"; last error: {last_error}"
+            line += f"; most recent error: {last_error}"
         self.say(line)

@@ -219,21 +219,28 @@ class Spool:
         with self._lock:
             if self._owner is None:
                 self._claim_owner()
-            start = 0
-            while start < len(frames):
-                segment = self._active or self._open_segment()
-                room = self.segment_bytes - segment.size
-                end, size = start, 0
-                while end < len(frames) and (size + len(frames[end]) <= room or end == start):
-                    size += len(frames[end])
-                    end += 1
-                if size > room and segment.size:  # not even one record fits: a new segment
-                    self._close_active()
-                    continue
-                self._write(segment, b"".join(frames[start:end]), end - start)
-                start = end
-                if segment.size >= self.segment_bytes:
-                    self._close_active()
+            touched: list[tuple[_Segment, int, int]] = []  # (segment, size, records) before
+            try:
+                start = 0
+                while start < len(frames):
+                    segment = self._active or self._open_segment()
+                    room = self.segment_bytes - segment.size
+                    end, size = start, 0
+                    while end < len(frames) and (size + len(frames[end]) <= room or end == start):
+                        size += len(frames[end])
+                        end += 1
+                    if size > room and segment.size:  # not even one record fits: a new one
+                        self._close_active()
+                        continue
+                    touched.append((segment, segment.size, segment.records))
+                    self._write(segment, b"".join(frames[start:end]), end - start)
+                    start = end
+                    if segment.size >= self.segment_bytes:
+                        self._close_active()
+            except OSError:
+                self._roll_back(touched)
+                raise
+            self._written += len(envelopes)
             return self._enforce_bound()
 
     def _write(self, segment: _Segment, data: bytes, count: int) -> None:
@@ -245,15 +252,19 @@ class Spool:
                 written += os.write(fd, data[written:])
             if self.fsync:
                 _sync(fd)
-        except OSError:
-            if written:  # a torn write: never append after it, start a new segment
-                segment.size += written
-                segment.records += _whole_records(data, written)
-                self._close_active()
-            raise
-        segment.size += len(data)
+        finally:
+            segment.size += written
         segment.records += count
-        self._written += count
+
+    def _roll_back(self, touched: list[tuple[_Segment, int, int]]) -> None:
+        """All or nothing: the caller sends the whole batch from memory instead."""
+        self._close_active()  # whatever happens below, never append after a failed write
+        for segment, size, records in reversed(touched):
+            segment.records, segment.size = records, size  # reads stop at the old end
+            with contextlib.suppress(OSError):
+                os.truncate(segment.path, size)
+            if size == 0 and segment.done_offset == 0:
+                self._remove(segment)
 
     def _claim_owner(self) -> None:
         owner = f"{os.getpid()}-{secrets.token_hex(4)}"
@@ -616,12 +627,6 @@ class Spool:
 
     def _path(self, owner: str, number: int, suffix: str) -> str:
         return os.path.join(self.directory, f"{owner}.{number:08d}.{suffix}")
-
-
-def _whole_records(data: bytes, length: int) -> int:
-    """How many frames of ``data`` lie wholly within its first ``length`` bytes."""
-    records, _, _ = parse_frames(data[:length])
-    return len(records)
 
 
 def _close(fd: int) -> None:

@@ -207,6 +207,7 @@ class Delivery(Generic[T]):
         self._last_error: str | None = None
         self._crash_reported = False
         self._late_reported = False
+        self._late_told = 0
         self._closed_at_close = 0
         self._final_spool: tuple[int, int] | None = None  # (records, bytes) left at close
 
@@ -218,9 +219,9 @@ class Delivery(Generic[T]):
         ident = _get_ident()
         if self._holder == ident:
             # A signal handler interrupted this thread inside put(): leave the queue alone and
-            # let the worker admit the item (``deque.append`` is atomic).
+            # let the worker admit the item (``deque.append`` is atomic). No wake-up either:
+            # the interrupted put may hold the event's own lock, which is not reentrant.
             self._side.append((item, size))
-            self._wake.set()
             return True
         lock = self._lock
         lock.acquire()  # explicit acquire/release: cheaper than a `with` block here
@@ -290,7 +291,6 @@ class Delivery(Generic[T]):
         if self._holder == _get_ident():
             for _ in range(n):
                 self._side.append((None, reason))
-            self._wake.set()
             return
         with self._lock:
             self._dropped[reason] = self._dropped.get(reason, 0) + n
@@ -731,10 +731,24 @@ class Delivery(Generic[T]):
         """A record arrived after close: say so once, right away (the worker is gone)."""
         if not self._late_reported:
             self._late_reported = True
+            self._late_told += 1
             self.reporter.say(
                 "a record was logged after close; records logged after close are not sent "
                 "(counted as dropped 'closed')"
             )
+
+    def report_late(self) -> None:
+        """Tell how many records were logged after close since the last time it was told.
+
+        Run at exit, and by the owner on every later close (``logging.shutdown`` closes
+        handlers last of all, after exit hooks that may still log).
+        """
+        if not self._closed:
+            return
+        late = self.stats().dropped.get("closed", 0) - self._closed_at_close - self._late_told
+        if late > 0:
+            self._late_told += late
+            self.reporter.say(f"{late} more record(s) logged after close were not sent")
 
     def _report_final(self, final: DeliveryStats) -> None:
         self._closed_at_close = final.dropped.get("closed", 0)
@@ -782,9 +796,7 @@ class Delivery(Generic[T]):
 
     def at_exit(self) -> None:
         if self._closed:
-            late = self.stats().dropped.get("closed", 0) - self._closed_at_close
-            if late > 0:
-                self.reporter.say(f"{late} record(s) logged after close were not sent")
+            self.report_late()
             return
         hook = self.exit_hook
         if hook is not None:
