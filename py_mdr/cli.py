@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from py_mdr import OCSF_VERSION, __version__
 
 if TYPE_CHECKING:
+    from py_mdr.delivery.spool import Spool
     from py_mdr.hec.config import HECConfig
     from py_mdr.hec.transport import HECTransport
 
@@ -182,6 +183,12 @@ def build_parser() -> argparse.ArgumentParser:
         "[MDR_VENDOR_NAME; default: unknown]; the product name is --name",
     )
     send.add_argument(
+        "--spool",
+        metavar="DIR",
+        help="write events to this directory before sending them; what MDR does not take "
+        "stays there, and the next `py-mdr send --spool DIR` sends it first [MDR_SPOOL_DIR]",
+    )
+    send.add_argument(
         "-q", "--quiet", action="store_true", help="no summary line when everything was sent"
     )
     send.set_defaults(run=cmd_send)
@@ -323,6 +330,7 @@ def cmd_send(args: argparse.Namespace) -> int:
         severity=args.severity,
         product=default_product({"name": args.name, "vendor_name": args.vendor}),
     )
+    spool = _spool(args.spool)
     _hint_terminal("send", args.files)
     transport = HECTransport(config)
     try:
@@ -332,9 +340,12 @@ def cmd_send(args: argparse.Namespace) -> int:
             settings,
             stream=sys.stderr,
             progress=sys.stderr.isatty() and not args.quiet,
+            spool=spool,
         )
     finally:
         transport.close()
+        if spool is not None:
+            spool.close()
     if tally.stopped:
         print(
             f"py-mdr send: stopped before the end of the input: {tally.stopped} "
@@ -346,6 +357,18 @@ def cmd_send(args: argparse.Namespace) -> int:
     if not (args.quiet and tally.all_sent):
         print(f"py-mdr send: {tally.summary()}", file=sys.stderr)
     return 0 if tally.all_sent else 130 if tally.interrupted else 1
+
+
+def _spool(directory: str | None) -> Spool | None:
+    """The disk spool of `send --spool` / MDR_SPOOL_DIR, if any; a bad one is a usage error."""
+    from py_mdr.config import ConfigError, resolve_spool
+    from py_mdr.delivery.spool import DEFAULT_MAX_SPOOL_BYTES, Spool
+
+    try:
+        path, bound = resolve_spool(directory, None)
+        return Spool(path, max_bytes=bound or DEFAULT_MAX_SPOOL_BYTES) if path else None
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

@@ -8,19 +8,22 @@ keeps ``tail -f app.log | py-mdr send --text`` timely.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
 import os
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from py_mdr import __version__
 from py_mdr.cli_input import STDIN, Item
+from py_mdr.delivery.spool import Spool
 from py_mdr.eventlog import FIXED_PART, device, metadata, next_sequence
+from py_mdr.hec.codes import resendable
 from py_mdr.hec.envelope import encode_envelope
 from py_mdr.hec.reports import SendReport
 from py_mdr.hec.transport import HECTransport
@@ -75,6 +78,9 @@ class Tally:
     dropped: dict[str, int] = field(default_factory=dict)
     stopped: str | None = None  # why sending ended before the input did
     interrupted: bool = False
+    kept: int = 0  # left in the spool for the next run
+    spool_dir: str | None = None
+    paused: str | None = None  # with a spool: why sending stopped while the input is kept
 
     @property
     def dropped_total(self) -> int:
@@ -82,7 +88,7 @@ class Tally:
 
     @property
     def all_sent(self) -> bool:
-        return not (self.rejected or self.dropped or self.stopped or self.interrupted)
+        return not (self.rejected or self.dropped or self.stopped or self.interrupted or self.kept)
 
     def summary(self) -> str:
         text = f"{self.sent} sent, {self.rejected} rejected"
@@ -93,6 +99,8 @@ class Tally:
         text += f", {self.dropped_total} dropped"
         if self.dropped:
             text += " (" + ", ".join(f"{k}: {v}" for k, v in sorted(self.dropped.items())) + ")"
+        if self.kept:
+            text += f", {self.kept} kept in the spool {self.spool_dir} for the next run"
         return text
 
 
@@ -326,10 +334,24 @@ def send_items(
     *,
     stream: TextIO,
     progress: bool = False,
+    spool: Spool | None = None,
 ) -> Tally:
-    """Prepare and send every item; what happened comes back as a :class:`Tally`."""
+    """Prepare and send every item; what happened comes back as a :class:`Tally`.
+
+    With a ``spool``, each batch is written there first and removed once MDR took it; when
+    MDR cannot be reached (or refuses us), the rest of the input still goes to the spool, and
+    the next run with it sends it first.
+    """
     tally = Tally()
     console = _Console(stream, progress)
+    flush: Flush = _flush
+    if spool is not None:
+        flush = _spooled_flush(spool, settings)
+        tally.spool_dir = spool.directory
+        found = spool.adopt()
+        if found:
+            console.say(f"sending {found} event(s) left in the spool {spool.directory} first")
+            flush([], transport, tally, console)
     handoff = _Handoff(settings.batch_events, settings.batch_bytes)
     reader = threading.Thread(
         target=_produce, args=(items, settings, handoff), name="py-mdr-read", daemon=True
@@ -352,13 +374,13 @@ def send_items(
                 batch.append(thing)
                 size += len(thing)
                 if len(batch) >= settings.batch_events or size >= settings.batch_bytes:
-                    _flush(batch, transport, tally, console)
+                    flush(batch, transport, tally, console)
                     batch, size = [], 0
                     if tally.stopped is not None:
                         break
             # a short take means the input is slow (or over): send what there is now
             if batch and tally.stopped is None and (done or len(things) < settings.batch_events):
-                _flush(batch, transport, tally, console)
+                flush(batch, transport, tally, console)
                 batch, size = [], 0
             console.tick(tally)
     except KeyboardInterrupt:
@@ -369,7 +391,49 @@ def send_items(
     # a reader still blocked on open input (a stopped or interrupted run) is a daemon thread:
     # it ends with the process
     reader.join(0.2)
+    if spool is not None:
+        tally.kept = sum(spool.pending())
+        if tally.paused and tally.stopped is None:
+            tally.stopped = tally.paused
     return tally
+
+
+Flush = Callable[[list[bytes], HECTransport, Tally, "_Console"], None]
+
+
+def _spooled_flush(spool: Spool, settings: SendSettings) -> Flush:
+    """Write ``batch`` to the spool, then send from the spool, oldest first."""
+
+    def flush(batch: list[bytes], transport: HECTransport, tally: Tally, console: _Console) -> None:
+        try:
+            spool.append(batch)
+        except OSError as refused:
+            console.say(f"the spool {spool.directory} cannot be written ({refused}); sending as is")
+            _flush(batch, transport, tally, console)
+            return
+        while tally.paused is None:
+            taken = spool.next_batch(settings.batch_events, settings.batch_bytes)
+            if taken is None:
+                return
+            report = transport.send(taken.envelopes)
+            tally.sent += report.delivered
+            for reason, count in report.dropped.items():
+                if not resendable(reason):
+                    tally.dropped[reason] = tally.dropped.get(reason, 0) + count
+            if not report.undelivered:
+                spool.commit(taken)
+                continue
+            # on OSError it was released whole: sent again (part perhaps twice) next time
+            with contextlib.suppress(OSError):
+                spool.requeue(taken, report.undelivered)
+            why = safe_str(report.error) if report.error is not None else "no detail"
+            console.say(
+                f"MDR did not take {len(report.undelivered)} event(s): {why}; they stay in "
+                f"the spool {spool.directory}, and so does the rest of the input"
+            )
+            tally.paused = why
+
+    return flush
 
 
 def _flush(batch: list[bytes], transport: HECTransport, tally: Tally, console: _Console) -> None:

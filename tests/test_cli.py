@@ -736,3 +736,33 @@ def test_bad_input_never_shows_a_traceback(sink: HECSink, tmp_path: Path) -> Non
         assert done.returncode == 1
         assert "Traceback" not in done.stderr + done.stdout
         assert f"{tmp_path}: cannot open" in done.stderr + done.stdout
+
+
+# --- send --spool ---------------------------------------------------------------------------
+
+
+def test_send_with_a_spool_keeps_what_mdr_did_not_take_for_the_next_run(
+    sink: HECSink, tmp_path: Path
+) -> None:
+    spool = str(tmp_path / "spool")
+    lines = "".join(f"line {n}\n" for n in range(5))
+    down = clean_env(MDR_HOST=f"http://127.0.0.1:{closed_port()}", MDR_TOKEN=TOKEN)
+    first = run(["send", "--text", "--spool", spool, "--timeout", "1"], down, stdin=lines)
+    assert first.returncode == 1, first.stderr
+    assert "5 kept in the spool" in first.stderr and "0 sent" in first.stderr
+    # the next run, MDR up: what the first one kept goes first, then its own input
+    second = run(["send", "--text"], sink_env(sink, MDR_SPOOL_DIR=spool), stdin="line 5\n")
+    assert second.returncode == 0, second.stderr
+    assert "sending 5 event(s) left in the spool" in second.stderr
+    assert [e["message"] for e in sink.events] == [f"line {n}" for n in range(6)]
+    assert len(set(uids(sink))) == 6
+    assert sorted(os.listdir(spool)) == []
+
+
+def test_send_with_an_unusable_spool_is_a_usage_error(sink: HECSink, tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = run(["send", "--text", "--spool", str(blocker / "spool")], sink_env(sink), stdin="x\n")
+    assert result.returncode == 2
+    assert "spool directory" in result.stderr and "file" in result.stderr
+    assert sink.requests == []

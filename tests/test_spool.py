@@ -160,3 +160,15 @@ def test_files_are_private_to_the_user(tmp_path: Path) -> None:
     for path in (tmp_path / "spool").iterdir():
         assert path.stat().st_mode & 0o077 == 0, path
     spool.close()
+
+
+def test_a_partly_accepted_batch_keeps_only_what_was_not_taken(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    spool.append(envelopes(0, 5))
+    batch = spool.next_batch(5, 1 << 20)
+    assert batch is not None
+    spool.requeue(batch, [batch.envelopes[1], batch.envelopes[3]])  # MDR took 0, 2 and 4
+    assert spool.own_resolved == 3
+    assert drain(spool) == [envelopes(0, 5)[1], envelopes(0, 5)[3]]  # nothing sent twice
+    assert spool.own_resolved == 5
+    spool.close()

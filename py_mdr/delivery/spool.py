@@ -117,12 +117,28 @@ class _Segment:
 
 @dataclass(eq=False)
 class SpoolBatch:
-    """Records read for one send, from one segment; hand it back to :meth:`Spool.commit`."""
+    """Records read for one send, from one segment; hand it back to :meth:`Spool.commit`.
+
+    The sender keeps its progress here: ``left`` (not taken by MDR yet), ``sent`` and
+    ``refused`` (by reason) so far.
+    """
 
     envelopes: list[bytes]
     segment: _Segment
     start: int
     end: int
+    left: list[bytes] = field(default_factory=list)
+    sent: int = 0
+    refused: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """Nothing of it counts as sent: send it all again."""
+        self.left = self.envelopes
+        self.sent = 0
+        self.refused = {}
 
     @property
     def adopted(self) -> bool:
@@ -393,6 +409,25 @@ class Spool:
             if not segment.adopted:
                 self._own_resolved += len(batch.envelopes)
             self._settle_damage(segment, batch.start, batch.end)
+
+    def requeue(self, batch: SpoolBatch, keep: list[bytes]) -> None:
+        """Part of ``batch`` was accepted: forget the batch, store ``keep`` again at the end.
+
+        So the accepted part is not sent twice; ``keep`` moves behind newer records. Raises
+        OSError (with ``batch`` released, to be read again whole) when the disk refuses.
+        """
+        if len(keep) >= len(batch.envelopes):
+            self.release(batch)
+            return
+        try:
+            self.append(keep)
+        except OSError:
+            self.release(batch)
+            raise
+        with self._lock:
+            if not batch.segment.adopted and batch.segment in self._segments:
+                self._own_resolved -= len(keep)  # not resolved: they wait again, at the end
+        self.commit(batch)
 
     def release(self, batch: SpoolBatch) -> None:
         """``batch`` was not sent: read it again next time (e.g. the process is closing)."""

@@ -18,6 +18,7 @@ reason. Nothing here raises into the caller: failures are counted and told on st
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 import time
@@ -682,43 +683,46 @@ class Delivery(Generic[T]):
                     self._done.notify_all()
                 wait = low
                 continue
-            spool.release(batch)
             self._tell_losses()
             if self._closing or self._stop.wait(wait):
+                self._set_aside(spool, batch)
                 return
             wait = min(wait * 2, high)
 
     def _deliver_spooled(self, batch: SpoolBatch) -> bool:
-        """Send ``batch`` (again only what is left after a partial success); True when it is
-        settled: everything accepted, or refused as bad."""
-        to_send = batch.envelopes
-        sent = 0
-        refused: dict[str, int] = {}
-        retries = 0
-        while True:
-            report = self._send(to_send)
-            retries += report.retries
-            keep = getattr(report, "undelivered", None)
-            if keep is None:  # a sender that cannot say which: whatever it did not take
-                keep = [] if report.ok else list(to_send)
-            for reason, number in report.dropped.items():
-                if not resendable(reason):  # with a spool, the others stay on disk
-                    refused[reason] = refused.get(reason, 0) + number
-            sent += report.delivered
-            if keep:
-                with self._lock:
-                    self._retried += retries
-                return False
-            confirm = self._confirm
-            if confirm is not None and sent and not confirm(self._send_deadline or _ack_deadline()):
-                with self._lock:
-                    self._retried += retries
-                return False
-            with self._lock:
-                self._sent += sent
-                self._retried += retries
-                self._add_dropped(refused)
-            return True
+        """Send what is left of ``batch``; True when it is settled: everything accepted, or
+        refused as bad. Otherwise ``batch.left`` holds what MDR did not take yet."""
+        report = self._send(batch.left)
+        with self._lock:
+            self._retried += report.retries
+        keep = report.undelivered
+        settled = {
+            reason: number for reason, number in report.dropped.items() if not resendable(reason)
+        }
+        batch.sent += report.delivered
+        for reason, number in settled.items():
+            batch.refused[reason] = batch.refused.get(reason, 0) + number
+        confirm = self._confirm
+        deadline = self._send_deadline or _ack_deadline()
+        if not keep and confirm is not None and batch.sent and not confirm(deadline):
+            batch.reset()  # accepted but not acknowledged: send it all again
+            return False
+        if keep:
+            batch.left = keep
+            return False
+        with self._lock:
+            self._sent += batch.sent
+            self._add_dropped(batch.refused)
+        return True
+
+    def _set_aside(self, spool: Spool, batch: SpoolBatch) -> None:
+        """Closing with ``batch`` not settled: keep on disk only what MDR did not take."""
+        with self._lock:
+            self._sent += batch.sent
+            self._add_dropped(batch.refused)
+        # on OSError it was released whole: the next process sends it, part of it perhaps twice
+        with contextlib.suppress(OSError):
+            spool.requeue(batch, batch.left)
 
     # ------------------------------------------------------------------ telling the user
     def _tell_losses(self) -> None:
