@@ -1,8 +1,8 @@
 """OpenTelemetry ``ReadableLogRecord`` to the same OCSF Event Log Activity dict as stdlib records.
 
-The resource of a LoggerProvider is the same object for every record it emits, so what comes
-from it (product, device, process, user, cloud, leftover resource attributes) is worked out once
-per resource and copied into each event. See https://schema.ocsf.io/1.3.0/classes/event_log
+What the resource gives (product, device, process, user, cloud, leftover resource attributes)
+comes from :mod:`py_mdr_otel.resource`, worked out once per resource and copied into each
+event. See https://schema.ocsf.io/1.3.0/classes/event_log
 """
 
 from __future__ import annotations
@@ -16,11 +16,8 @@ from typing import Any
 from py_mdr import __version__
 from py_mdr.eventlog import (
     FIXED_PART,
-    clean_mapping,
     clean_text,
     default_product,
-    device,
-    endpoint,
     exception_info,
     fallback_event,
     file_information,
@@ -29,25 +26,15 @@ from py_mdr.eventlog import (
     metadata_event,
     metadata_fixed,
     next_sequence,
-    os_user,
     program_name,
 )
 from py_mdr.internal import INTERNAL_ATTRIBUTE
 from py_mdr.logmap import CAPTURED
 from py_mdr.serialize import clean, dumps, json_safe
 from py_mdr.severity import UNKNOWN, from_otel_severity, from_otel_text
+from py_mdr_otel.resource import MAX_INT32, ResourceParts, plain, resource_parts, scope_info
 
 __all__ = ["encode_record", "envelope_fields", "is_internal", "otel_to_event"]
-
-# OTel `os.type` values to OCSF os `type_id`; anything else is 99 (Other) with its own name.
-_OS_TYPES = {
-    "windows": (100, "Windows"),
-    "linux": (200, "Linux"),
-    "darwin": (300, "macOS"),
-    "solaris": (400, "Solaris"),
-    "aix": (401, "AIX"),
-    "hpux": (402, "HP-UX"),
-}
 
 # Record attributes with an OCSF home: key -> (group, field). Newer and older semconv names.
 _SPECIAL = {
@@ -63,119 +50,6 @@ _SPECIAL = {
     "thread.id": ("thread", "id"),
     CAPTURED: ("skip", ""),  # MDRHandler's capture state, copied by OTel's logging handler
 }
-
-_MAX_INT32 = 2**31 - 1
-
-
-# Resource-derived parts, computed once per resource ------------------------------------------
-
-
-@dataclass(frozen=True)
-class _ResourceParts:
-    host: str
-    service: str
-    product: dict[str, Any]
-    device: dict[str, Any]
-    endpoint: dict[str, Any]
-    process: dict[str, Any]
-    user: dict[str, Any]
-    cloud: dict[str, Any]
-    unmapped: dict[str, Any]
-
-
-_cache: tuple[object, object, _ResourceParts | None] = (object(), None, None)
-
-
-def _forget_after_fork() -> None:
-    # The parts hold this process's pid when the resource has none: a forked child recomputes.
-    global _cache
-    _cache = (object(), None, None)
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_after_fork)
-
-
-def _resource_parts(resource: Any, vendor_name: str | None) -> _ResourceParts:
-    global _cache
-    key, vendor, parts = _cache
-    if key is resource and vendor == vendor_name and parts is not None:
-        return parts
-    parts = _build_resource_parts(resource, vendor_name)
-    _cache = (resource, vendor_name, parts)
-    return parts
-
-
-def _build_resource_parts(resource: Any, vendor_name: str | None) -> _ResourceParts:
-    try:
-        attributes = clean_mapping(_plain(getattr(resource, "attributes", None) or {}))
-    except Exception:
-        attributes = {}
-    used: set[str] = set()
-
-    def text(key: str) -> str | None:
-        value = attributes.get(key)
-        if value is None:
-            return None
-        used.add(key)
-        return value if type(value) is str else clean_text(dumps(value).decode())
-
-    service = text("service.name")
-    product = default_product(
-        {
-            "name": service,
-            "version": text("service.version"),
-            "uid": text("service.instance.id"),
-            "vendor_name": text("service.namespace") or vendor_name,
-        }
-    )
-
-    host = text("host.name") or host_name()
-    dev = device(host)
-    host_id = text("host.id")
-    if host_id:
-        dev["uid"] = host_id
-    if "os.type" in attributes:
-        os_type = text("os.type") or ""
-        type_id, caption = _OS_TYPES.get(os_type.lower(), (99, os_type))
-        system: dict[str, Any] = {"name": os_type, "type_id": type_id, "type": caption}
-        version = text("os.version")
-        if version:
-            system["version"] = version
-        dev["os"] = system
-
-    pid = attributes.get("process.pid")
-    if type(pid) is int and 0 <= pid <= _MAX_INT32:
-        used.add("process.pid")
-    else:  # the exporter runs inside the process that logged: its pid is ours
-        pid = os.getpid()
-    process: dict[str, Any] = {"pid": pid}
-    for source, target in (
-        ("process.executable.name", "name"),
-        ("process.command_line", "cmd_line"),
-    ):
-        value = text(source)
-        if value:
-            process[target] = value
-    owner = text("process.owner")
-    user = {"name": owner} if owner else os_user()
-
-    cloud: dict[str, Any] = {}
-    provider = text("cloud.provider")
-    if provider:  # OCSF requires the provider; without it the other cloud.* stay unmapped
-        cloud["provider"] = provider
-        region = text("cloud.region")
-        if region:
-            cloud["region"] = region
-        account = text("cloud.account.id")
-        if account:
-            cloud["account"] = {"uid": account}
-
-    unmapped = {k: v for k, v in attributes.items() if k not in used}
-    return _ResourceParts(
-        host, service or "", product, dev, endpoint(host), process, user, cloud, unmapped
-    )
-
 
 # Per (resource, scope): the constant part of every event, as dicts and as encoded JSON ----------
 
@@ -208,7 +82,7 @@ class _Shape:
     same members already encoded, without braces, for the exporter's splice.
     """
 
-    parts: _ResourceParts
+    parts: ResourceParts
     source: str  # the HEC envelope source: scope name, else service name, else program name
     top: _Template  # fixed part, device, src_endpoint, cloud, log_name
     meta: _Template  # metadata shared by every event: version, product, provider, profiles
@@ -245,8 +119,8 @@ def _shape(data: Any, vendor_name: str | None, log_version: str) -> _Shape:
 
 
 def _build_shape(resource: Any, scope: Any, vendor_name: str | None, log_version: str) -> _Shape:
-    parts = _resource_parts(resource, vendor_name)
-    log_name, scope_info = _scope(scope) if scope is not None else _NO_SCOPE
+    parts = resource_parts(resource, vendor_name)
+    log_name, scope_unmapped = scope_info(scope)
     top: dict[str, Any] = {**FIXED_PART, "device": parts.device, "src_endpoint": parts.endpoint}
     meta = metadata_fixed(parts.product, log_version)
     if parts.cloud:
@@ -255,8 +129,8 @@ def _build_shape(resource: Any, scope: Any, vendor_name: str | None, log_version
     if log_name:
         top["log_name"] = log_name
     unmapped: dict[str, Any] = {}
-    if scope_info:
-        unmapped["scope"] = scope_info
+    if scope_unmapped:
+        unmapped["scope"] = scope_unmapped
     if parts.unmapped:
         unmapped["resource"] = parts.unmapped
     return _Shape(
@@ -276,7 +150,7 @@ def _members_json(members: dict[str, Any]) -> bytes:
     return dumps(members)[1:-1]  # ``{}`` gives b""
 
 
-def _actor(parts: _ResourceParts, tid: int | None) -> dict[str, Any]:
+def _actor(parts: ResourceParts, tid: int | None) -> dict[str, Any]:
     """A new OCSF ``actor``: the resource's process (plus the record's thread id) and user."""
     process = dict(parts.process)
     if tid is not None:
@@ -387,7 +261,7 @@ def _record(data: Any) -> Any:
 
 def _attributes_of(record: Any) -> dict[Any, Any] | None:
     attributes = record.attributes
-    return _plain(attributes) if attributes else None
+    return plain(attributes) if attributes else None
 
 
 def _own(data: Any, record: Any, attributes: dict[Any, Any] | None, shape: _Shape) -> _Own:
@@ -513,7 +387,7 @@ def _attributes(
                 exception = {}
             exception[field] = value
         elif group == "thread":
-            if type(value) is int and 0 <= value <= _MAX_INT32:
+            if type(value) is int and 0 <= value <= MAX_INT32:
                 tid = value
             elif (kept := clean(value)) is not None:
                 others[key] = kept
@@ -552,45 +426,6 @@ def _dropped(data: Any) -> int:
     except Exception:
         return 0
     return dropped if type(dropped) is int and dropped > 0 else 0
-
-
-_NO_SCOPE: tuple[str | None, dict[str, Any]] = (None, {})
-_scopes: dict[int, tuple[Any, tuple[str | None, dict[str, Any]]]] = {}
-
-
-def _scope(scope: Any) -> tuple[str | None, dict[str, Any]]:
-    """``(name, unmapped.scope)`` of an instrumentation scope, worked out once per scope."""
-    cached = _scopes.get(id(scope))
-    if cached is not None and cached[0] is scope:
-        return cached[1]
-    info: dict[str, Any] = {}
-    for key in ("version", "schema_url"):
-        value = clean_text(getattr(scope, key, None))
-        if value:
-            info[key] = value
-    attributes = getattr(scope, "attributes", None)
-    if attributes:
-        cleaned = clean_mapping(_plain(attributes))
-        if cleaned:
-            info["attributes"] = cleaned
-    result = (clean_text(getattr(scope, "name", None)), info)
-    if len(_scopes) >= 512:  # loggers are few; a program making them without end is not
-        _scopes.clear()
-    _scopes[id(scope)] = (scope, result)
-    return result
-
-
-def _plain(attributes: Any) -> dict[Any, Any]:
-    # BoundedAttributes.copy() is a C-level dict copy; iterating the Mapping ABC is 5x slower.
-    copy = getattr(attributes, "copy", None)
-    if copy is not None:
-        try:
-            result = copy()
-            if type(result) is dict:
-                return result
-        except Exception:
-            pass
-    return dict(attributes.items())
 
 
 def _copy_tree(value: dict[str, Any]) -> dict[str, Any]:
@@ -659,6 +494,6 @@ def is_internal(data: Any) -> bool:
         if not attributes:
             return False
         # a plain dict copy: BoundedAttributes.get goes through a raised KeyError when absent
-        return bool(_plain(attributes).get(INTERNAL_ATTRIBUTE))
+        return bool(plain(attributes).get(INTERNAL_ATTRIBUTE))
     except Exception:
         return False
