@@ -25,6 +25,7 @@ test: lint
 
 bench: $(STAMP)
 	cd bench && for b in serialize client export_stages run; do ../$(BIN)/python $$b.py || exit 1; done
+	$(BIN)/python bench/burst.py
 
 generate: $(STAMP)
 	$(BIN)/python tools/generate_models.py

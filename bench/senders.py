@@ -6,6 +6,9 @@ calls with a pause of PAUSE_MS between them (a busy service, not a tight loop: e
 drops records when a tight loop outruns its bounded queue), waits until the sender has handed
 everything on, and prints one JSON line: caller latency percentiles, CPU per record (all
 threads of this process, pauses excluded), peak RSS. The parent counts what was received.
+
+``SENDERS`` also holds the setups bench/burst_child.py runs for bench/burst.py (all on their
+defaults: ``MDRHandler``, ``MDRExporter``, each optionally with a spool, and OTLP with gzip).
 """
 
 from __future__ import annotations
@@ -17,52 +20,102 @@ import resource
 import sys
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk._logs.export import LogRecordExporter
 
 FLUSH_TIMEOUT = float(os.environ.get("BENCH_FLUSH_TIMEOUT", "60"))
-Setup = Callable[[str, str], tuple[logging.Handler, Callable[[], None]]]
+Finish = Callable[[], bool]  # waits (bounded) until the sender handed everything on; True if so
+Setup = Callable[[str, str], tuple[logging.Handler, Finish]]
 
 
-def null(url: str, token: str) -> tuple[logging.Handler, Callable[[], None]]:
-    return logging.NullHandler(), lambda: None
+def null(url: str, token: str) -> tuple[logging.Handler, Finish]:
+    return logging.NullHandler(), lambda: True
 
 
-def _otel(exporter: object) -> tuple[logging.Handler, Callable[[], None]]:
-    from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
+def _otel(exporter: LogRecordExporter) -> tuple[logging.Handler, Finish]:
+    """SDK ``LoggerProvider`` + default ``BatchLogRecordProcessor`` + the stdlib bridge.
+
+    The bridge is opentelemetry-instrumentation-logging's ``LoggingHandler`` (the SDK's own
+    ``opentelemetry.sdk._logs.LoggingHandler`` is deprecated and warns). ``finish`` flushes the
+    processor, then the exporter: the processor's ``force_flush`` never calls the exporter's, and
+    ``MDRExporter`` hands its batches to a delivery of its own that must drain too.
+    """
+    from opentelemetry.instrumentation.logging.handler import LoggingHandler
+    from opentelemetry.sdk._logs import LoggerProvider
     from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
     from opentelemetry.sdk.resources import Resource
 
     provider = LoggerProvider(resource=Resource.create({"service.name": "bench"}))
-    provider.add_log_record_processor(BatchLogRecordProcessor(exporter))  # type: ignore[arg-type]
+    provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
     handler = LoggingHandler(logger_provider=provider)
 
-    def finish() -> None:
-        provider.force_flush(int(FLUSH_TIMEOUT * 1000))
+    def finish() -> bool:
+        deadline = time.monotonic() + FLUSH_TIMEOUT
+        flushed = provider.force_flush(int(FLUSH_TIMEOUT * 1000))
+        left = max(0.0, deadline - time.monotonic())
+        return exporter.force_flush(int(left * 1000)) and flushed
 
     handler.close = provider.shutdown  # type: ignore[method-assign]  # closes the exporter too
     return handler, finish
 
 
-def otlp(url: str, token: str) -> tuple[logging.Handler, Callable[[], None]]:
+def otlp(url: str, token: str) -> tuple[logging.Handler, Finish]:
     from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 
     return _otel(OTLPLogExporter(endpoint=url))
 
 
-def mdr_exporter(url: str, token: str) -> tuple[logging.Handler, Callable[[], None]]:
+def otlp_gzip(url: str, token: str) -> tuple[logging.Handler, Finish]:
+    from opentelemetry.exporter.otlp.proto.http import Compression
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+
+    return _otel(OTLPLogExporter(endpoint=url, compression=Compression.Gzip))
+
+
+def mdr_exporter(url: str, token: str) -> tuple[logging.Handler, Finish]:
     from py_mdr_otel import MDRExporter
 
     return _otel(MDRExporter(host=url, token=token))
 
 
-def mdr_handler(url: str, token: str) -> tuple[logging.Handler, Callable[[], None]]:
+def mdr_exporter_spool(url: str, token: str) -> tuple[logging.Handler, Finish]:
+    from py_mdr_otel import MDRExporter
+
+    return _otel(MDRExporter(host=url, token=token, spool_dir=_spool_dir()))
+
+
+def mdr_handler(url: str, token: str) -> tuple[logging.Handler, Finish]:
     from py_mdr.handler import MDRHandler
 
     handler = MDRHandler(host=url, token=token, close_timeout=2.0)
 
-    def finish() -> None:
-        handler.flush(FLUSH_TIMEOUT)
+    def finish() -> bool:
+        return handler.flush(FLUSH_TIMEOUT)
 
     return handler, finish
+
+
+def mdr_default(url: str, token: str) -> tuple[logging.Handler, Finish]:
+    """``MDRHandler`` with every setting at its default."""
+    from py_mdr.handler import MDRHandler
+
+    handler = MDRHandler(host=url, token=token)
+    return handler, lambda: handler.flush(FLUSH_TIMEOUT)
+
+
+def mdr_spool(url: str, token: str) -> tuple[logging.Handler, Finish]:
+    """``MDRHandler`` with defaults plus a disk spool in ``BENCH_SPOOL_DIR``."""
+    from py_mdr.handler import MDRHandler
+
+    handler = MDRHandler(host=url, token=token, spool_dir=_spool_dir())
+    return handler, lambda: handler.flush(FLUSH_TIMEOUT)
+
+
+def _spool_dir() -> str:
+    """A fresh directory per run, made (and removed) by the parent."""
+    return os.environ["BENCH_SPOOL_DIR"]
 
 
 SENDERS: dict[str, Setup] = {
@@ -70,6 +123,11 @@ SENDERS: dict[str, Setup] = {
     "otlp": otlp,
     "mdr_exporter": mdr_exporter,
     "mdr_handler": mdr_handler,
+    # bench/burst.py's senders (all defaults; the two spools in BENCH_SPOOL_DIR)
+    "otlp_gzip": otlp_gzip,
+    "mdr_default": mdr_default,
+    "mdr_spool": mdr_spool,
+    "mdr_exporter_spool": mdr_exporter_spool,
 }
 
 
