@@ -1,0 +1,277 @@
+"""What the OpenTelemetry exporters share: settings, the delivery, counters, flush and shutdown.
+
+Both exporters are configured the same way (arguments, then ``MDR_*`` variables, then defaults),
+map their batch on the SDK's export thread and hand the finished HEC envelopes to py-mdr's
+delivery (bounded queue, worker, optional disk spool), then return at once. Only the mapping
+differs: a subclass supplies ``_encode``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any, cast
+
+from py_mdr import internal
+from py_mdr.config import (
+    ConfigError,
+    env_float,
+    env_str,
+    hec_config,
+    resolve_spool,
+    resolve_timeout,
+)
+from py_mdr.delivery import DEFAULT_MAX_BYTES, DEFAULT_MAX_RECORDS, DeliveryStats
+from py_mdr.delivery.door import open_delivery
+from py_mdr.eventlog import error_text, program_name
+from py_mdr.hec.config import HECConfig
+from py_mdr.hec.reports import TransportStats
+from py_mdr.hec.retry import RetryPolicy
+
+__all__ = ["DEFAULT_EXPORT_TIMEOUT", "ExporterStats", "Outlet"]
+
+log = logging.getLogger("py_mdr_otel")
+
+#: Seconds one send to MDR may take, retries included, when neither an argument nor
+#: ``MDR_EXPORT_TIMEOUT`` / ``MDR_TIMEOUT`` says otherwise (the OTLP exporter's default too).
+DEFAULT_EXPORT_TIMEOUT = 10.0
+#: Estimated memory of one queued envelope beyond its bytes.
+_ENVELOPE_OVERHEAD = 64
+
+
+@dataclass(frozen=True)
+class ExporterStats(DeliveryStats):
+    """The delivery's counters plus what ``export`` saw (since construction, or fork)."""
+
+    exported: int = 0  # records handed to export()
+    internal: int = 0  # of those, py-mdr's own (or its HTTP stack's) records, skipped by design
+    failures: int = 0  # export() calls that returned FAILURE
+    last_error: str | None = None
+    transport: TransportStats = field(default_factory=TransportStats)
+
+
+def _export_timeout(timeout: float | None) -> float:
+    """Argument, else ``MDR_EXPORT_TIMEOUT``, else ``MDR_TIMEOUT``, else the default."""
+    if timeout is not None:
+        return cast(float, resolve_timeout(timeout))  # validates; None only for None
+    value = env_float("MDR_EXPORT_TIMEOUT") or env_float("MDR_TIMEOUT")
+    return value if value is not None else DEFAULT_EXPORT_TIMEOUT
+
+
+def _require_endpoint(who: str, host: str | None, token: str | None) -> None:
+    """One error naming every missing variable (auto-instrumentation can pass no arguments)."""
+    missing = []
+    if not (isinstance(host, str) and host.strip()) and env_str("MDR_HOST") is None:
+        missing.append(("host", "MDR_HOST"))
+    if not (isinstance(token, str) and token.strip()) and env_str("MDR_TOKEN") is None:
+        missing.append(("token", "MDR_TOKEN"))
+    if missing:
+        variables = " and ".join(variable for _, variable in missing)
+        arguments = ", ".join(f"{argument}=..." for argument, _ in missing)
+        raise ConfigError(
+            f"{who} is not configured: set the environment variable(s) {variables} "
+            f"(or pass {arguments} to {who})"
+        )
+
+
+class Outlet:
+    """The part of an exporter that is not its mapping (see the module docstring).
+
+    A subclass also derives from the SDK's exporter class (after this one, so these methods
+    win) and implements ``_encode``. The constructor never touches the network and starts no
+    thread.
+    """
+
+    #: The delivery's worker thread name.
+    _thread_name = "py-mdr-otel-delivery"
+
+    def __init__(
+        self,
+        host: str | None = None,
+        token: str | None = None,
+        ssl_verify: bool | str | None = None,
+        *,
+        ca_bundle: str | None = None,
+        client_cert: str | tuple[str, str] | None = None,
+        client_key: str | None = None,
+        index: str | None = None,
+        name: str | None = None,
+        vendor_name: str | None = None,
+        timeout: float | None = None,
+        compress: bool | None = None,
+        use_ack: bool | None = None,
+        retry: RetryPolicy | None = None,
+        spool_dir: str | None = None,
+        max_spool_bytes: int | None = None,
+        max_queue_records: int = DEFAULT_MAX_RECORDS,
+        max_queue_bytes: int = DEFAULT_MAX_BYTES,
+        close_timeout: float = 5.0,
+    ) -> None:
+        who = type(self).__name__
+        _require_endpoint(who, host, token)
+        self._timeout = _export_timeout(timeout)
+        self._config = hec_config(
+            host,
+            token,
+            ssl_verify,
+            index=index,
+            ca_bundle=ca_bundle,
+            client_cert=client_cert,
+            client_key=client_key,
+            timeout=self._timeout,
+            compress=compress,
+            use_ack=use_ack,
+            retry=retry,
+        )
+        fixed_name = name.strip() if isinstance(name, str) else env_str("MDR_NAME")
+        if name is not None and not fixed_name:
+            raise ConfigError("name must not be empty (argument `name` / MDR_NAME)")
+        self._fixed_sourcetype = f"pymdr::{fixed_name}" if fixed_name else None
+        vendor = vendor_name.strip() if isinstance(vendor_name, str) else None
+        self._vendor_name = vendor or env_str("MDR_VENDOR_NAME")
+        self._close_timeout = cast(float, resolve_timeout(close_timeout))
+        spool_path, spool_bound = resolve_spool(spool_dir, max_spool_bytes)
+        self._delivery, self._transport = open_delivery(
+            self._config,
+            _as_envelopes,
+            who=who,
+            spool_dir=spool_path,
+            max_spool_bytes=spool_bound,
+            max_records=max_queue_records,
+            max_bytes=max_queue_bytes,
+            name=self._thread_name,
+        )
+        self._index = self._config.index
+        self._sourcetypes: tuple[object, str] = (object(), "")
+        self._exported = 0
+        self._internal = 0
+        self._failures = 0
+        self._last_error: str | None = None
+        self._warned: set[str] = set()
+        internal.install_record_marker()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(url={self._config.url!r}, timeout={self._timeout:g})"
+
+    # ------------------------------------------------------------ public
+    @property
+    def config(self) -> HECConfig:
+        """The resolved transport settings (the token stays out of its ``repr``)."""
+        return self._config
+
+    @property
+    def timeout(self) -> float:
+        """Seconds one send to MDR may take, retries included."""
+        return self._timeout
+
+    def stats(self) -> ExporterStats:
+        """Counters: exported, internal (skipped), queued, sent, dropped by reason, spool."""
+        return ExporterStats(**self._stats_fields())
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        """Wait (at most ``timeout_millis``) until everything exported so far was delivered."""
+        return self._delivery.flush(max(timeout_millis, 0) / 1000)
+
+    def shutdown(self, timeout_millis: float | None = None) -> None:
+        """Send what is queued within ``close_timeout`` (or ``timeout_millis``, if shorter).
+
+        What could not be sent is counted and told on stderr; with a spool, what is left there
+        waits for the next process. Idempotent.
+        """
+        limit = self._close_timeout
+        if timeout_millis is not None:
+            limit = min(limit, max(timeout_millis, 0) / 1000)
+        self._delivery.close(limit)
+
+    # ---------------------------------------------------------- for subclasses
+    def _encode(self, batch: Sequence[Any]) -> tuple[list[bytes], int, int]:
+        """Envelopes for the batch; also how many items were py-mdr's own, how many unmappable."""
+        raise NotImplementedError
+
+    def _stats_fields(self) -> dict[str, Any]:
+        queue = self._delivery.stats()
+        return {
+            **{f.name: getattr(queue, f.name) for f in fields(DeliveryStats)},
+            "exported": self._exported,
+            "internal": self._internal,
+            "failures": self._failures,
+            "last_error": self._last_error,
+            "transport": self._transport.stats(),
+        }
+
+    def _take(self, batch: Sequence[Any]) -> bool:
+        """Map and queue ``batch``; False when some items could not even be queued. Never raises.
+
+        True means every item was accepted for delivery (queued, or spooled), not that MDR has
+        it yet: delivery goes on in the background, and what it cannot deliver is counted in
+        :meth:`stats` and told on stderr.
+        """
+        try:
+            return self._queue(batch)
+        except Exception as error:  # the SDK must never see an exception from us
+            count = _length(batch)
+            self._delivery.count("error", count)
+            self._exported += count
+            self._failures += 1
+            self._last_error = error_text(error)
+            with internal.sending():
+                self._warn_once("error", "exporting to MDR failed unexpectedly", exc_info=True)
+            return False
+
+    def _queue(self, batch: Sequence[Any]) -> bool:
+        count = len(batch)
+        if not count:
+            return True
+        self._exported += count
+        if internal.is_sending():
+            # Re-entered from our own send (a simple processor on the sending thread): whatever
+            # was made here is ours by definition.
+            self._internal += count
+            return True
+        with internal.sending():
+            envelopes, skipped, unmappable = self._encode(batch)
+        self._internal += skipped
+        if unmappable:
+            self._delivery.count("unmappable", unmappable)
+        put = self._delivery.put
+        refused = 0
+        for envelope in envelopes:
+            if not put(envelope, len(envelope) + _ENVELOPE_OVERHEAD):
+                refused += 1
+        if refused or unmappable:
+            self._failures += 1
+            return False
+        return True
+
+    def _sourcetype(self, resource: Any) -> str:
+        """``pymdr::<name>``: the configured name, else the resource's ``service.name``."""
+        if self._fixed_sourcetype is not None:
+            return self._fixed_sourcetype
+        cached, sourcetype = self._sourcetypes
+        if cached is resource:
+            return sourcetype
+        attributes = getattr(resource, "attributes", None) or {}
+        service = attributes.get("service.name")
+        name = service.strip() if isinstance(service, str) else ""
+        sourcetype = f"pymdr::{name or program_name()}"
+        self._sourcetypes = (resource, sourcetype)
+        return sourcetype
+
+    def _warn_once(self, key: str, message: str, *, exc_info: bool = False) -> None:
+        """Call inside ``sending()``, so the line is marked as ours and never exported."""
+        level = logging.DEBUG if key in self._warned else logging.WARNING
+        self._warned.add(key)
+        log.log(level, message, exc_info=exc_info)
+
+
+def _as_envelopes(items: list[bytes]) -> tuple[list[bytes], dict[str, int]]:
+    """The exporters queue finished envelopes: nothing left to encode on the worker."""
+    return items, {}
+
+
+def _length(batch: Any) -> int:
+    try:
+        return len(batch)
+    except Exception:
+        return 0
