@@ -4,14 +4,19 @@ While a thread is inside :func:`sending`, log records it creates carry
 ``record.py_mdr_internal = True`` (once :func:`install_record_marker` ran); py-mdr's handler and
 exporter drop such records instead of sending them. The OpenTelemetry logging handlers copy
 extra record attributes into the OTel record's attributes, so the mark survives that door too.
+
+Inside :func:`sending`, OpenTelemetry instrumentation is also suppressed (when OpenTelemetry is
+loaded at all), as the SDK does around its own exporters: py-mdr's HTTP requests never become
+spans, so the span exporter never exports its own sending.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 #: The record attribute (and OTel attribute) that marks py-mdr's own records.
@@ -33,10 +38,38 @@ def sending() -> Iterator[None]:
     """Mark the current thread as doing py-mdr's own I/O for the duration of the block."""
     previous = _state.active
     _state.active = True
+    quiet = _suppress_instrumentation()
     try:
         yield
     finally:
+        if quiet is not None:
+            _restore_instrumentation(quiet)
         _state.active = previous
+
+
+def _suppress_instrumentation() -> tuple[Any, object] | None:
+    """Turn OpenTelemetry instrumentation off in the current context; what undoes it, or None.
+
+    Only when OpenTelemetry is loaded already (``import py_mdr`` never loads it) and not
+    suppressed yet. The key is the API's, the one the SDK's own export paths set and every
+    instrumentation checks.
+    """
+    context = sys.modules.get("opentelemetry.context")
+    if context is None:
+        return None
+    try:
+        key = context._SUPPRESS_INSTRUMENTATION_KEY
+        if context.get_value(key):
+            return None
+        return context, context.attach(context.set_value(key, True))
+    except Exception:  # a half-imported or foreign module: sending must go on regardless
+        return None
+
+
+def _restore_instrumentation(quiet: tuple[Any, object]) -> None:
+    context, token = quiet
+    with suppress(Exception):
+        context.detach(token)
 
 
 def is_sending() -> bool:
