@@ -66,6 +66,11 @@ SETTINGS: tuple[Setting, ...] = (
         "(the resource's service.name)",
     ),
     Setting(
+        "MDR_REDACT",
+        "replace secrets (tokens, keys, passwords, card numbers) before sending: `true` or `false`",
+        "true",
+    ),
+    Setting(
         "MDR_SPOOL_DIR",
         "directory of the disk spool (records are written there before they are sent)",
         "(none: memory only)",
@@ -145,6 +150,13 @@ def resolve_spool(spool_dir: Any, max_spool_bytes: int | None) -> tuple[str | No
                 )
             bound = int(text)
     return (os.fspath(directory) if directory is not None else None), bound
+
+
+def resolve_redact(redact: Any) -> Any:
+    """The argument ``redact=``, else ``MDR_REDACT`` (true/false), else on."""
+    if redact is not None:
+        return redact
+    return env_bool("MDR_REDACT", True)
 
 
 def resolve_url(host: str | None) -> str:

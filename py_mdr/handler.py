@@ -11,16 +11,18 @@ thread; anything it logs is kept out of MDR (as is everything the worker and its
 
 from __future__ import annotations
 
+import contextvars
 import copy
 import logging
 import math
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 from py_mdr import __version__
-from py_mdr.config import ConfigError, hec_config, resolve_spool
+from py_mdr.config import ConfigError, hec_config, resolve_redact, resolve_spool
 from py_mdr.delivery import (
     DEFAULT_BATCH_BYTES,
     DEFAULT_BATCH_SIZE,
@@ -39,6 +41,8 @@ from py_mdr.internal import INTERNAL_ATTRIBUTE, install_record_marker, is_sendin
 from py_mdr.logmap import LogItem, capture, compact, item_to_event
 from py_mdr.ocsf_models._base import OCSFModel
 from py_mdr.ocsf_models.events.system_activity.event_log_activity import EventLogActivity
+from py_mdr.processing import Folder, Pipeline, Processor, Redaction, Summary, fold_key
+from py_mdr.processing import check_processors as _check_processors
 from py_mdr.serialize import dumps, safe_str, to_dict
 
 __all__ = ["HandlerStats", "MDRHandler"]
@@ -65,6 +69,9 @@ class HandlerStats(DeliveryStats):
     """
 
     mapping_errors: int = 0
+    folded: int = 0  # repeats counted into a summary event instead of sent one by one
+    redacted: dict[str, int] = field(default_factory=dict)  # secrets replaced, by kind
+    processor_errors: int = 0  # processor calls that raised (the event went on unchanged)
     transport: TransportStats = field(default_factory=TransportStats)
 
 
@@ -89,6 +96,14 @@ class MDRHandler(logging.Handler):
       at most one send's timeout).
     - ``batch_size`` (500) / ``batch_bytes`` (1 MiB) / ``linger`` (0.5 s): when a batch goes.
     - ``close_timeout`` (5 s): bounds ``close`` and draining at interpreter exit.
+    - ``processors``: callables run on the worker on each event dict (after mapping, before
+      sending), inside the logging call's ``contextvars`` context; each returns the event, a
+      changed one, or None to drop it.
+    - ``redact``: secrets in what the application logged are replaced (default on,
+      ``MDR_REDACT``); False, or a :class:`~py_mdr.processing.Redaction` (or a dict of its
+      fields) to change the rules.
+    - ``fold`` (on): exact repeats beyond the first few in a second become one event with a
+      count.
     - ``retry``: a :class:`RetryPolicy` or a dict of its fields; ``timeout``: seconds one send
       may take, retries included (``MDR_TIMEOUT``, 60); ``compress`` (gzip, ``MDR_COMPRESSION``);
       ``use_ack`` (``MDR_USE_ACK``, off).
@@ -122,6 +137,9 @@ class MDRHandler(logging.Handler):
         timeout: float | None = None,
         compress: bool | None = None,
         use_ack: bool | None = None,
+        processors: list[Processor] | tuple[Processor, ...] | None = None,
+        redact: bool | Redaction | Mapping[str, Any] | None = None,
+        fold: bool = True,
     ) -> None:
         for name, number in (
             ("max_queue_records", max_queue_records),
@@ -154,6 +172,11 @@ class MDRHandler(logging.Handler):
             retry=_retry_policy(retry),
         )
         product_fields = _product(product)
+        pipeline = Pipeline(
+            _check_processors(processors),
+            Redaction.of(resolve_redact(redact)),
+            secrets=(settings.token,),
+        )
         spool_path, spool_bound = resolve_spool(spool_dir, max_spool_bytes)
         self._custom_mapping = type(self).map_log_record is not MDRHandler.map_log_record
         delivery, transport = open_delivery(
@@ -186,10 +209,14 @@ class MDRHandler(logging.Handler):
         self._mapping_error_shown = False
         self._closed = False
         self._close_lock = threading.Lock()
+        self._pipeline = pipeline
+        self._capture_context = bool(pipeline.processors)
+        self._folder: Folder[Any] | None = Folder() if fold else None
         self._delivery = delivery
         self._put = delivery.put
         delivery.exit_hook = self.close
         delivery.fork_hook = self._after_fork
+        delivery.tick = self._tick
 
     def __repr__(self) -> str:
         level = logging.getLevelName(self.level)
@@ -221,6 +248,19 @@ class MDRHandler(logging.Handler):
                 self._put_record(record)
                 return
             item = compact(record)
+            folder = self._folder
+            if folder is not None:
+                key = fold_key(item.name, item.levelno, item.message, item.exc_text, item.extra)
+                if key is not None:
+                    created = item.created
+                    when = created if type(created) is float else time.time()
+                    send, summary = folder.admit(key, when, item)
+                    if summary is not None:
+                        self._put_summary(summary)
+                    if not send:
+                        return
+            if self._capture_context:
+                item.context = contextvars.copy_context()
             size = _ITEM_BASE + len(item.message)
             text = item.exc_text
             if text:
@@ -248,14 +288,35 @@ class MDRHandler(logging.Handler):
         text = record.exc_text
         if text and type(text) is str:
             size += len(text)
-        self._put(record, size)
+        context = contextvars.copy_context() if self._capture_context else None
+        self._put((record, context), size)
+
+    def _put_summary(self, summary: Summary[Any]) -> None:
+        """One event for a folded run: the run's first folded record, with its count."""
+        item: LogItem = summary.sample
+        item.repeat = (summary.count, summary.start, summary.end)
+        self._put(item, _ITEM_BASE + len(item.message))
+
+    def _send_folded(self) -> None:
+        if self._folder is not None:
+            for summary in self._folder.drain():
+                self._put_summary(summary)
+
+    def _tick(self) -> None:
+        """On the worker, now and then: send the summaries of runs whose window ended."""
+        folder = self._folder
+        if folder is not None:
+            for summary in folder.expired(time.time()):
+                self._put_summary(summary)
 
     def flush(self, timeout: float | None = None) -> bool:  # type: ignore[override]
         """Wait until every record queued so far was handed to MDR (or given up on).
 
         Bounded by ``timeout`` seconds (default ``close_timeout``); True when all were done.
-        With a spool, files left by processes that are gone are picked up now too.
+        With a spool, files left by processes that are gone are picked up now too. Repeats
+        being folded go out now, as one event per run so far.
         """
+        self._send_folded()
         return self._delivery.flush(self.close_timeout if timeout is None else timeout)
 
     def close(self, timeout: float | None = None) -> None:
@@ -270,6 +331,7 @@ class MDRHandler(logging.Handler):
                 first, self._closed = not self._closed, True
             if first:
                 limit = self.close_timeout if timeout is None else max(0.0, float(timeout))
+                self._send_folded()
                 self._delivery.close(limit)
             else:
                 self._delivery.report_late()
@@ -283,6 +345,9 @@ class MDRHandler(logging.Handler):
         return HandlerStats(
             **{f.name: getattr(queue, f.name) for f in fields(DeliveryStats)},
             mapping_errors=self._mapping_errors,
+            folded=self._folder.folded if self._folder is not None else 0,
+            redacted=self._pipeline.redactor.counts(),
+            processor_errors=self._pipeline.errors,
             transport=self._transport.stats(),
         )
 
@@ -307,34 +372,49 @@ class MDRHandler(logging.Handler):
         envelopes: list[bytes] = []
         append = envelopes.append
         encode = self._encode_custom if self._custom_mapping else self._encode
-        failed = 0
+        failed = dropped = 0
         for item in items:
             try:
-                append(encode(item))
+                envelope = encode(item)
             except Exception as error:
                 envelope = self._rescue(item, error)
                 if envelope is None:
                     failed += 1
-                else:
-                    append(envelope)
-        return envelopes, ({"mapping_error": failed} if failed else {})
+                    continue
+            if envelope is None:
+                dropped += 1  # a processor dropped it
+            else:
+                append(envelope)
+        lost = {}
+        if failed:
+            lost["mapping_error"] = failed
+        if dropped:
+            lost["processor"] = dropped
+        return envelopes, lost
 
-    def _encode(self, item: LogItem) -> bytes:
+    def _encode(self, item: LogItem) -> bytes | None:
         """The fast path: the default mapping straight to a dict, then to JSON bytes."""
         event = item_to_event(item, self.product, log_version=__version__)
-        return self._envelope(item.name, dumps(event), event["time"] / 1000)
+        pipeline = self._pipeline
+        if pipeline.active:
+            processed = pipeline(event, item.context)
+            if processed is None:
+                return None
+            event = processed
+        return self._envelope(item.name, dumps(event), _seconds(event, item.created))
 
-    def _encode_custom(self, record: logging.LogRecord) -> bytes:
+    def _encode_custom(self, queued: tuple[logging.LogRecord, Any]) -> bytes | None:
         """A subclass's :meth:`map_log_record`, serialized by the one serializer."""
-        event = to_dict(self.map_log_record(record))
+        record, context = queued
+        event: dict[str, Any] | None = to_dict(self.map_log_record(record))
         if not event:
             raise ValueError("map_log_record returned an empty event")
-        when = event.get("time")
-        if isinstance(when, (int, float)) and not isinstance(when, bool) and math.isfinite(when):
-            seconds = when / 1000
-        else:
-            seconds = record.created
-        return self._envelope(record.name, dumps(event), seconds)
+        pipeline = self._pipeline
+        if pipeline.active:
+            event = pipeline(event, context)
+            if event is None:
+                return None
+        return self._envelope(record.name, dumps(event), _seconds(event, record.created))
 
     def _envelope(self, name: Any, body: bytes, seconds: float) -> bytes:
         names = self._names.get(name) if type(name) is str else None
@@ -361,20 +441,24 @@ class MDRHandler(logging.Handler):
     def _rescue(self, item: Any, error: Exception) -> bytes | None:
         """A failed mapping: show it once, then send the default mapping noting the error."""
         self._mapping_errors += 1
-        if not self._mapping_error_shown and isinstance(item, logging.LogRecord):
+        record = item[0] if isinstance(item, tuple) else item
+        if not self._mapping_error_shown and isinstance(record, logging.LogRecord):
             self._mapping_error_shown = True
-            self.handleError(item)  # still inside the except block: shows the traceback
+            self.handleError(record)  # still inside the except block: shows the traceback
         try:
-            event = self._event(item)
+            event = self._event(record)
             unmapped = event.setdefault("unmapped", {})
             unmapped["mapping_error"] = error_text(error)
-            return self._envelope(item.name, dumps(event), event["time"] / 1000)
+            self._pipeline.redactor.event(event)
+            return self._envelope(record.name, dumps(event), event["time"] / 1000)
         except Exception:
             return None
 
     def _after_fork(self) -> None:
-        # The transport renews its own session at fork; only this lock is the handler's.
+        # The transport renews its own session at fork; the lock and folding are the handler's.
         self._close_lock = threading.Lock()
+        if self._folder is not None:
+            self._folder.after_fork_in_child()
 
 
 def _retry_policy(retry: RetryPolicy | Mapping[str, float] | None) -> RetryPolicy | None:
@@ -396,3 +480,11 @@ def _product(product: Any) -> dict[str, Any]:
             f"or a dict of its attributes, got {type(product).__name__}"
         )
     return default_product(product)
+
+
+def _seconds(event: Mapping[str, Any], created: Any) -> float:
+    """The envelope time: the event's ``time`` (ms), else when the record was made."""
+    when = event.get("time")
+    if isinstance(when, (int, float)) and not isinstance(when, bool) and math.isfinite(when):
+        return when / 1000
+    return created if type(created) is float else time.time()

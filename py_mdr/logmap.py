@@ -142,6 +142,7 @@ class LogItem:
 
     __slots__ = (
         "captured",
+        "context",
         "created",
         "exc_text",
         "extra",
@@ -155,6 +156,7 @@ class LogItem:
         "pathname",
         "process",
         "processName",
+        "repeat",
         "stack_info",
         "taskName",
         "threadName",
@@ -177,6 +179,8 @@ class LogItem:
     captured: tuple[Any, ...]
     extra: dict[Any, Any] | None
     exc_text: str | None
+    context: Any  # the logging call's contextvars.Context, when processors need it
+    repeat: tuple[int, float, float] | None  # a folded run: (count, first, last) in seconds
 
 
 def compact(record: logging.LogRecord) -> LogItem:
@@ -229,6 +233,8 @@ def compact(record: logging.LogRecord) -> LogItem:
         if keys:
             extra = {key: data[key] for key in keys}
     item.extra = extra
+    item.context = None
+    item.repeat = None
     return item
 
 
@@ -275,9 +281,15 @@ def item_to_event(
         event = _map_plain(item, product, log_version)
         if event is None:
             event = _map_careful(item, product, log_version)
-        return event
     except Exception as error:  # hostile attribute values: keep what is safe
         return _fallback(item, product, log_version, error)
+    repeat = item.repeat
+    if repeat is not None:  # one event standing for a folded run of repeats
+        count, first, last = repeat
+        event["count"] = count
+        event["start_time"] = int(first * 1000)
+        event["end_time"] = event["time"] = int(last * 1000)
+    return event
 
 
 def _map_plain(record: LogItem, product: Any, log_version: str) -> dict[str, Any] | None:

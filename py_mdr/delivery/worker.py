@@ -64,7 +64,7 @@ DEFAULT_BATCH_BYTES = 1024 * 1024
 DEFAULT_LINGER = 0.5
 #: With a spool, records wait at most this long in memory before they are on disk.
 SPOOL_LINGER = 0.05
-_IDLE_WAIT = 5.0  # an idle thread re-checks this often even without a wake-up
+_IDLE_WAIT = 1.0  # an idle thread re-checks this often (losses to tell, the owner's tick)
 _DISK_RETRY = 60.0  # seconds before a spool the disk refused is tried again
 _monotonic = time.monotonic
 _get_ident = threading.get_ident
@@ -168,6 +168,8 @@ class Delivery(Generic[T]):
         self.exit_hook: Callable[[], object] | None = None
         #: Called in a forked child after the queue was reset (e.g. to renew connections).
         self.fork_hook: Callable[[], object] | None = None
+        #: Called on the worker now and then (at least every few seconds while it lives).
+        self.tick: Callable[[], object] | None = None
         self._closed = False
         self._reset()
         lifecycle.register(self)
@@ -726,6 +728,12 @@ class Delivery(Generic[T]):
 
     # ------------------------------------------------------------------ telling the user
     def _tell_losses(self) -> None:
+        tick = self.tick
+        if tick is not None:
+            try:
+                tick()
+            except Exception:
+                self.report_crash("the delivery's periodic task failed")
         if self._dropped or self._spool is not None:
             dropped = self.stats().dropped
             if dropped:

@@ -1,0 +1,128 @@
+"""Storm folding: exact repeats of one record become one event with a count.
+
+A retry loop logging the same error thousands of times a second would otherwise fill the
+bounded queue, and the records that matter around it would be the ones dropped. So the logging
+call itself (cheaply: one dict lookup) sends the first few occurrences of a record at once and
+only counts the rest; when the window of the run ends, one more event goes out carrying
+``count`` (the occurrences folded into it), ``start_time`` and ``end_time``.
+
+A repeat is a record identical in logger, level, formatted message, exception text and
+``extra=`` values. Records whose ``extra=`` values cannot be compared cheaply are never folded.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Hashable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+__all__ = ["DEFAULT_PASS", "DEFAULT_WINDOW", "Folder", "Summary", "fold_key"]
+
+#: Seconds a run of repeats is gathered before its summary goes out.
+DEFAULT_WINDOW = 1.0
+#: Occurrences of a record sent as they are, in each window, before repeats are folded.
+DEFAULT_PASS = 3
+_MAX_RUNS = 4096  # records tracked at once; beyond that, the tracking starts afresh
+
+T = TypeVar("T")
+
+
+def fold_key(
+    name: Any, level: Any, message: Any, exception: Any, extra: dict[Any, Any] | None
+) -> Hashable | None:
+    """What makes two records repeats of each other; None when that cannot be told cheaply."""
+    if not extra:
+        return (name, level, message, exception)
+    try:
+        frozen = frozenset(extra.items())
+        hash(frozen)
+    except TypeError:  # a list or dict among the values: not worth the cost of comparing
+        return None
+    return (name, level, message, exception, frozen)
+
+
+@dataclass(frozen=True)
+class Summary(Generic[T]):
+    """A folded run: one sample record, how many repeats it stands for, and when they were."""
+
+    sample: T
+    count: int
+    start: float  # seconds since the epoch
+    end: float
+
+
+class _Run(Generic[T]):
+    __slots__ = ("end", "first", "folded", "opened", "sample", "seen")
+
+    def __init__(self, opened: float) -> None:
+        self.opened = opened
+        self.seen = 1
+        self.folded = 0
+        self.first = 0.0
+        self.end = 0.0
+        self.sample: T | None = None
+
+
+class Folder(Generic[T]):
+    """Tracks runs of repeats; thread-safe (logging threads admit, the worker expires)."""
+
+    def __init__(self, window: float = DEFAULT_WINDOW, passes: int = DEFAULT_PASS) -> None:
+        self.window = window
+        self.passes = passes
+        self._lock = threading.Lock()
+        self._runs: dict[Hashable, _Run[T]] = {}
+        self.folded = 0  # occurrences counted into a summary instead of sent
+
+    def admit(self, key: Hashable, when: float, item: T) -> tuple[bool, Summary[T] | None]:
+        """Whether to send ``item`` now; and a summary of the previous run, once it closed."""
+        with self._lock:
+            runs = self._runs
+            run = runs.get(key)
+            if run is None or when - run.opened >= self.window:
+                summary = _summary(run) if run is not None else None
+                if len(runs) >= _MAX_RUNS and run is None:
+                    return True, None  # too many kinds of record: no folding until expiry
+                runs[key] = _Run(when)
+                return True, summary
+            run.seen += 1
+            if run.seen <= self.passes:
+                return True, None
+            if not run.folded:
+                run.first = when
+                run.sample = item
+            run.folded += 1
+            run.end = when
+            self.folded += 1
+            return False, None
+
+    def expired(self, now: float) -> list[Summary[T]]:
+        """Summaries of the runs whose window has ended (and those runs forgotten)."""
+        with self._lock:
+            runs = self._runs
+            if not runs:
+                return []
+            done = [key for key, run in runs.items() if now - run.opened >= self.window]
+            summaries = []
+            for key in done:
+                summary = _summary(runs.pop(key))
+                if summary is not None:
+                    summaries.append(summary)
+            return summaries
+
+    def drain(self) -> list[Summary[T]]:
+        """Every pending summary (at close)."""
+        with self._lock:
+            runs, self._runs = self._runs, {}
+        return [s for s in map(_summary, runs.values()) if s is not None]
+
+    def after_fork_in_child(self) -> None:
+        self._lock = threading.Lock()
+        self._runs = {}
+        self.folded = 0
+
+
+def _summary(run: _Run[T]) -> Summary[T] | None:
+    if not run.folded or run.sample is None:
+        return None
+    return Summary(run.sample, run.folded, run.first, run.end)

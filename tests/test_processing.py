@@ -1,0 +1,344 @@
+"""What leaves the process: redaction, storm folding and the user's own processors.
+
+Through the real handler to the receiver on loopback; the redaction rules also on their own.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from py_mdr.config import ConfigError
+from py_mdr.handler import MDRHandler
+from py_mdr.processing import Redaction, Redactor
+from py_mdr.processing.redact import luhn_valid
+from py_mdr.sink import HECSink
+
+pytestmark = pytest.mark.timeout(60)
+
+TOKEN = "test-token-value"
+
+#: One secret of every kind redacted by default: (kind, text containing it, the secret itself).
+SECRETS: list[tuple[str, str, str]] = [
+    (
+        "private_key",
+        "key: -----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA7bq9\nq8Yz+/x=\n"
+        "-----END RSA PRIVATE KEY----- loaded",
+        "MIIEowIBAAKCAQEA7bq9",
+    ),
+    (
+        "jwt",
+        "session eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0."
+        "SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c expired",
+        "SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c",
+    ),
+    ("aws_access_key_id", "using AKIAIOSFODNN7EXAMPLE for s3", "AKIAIOSFODNN7EXAMPLE"),
+    (
+        "aws_secret_access_key",
+        "aws_secret_access_key=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    ),
+    (
+        "github_token",
+        "clone with ghp_a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8 failed",
+        "ghp_a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8",
+    ),
+    ("gitlab_token", "GITLAB glpat-xY9zAb3CdEfGh1JkLmN0 denied", "glpat-xY9zAb3CdEfGh1JkLmN0"),
+    ("slack_token", "slack xoxb-123456789012-abcdefABCDEF rejected", "xoxb-123456789012-abcdef"),
+    (
+        "stripe_key",
+        "charge with sk_live_4eC39HqLyjWDarjtT1zdp7dc",
+        "sk_live_4eC39HqLyjWDarjtT1zdp7dc",
+    ),
+    ("bearer_token", "Authorization: Bearer 9f8e7d6c5b4a39281706", "9f8e7d6c5b4a39281706"),
+    ("basic_auth", "Authorization: Basic YWxhZGRpbjpvcGVuc2VzYW1l", "YWxhZGRpbjpvcGVuc2VzYW1l"),
+    ("url_password", "connect postgres://app:Hunter2-pass@db.internal:5432/orders", "Hunter2-pass"),
+    ("secret_pair", "retrying with password=CorrectHorse99 now", "CorrectHorse99"),
+    ("secret_pair", 'config {"api_key": "k3y-v4lue-001"} loaded', "k3y-v4lue-001"),
+    ("card_number", "card 4111 1111 1111 1111 was declined", "4111 1111 1111 1111"),
+    ("card_number", "card 5500-0000-0000-0004 was declined", "5500-0000-0000-0004"),
+    ("hec_token", f"token {TOKEN} leaked", TOKEN),
+]
+
+#: Things that look like secrets and are not: they must arrive as they were.
+LOOK_ALIKES = [
+    "request 3f2b8c1e-9d4a-4b6c-8e2f-0a1b2c3d4e5f done",
+    "sha256 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08 matched",
+    "at 1722513600000 ms, or 1722513600 s, or 1722513600123456789 ns",
+    "version 1.24.3-rc.1+build.5 and 2024.06.01",
+    "order 4111111111111112 (16 digits, not Luhn valid) and 1234567890123456",
+    "blob U29tZSBwbGFpbiBiYXNlNjQgdGV4dCwgbm90IGEgdG9rZW4= attached",
+    "the key was rotated; tokens remain valid; pass the salt",
+    "uid 0c8a2f1e-5b7d-4e9a-a3c1-7f6e5d4c3b2a and sequence 123456789012345",
+]
+
+
+@pytest.fixture
+def sink() -> Iterator[HECSink]:
+    """A receiver accepting this file's token (which the HEC-token rule then looks for)."""
+    with HECSink(token=TOKEN) as receiver:
+        yield receiver
+
+
+@pytest.fixture
+def attach() -> Iterator[Callable[[logging.Handler, str], logging.Logger]]:
+    attached: list[tuple[logging.Logger, logging.Handler]] = []
+
+    def attach_(handler: logging.Handler, name: str) -> logging.Logger:
+        logger = logging.getLogger(name)
+        logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG)
+        logger.propagate = False
+        attached.append((logger, handler))
+        return logger
+
+    yield attach_
+    for logger, handler in attached:
+        logger.removeHandler(handler)
+        handler.close()
+
+
+def handler_for(sink: HECSink, **options: Any) -> MDRHandler:
+    options.setdefault("linger", 0.02)
+    options.setdefault("close_timeout", 2.0)
+    return MDRHandler(host=sink.url, token=TOKEN, **options)
+
+
+# ---------------------------------------------------------------- redaction
+
+
+@pytest.mark.parametrize(("kind", "text", "secret"), SECRETS, ids=[s[0] for s in SECRETS])
+def test_each_kind_of_secret_is_redacted_wherever_the_application_put_it(
+    sink: HECSink,
+    attach: Callable[[logging.Handler, str], logging.Logger],
+    kind: str,
+    text: str,
+    secret: str,
+) -> None:
+    handler = handler_for(sink)
+    log = attach(handler, f"secrets.{kind}")
+    log.warning(text)  # in the message
+    try:
+        raise RuntimeError(text)
+    except RuntimeError:
+        log.exception("it failed")  # in the exception message and the stack text
+    log.info("with extras", extra={"detail": text, "nested": {"list": [text]}})
+    assert handler.flush(5)
+    events = sink.events
+    assert len(events) == 3
+    for event in events:
+        assert secret not in str(event), event
+        assert f"redacted:{kind}" in event["metadata"]["labels"]
+    assert f"[REDACTED:{kind}]" in events[0]["message"]
+    assert handler.stats.redacted[kind] >= 4  # message, exception text and stack, two extras
+    assert sink.problems == [], sink.problems[:3]
+
+
+def test_values_under_secret_key_names_are_redacted_whole(
+    sink: HECSink, attach: Callable[[logging.Handler, str], logging.Logger]
+) -> None:
+    handler = handler_for(sink)
+    log = attach(handler, "secrets.keys")
+    log.info(
+        "login", extra={"password": "plain", "db_password": 12345, "api-key": "x", "user": "u"}
+    )
+    assert handler.flush(5)
+    (event,) = sink.events
+    assert event["unmapped"]["extra"] == {
+        "password": "[REDACTED:secret_field]",
+        "db_password": "[REDACTED:secret_field]",
+        "api-key": "[REDACTED:secret_field]",
+        "user": "u",
+    }
+    assert event["metadata"]["labels"] == ["redacted:secret_field"]
+
+
+def test_look_alikes_arrive_unchanged(
+    sink: HECSink, attach: Callable[[logging.Handler, str], logging.Logger]
+) -> None:
+    handler = handler_for(sink)
+    log = attach(handler, "secrets.lookalikes")
+    for text in LOOK_ALIKES:
+        log.info(text, extra={"value": text})
+    assert handler.flush(5)
+    events = sink.events
+    assert [e["message"] for e in events] == LOOK_ALIKES
+    assert [e["unmapped"]["extra"]["value"] for e in events] == LOOK_ALIKES
+    assert all("labels" not in e["metadata"] for e in events)
+    assert handler.stats.redacted == {}
+
+
+def test_structural_fields_are_never_touched() -> None:
+    redactor = Redactor(Redaction(patterns={"digits": r"[0-9]{6,}"}))
+    event: dict[str, Any] = {
+        "message": "id 1234567",
+        "time": 1722513600000,
+        "metadata": {"uid": "123456789", "correlation_uid": "4111111111111111"},
+        "unmapped": {"trace": {"trace_id": "12345678901234567890"}, "note": "1234567"},
+    }
+    redactor.event(event)
+    assert event["message"] == "id [REDACTED:digits]"
+    assert event["unmapped"]["note"] == "[REDACTED:digits]"
+    assert event["metadata"]["uid"] == "123456789"
+    assert event["metadata"]["correlation_uid"] == "4111111111111111"
+    assert event["unmapped"]["trace"]["trace_id"] == "12345678901234567890"
+
+
+def test_redaction_can_be_turned_off_extended_and_allow_listed(
+    sink: HECSink,
+    attach: Callable[[logging.Handler, str], logging.Logger],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    off = handler_for(sink, redact=False)
+    attach(off, "redact.off").warning("password=visible")
+    assert off.flush(5)
+    custom = handler_for(
+        sink,
+        redact={
+            "patterns": {"employee_id": r"\bEMP-[0-9]{6}\b"},
+            "keys": ["pin"],
+            "allow": ["password=public-demo"],
+        },
+    )
+    log = attach(custom, "redact.custom")
+    log.warning("EMP-123456 and password=public-demo", extra={"pin": "0000"})
+    assert custom.flush(5)
+    monkeypatch.setenv("MDR_REDACT", "false")
+    from_env = handler_for(sink)
+    attach(from_env, "redact.env").warning("password=also-visible")
+    assert from_env.flush(5)
+    messages = [e["message"] for e in sink.events]
+    assert messages == [
+        "password=visible",
+        "[REDACTED:employee_id] and password=public-demo",
+        "password=also-visible",
+    ]
+    assert sink.events[1]["unmapped"]["extra"]["pin"] == "[REDACTED:secret_field]"
+
+
+def test_a_bad_redact_argument_is_a_config_error_naming_it() -> None:
+    with pytest.raises(ConfigError, match="redact"):
+        MDRHandler(host="127.0.0.1:1", token=TOKEN, redact="yes")
+    with pytest.raises(ConfigError, match="pattern 'broken'"):
+        MDRHandler(host="127.0.0.1:1", token=TOKEN, redact={"patterns": {"broken": "(["}})
+    with pytest.raises(ConfigError, match=r"processors\[1\]"):
+        MDRHandler(host="127.0.0.1:1", token=TOKEN, processors=[dict, "not callable"])
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "x" * 10_000_000,
+        "4111 " * 2_000_000,
+        "password=" * 1_100_000,
+        "eyJaaaaaaa." * 900_000,
+        ("http://" + "a" * 200 + ":") * 45_000,
+        "-----BEGIN RSA PRIVATE KEY-----" * 300_000,
+        "Bearer " * 1_400_000,
+    ],
+    ids=["letters", "digits", "pairs", "jwt-like", "urls", "key-headers", "bearers"],
+)
+def test_a_ten_megabyte_message_is_scanned_in_bounded_time(text: str) -> None:
+    redactor = Redactor(Redaction(), ["a-token-literal"])
+    started = time.monotonic()
+    redactor.text(text, {})
+    assert time.monotonic() - started < 5.0
+
+
+def test_luhn() -> None:
+    assert luhn_valid("4111111111111111") and luhn_valid("5500000000000004")
+    assert not luhn_valid("4111111111111112")
+
+
+# ---------------------------------------------------------------- storm folding
+
+
+def test_a_storm_of_one_line_folds_and_the_lines_around_it_all_arrive(
+    sink: HECSink, attach: Callable[[logging.Handler, str], logging.Logger]
+) -> None:
+    handler = MDRHandler(host=sink.url, token=TOKEN)  # default settings
+    log = attach(handler, "storm")
+    started = time.time()
+    for i in range(100_000):
+        log.error("connection to db refused, retrying")
+        if i % 100 == 0:
+            log.info("distinct line %d", i // 100)
+    ended = time.time()
+    assert handler.flush(30)
+    events = sink.events
+    distinct = [e for e in events if e["message"].startswith("distinct line")]
+    assert sorted(int(e["message"].split()[-1]) for e in distinct) == list(range(1000))
+    storm = [e for e in events if e["message"] == "connection to db refused, retrying"]
+    assert sum(e.get("count", 1) for e in storm) == 100_000
+    assert len(storm) < 50, len(storm)  # a handful, not a hundred thousand
+    folded = [e for e in storm if "count" in e]
+    assert folded and handler.stats.folded == sum(e["count"] for e in folded)
+    for event in folded:
+        assert started * 1000 - 1 <= event["start_time"] <= event["end_time"] <= ended * 1000 + 1
+    assert handler.stats.dropped == {}
+    assert sink.problems == [], sink.problems[:3]
+
+
+def test_folding_can_be_turned_off(
+    sink: HECSink, attach: Callable[[logging.Handler, str], logging.Logger]
+) -> None:
+    handler = handler_for(sink, fold=False)
+    log = attach(handler, "nofold")
+    for _ in range(20):
+        log.error("same")
+    assert handler.flush(5)
+    assert len(sink.events) == 20 and handler.stats.folded == 0
+
+
+# ---------------------------------------------------------------- the user's processors
+
+request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+
+
+def add_request_id(event: dict[str, Any]) -> dict[str, Any]:
+    event.setdefault("unmapped", {})["request_id"] = request_id.get()
+    return event
+
+
+def drop_health_checks(event: dict[str, Any]) -> dict[str, Any] | None:
+    return None if "GET /health" in event.get("message", "") else event
+
+
+def raise_always(event: dict[str, Any]) -> dict[str, Any]:
+    raise ValueError("a bug in a processor")
+
+
+def test_processors_enrich_from_the_logging_calls_context_drop_and_survive_errors(
+    sink: HECSink,
+    attach: Callable[[logging.Handler, str], logging.Logger],
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    handler = handler_for(sink, processors=[add_request_id, drop_health_checks, raise_always])
+    log = attach(handler, "processors")
+
+    def serve(rid: str, line: str) -> None:
+        request_id.set(rid)  # as a web framework's middleware would, per request
+        log.info(line)
+
+    threads = [
+        threading.Thread(target=serve, args=(f"req-{n}", f"GET /orders/{n}")) for n in range(3)
+    ]
+    threads.append(threading.Thread(target=serve, args=("req-h", "GET /health")))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(5)
+    assert handler.flush(5)
+    got = {e["message"]: e["unmapped"]["request_id"] for e in sink.events}
+    assert got == {f"GET /orders/{n}": f"req-{n}" for n in range(3)}
+    stats = handler.stats
+    assert stats.dropped == {"processor": 1}
+    assert stats.processor_errors == 3
+    err = capfd.readouterr().err
+    assert err.count("the processor raise_always failed") == 1  # shown once
