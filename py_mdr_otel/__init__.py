@@ -1,4 +1,4 @@
-"""py-mdr for OpenTelemetry: ``MDRExporter``, a log record exporter sending to MDR.
+"""py-mdr for OpenTelemetry: ``MDRExporter`` for log records, ``MDRSpanExporter`` for spans.
 
 Install with ``pip install 'py-mdr[otel]'``. Importing this package loads the OpenTelemetry SDK;
 ``import py_mdr`` alone never does.
@@ -7,5 +7,6 @@ Install with ``pip install 'py-mdr[otel]'``. Importing this package loads the Op
 from __future__ import annotations
 
 from py_mdr_otel.exporter import ExporterStats, MDRExporter
+from py_mdr_otel.span_exporter import MDRSpanExporter, SpanExporterStats
 
-__all__ = ["ExporterStats", "MDRExporter"]
+__all__ = ["ExporterStats", "MDRExporter", "MDRSpanExporter", "SpanExporterStats"]

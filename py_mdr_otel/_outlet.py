@@ -147,6 +147,7 @@ class Outlet:
         self._exported = 0
         self._internal = 0
         self._failures = 0
+        self._skipped: dict[str, int] = {}  # items MDR does not take, by reason (spans: kind)
         self._last_error: str | None = None
         self._warned: set[str] = set()
         internal.install_record_marker()

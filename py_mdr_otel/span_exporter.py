@@ -1,0 +1,89 @@
+"""``MDRSpanExporter``: the HTTP and RPC spans a service records, to MDR as OCSF activity.
+
+Works like ``MDRExporter`` (same settings, same delivery): ``export`` maps its batch on the SDK's
+export thread (:mod:`py_mdr_otel.spans`), queues the envelopes and returns at once. Spans of no
+network activity are counted by kind and never sent. py-mdr's own HTTP requests never become
+spans: its sending runs with OpenTelemetry instrumentation suppressed (``py_mdr.internal``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from py_mdr.hec.envelope import encode_envelope
+from py_mdr_otel._outlet import ExporterStats, Outlet
+from py_mdr_otel.spans import encode_span
+
+__all__ = ["MDRSpanExporter", "SpanExporterStats"]
+
+_SUCCESS = SpanExportResult.SUCCESS
+_FAILURE = SpanExportResult.FAILURE
+
+
+@dataclass(frozen=True)
+class SpanExporterStats(ExporterStats):
+    """``ExporterStats`` (``exported`` counts spans) plus the spans that were not sent."""
+
+    skipped: dict[str, int] = field(default_factory=dict)  # span kind -> spans of no HTTP/RPC
+
+
+class MDRSpanExporter(Outlet, SpanExporter):
+    """OpenTelemetry ``SpanExporter`` sending HTTP and RPC spans to MDR (``TRACES.md``).
+
+    SERVER and CLIENT spans with an HTTP method become OCSF HTTP Activity, those with
+    ``rpc.system`` API Activity; every other span is skipped and counted in ``stats().skipped``.
+    Use it under ``BatchSpanProcessor``, or let ``OTEL_TRACES_EXPORTER=mdr
+    opentelemetry-instrument`` create it with no arguments. Its arguments, environment variables
+    and defaults are ``MDRExporter``'s. The constructor never touches the network and starts no
+    thread.
+    """
+
+    _thread_name = "py-mdr-otel-spans"
+
+    def stats(self) -> SpanExporterStats:
+        """``MDRExporter.stats()`` plus ``skipped``: spans not sent, by span kind."""
+        return SpanExporterStats(**self._stats_fields(), skipped=dict(self._skipped))
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        """Map and queue the HTTP and RPC spans of ``spans``; returns at once, never raises.
+
+        SUCCESS means every span was accepted for delivery or skipped by design; FAILURE that
+        some could not even be queued (queue full, unmappable, exporter shut down).
+        """
+        return _SUCCESS if self._take(spans) else _FAILURE
+
+    def _encode(self, spans: Sequence[ReadableSpan]) -> tuple[list[bytes], int, int]:
+        envelopes: list[bytes] = []
+        unmappable = 0
+        skipped = self._skipped
+        vendor = self._vendor_name
+        index = self._index
+        for span in spans:
+            try:
+                encoded = encode_span(span, vendor)
+                if isinstance(encoded, str):
+                    skipped[encoded] = skipped.get(encoded, 0) + 1
+                    continue
+                event, seconds, host, source = encoded
+                envelopes.append(
+                    encode_envelope(
+                        event,
+                        time=seconds,
+                        host=host,
+                        source=source,
+                        sourcetype=self._sourcetype(span.resource),
+                        index=index,
+                    )
+                )
+            except Exception:
+                unmappable += 1
+                self._warn_once(
+                    "unmappable",
+                    "a span could not be encoded for MDR; it was skipped and counted",
+                    exc_info=True,
+                )
+        return envelopes, 0, unmappable
