@@ -38,6 +38,7 @@ from py_mdr.eventlog import (
     next_sequence,
     os_user,
 )
+from py_mdr.processing.contexts import CONTEXT_ATTRIBUTE
 from py_mdr.serialize import clean, safe_repr, safe_str
 from py_mdr.severity import from_python_level
 
@@ -57,7 +58,9 @@ CAPTURED = "_py_mdr"
 # Attributes every LogRecord has (plus what formatters and capture() add); anything else on a
 # record came from `extra=`, a LoggerAdapter or a record factory, and goes to `unmapped.extra`.
 _FRESH = vars(logging.LogRecord("", logging.INFO, "", 0, "", (), None))
-STANDARD_ATTRIBUTES = frozenset(_FRESH).union({"message", "asctime", "taskName", CAPTURED})
+STANDARD_ATTRIBUTES = frozenset(_FRESH).union(
+    {"message", "asctime", "taskName", CAPTURED, CONTEXT_ATTRIBUTE}
+)
 #: Keys of a captured record without extras (a fresh one's, plus `message` and capture()'s own):
 #: a record no larger skips the set difference, and the handler sizes extras from it.
 PLAIN_RECORD_SIZE = len(_FRESH) + 2

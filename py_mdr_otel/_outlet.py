@@ -19,6 +19,7 @@ from py_mdr.config import (
     env_float,
     env_str,
     hec_config,
+    resolve_redact,
     resolve_spool,
     resolve_timeout,
 )
@@ -28,6 +29,8 @@ from py_mdr.eventlog import error_text, program_name
 from py_mdr.hec.config import HECConfig
 from py_mdr.hec.reports import TransportStats
 from py_mdr.hec.retry import RetryPolicy
+from py_mdr.processing import Pipeline, Processor, Redaction, check_processors
+from py_mdr.processing.contexts import capture_contexts
 
 __all__ = ["DEFAULT_EXPORT_TIMEOUT", "ExporterStats", "Outlet"]
 
@@ -48,6 +51,8 @@ class ExporterStats(DeliveryStats):
     internal: int = 0  # of those, py-mdr's own (or its HTTP stack's) records, skipped by design
     failures: int = 0  # export() calls that returned FAILURE
     last_error: str | None = None
+    redacted: dict[str, int] = field(default_factory=dict)  # secrets replaced, by kind
+    processor_errors: int = 0  # processor calls that raised (the event went on unchanged)
     transport: TransportStats = field(default_factory=TransportStats)
 
 
@@ -107,6 +112,8 @@ class Outlet:
         max_queue_records: int = DEFAULT_MAX_RECORDS,
         max_queue_bytes: int = DEFAULT_MAX_BYTES,
         close_timeout: float = 5.0,
+        processors: list[Processor] | tuple[Processor, ...] | None = None,
+        redact: bool | Redaction | dict[str, Any] | None = None,
     ) -> None:
         who = type(self).__name__
         _require_endpoint(who, host, token)
@@ -131,6 +138,13 @@ class Outlet:
         vendor = vendor_name.strip() if isinstance(vendor_name, str) else None
         self._vendor_name = vendor or env_str("MDR_VENDOR_NAME")
         self._close_timeout = cast(float, resolve_timeout(close_timeout))
+        self._pipeline = Pipeline(
+            check_processors(processors),
+            Redaction.of(resolve_redact(redact)),
+            secrets=(self._config.token,),
+        )
+        if self._pipeline.processors:
+            capture_contexts()  # so processors see the logging call's context variables
         spool_path, spool_bound = resolve_spool(spool_dir, max_spool_bytes)
         self._delivery, self._transport = open_delivery(
             self._config,
@@ -198,6 +212,8 @@ class Outlet:
             "internal": self._internal,
             "failures": self._failures,
             "last_error": self._last_error,
+            "redacted": self._pipeline.redactor.counts(),
+            "processor_errors": self._pipeline.errors,
             "transport": self._transport.stats(),
         }
 

@@ -16,11 +16,15 @@ from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 
 from py_mdr.hec.envelope import encode_envelope
+from py_mdr.processing.contexts import CONTEXT_ATTRIBUTE, take_context
+from py_mdr.serialize import dumps
 from py_mdr_otel._outlet import DEFAULT_EXPORT_TIMEOUT, ExporterStats, Outlet
-from py_mdr_otel.mapping import encode_record
+from py_mdr_otel.mapping import encode_record, envelope_fields, is_internal, otel_to_event
 
 __all__ = ["DEFAULT_EXPORT_TIMEOUT", "ExporterStats", "MDRExporter"]
 
+#: What ``_processed`` gives for a record a processor dropped.
+_DROPPED = (b"", 0.0, "", "")
 _SUCCESS = LogRecordExportResult.SUCCESS
 _FAILURE = LogRecordExportResult.FAILURE
 
@@ -47,6 +51,11 @@ class MDRExporter(Outlet, LogRecordExporter):
     - ``close_timeout``: how long ``shutdown`` may take to send what is queued (5 s).
     - ``compress`` (``MDR_COMPRESSION``), ``use_ack`` (``MDR_USE_ACK``), ``retry`` (the backoff;
       its deadline is replaced by ``timeout``).
+    - ``processors``: callables run on each event dict before it is queued, inside the
+      ``contextvars`` context of the logging call that made the record; each returns the event,
+      a changed one, or None to drop it.
+    - ``redact``: secrets in bodies and attributes are replaced (default on, ``MDR_REDACT``);
+      False, or a :class:`~py_mdr.processing.Redaction` (or a dict of its fields).
 
     The constructor never touches the network and starts no thread.
     """
@@ -64,14 +73,22 @@ class MDRExporter(Outlet, LogRecordExporter):
     def _encode(self, batch: Sequence[ReadableLogRecord]) -> tuple[list[bytes], int, int]:
         """Envelopes for the records that are not ours; also (skipped internal, unmappable)."""
         envelopes: list[bytes] = []
-        skipped = unmappable = 0
+        skipped = unmappable = dropped = 0
         vendor = self._vendor_name
         index = self._index
+        pipeline = self._pipeline
+        redact = pipeline.redactor.event if pipeline.redactor.enabled else None
         for item in batch:
             try:
-                encoded = encode_record(item, vendor)
+                if pipeline.processors:
+                    encoded = self._processed(item)
+                else:
+                    encoded = encode_record(item, vendor, redact)
                 if encoded is None:
                     skipped += 1
+                    continue
+                if encoded is _DROPPED:
+                    dropped += 1
                     continue
                 event, seconds, host, source = encoded
                 envelopes.append(
@@ -91,4 +108,22 @@ class MDRExporter(Outlet, LogRecordExporter):
                     "a log record could not be encoded for MDR; it was skipped and counted",
                     exc_info=True,
                 )
+        if dropped:
+            self._delivery.count("processor", dropped)
         return envelopes, skipped, unmappable
+
+    def _processed(self, item: ReadableLogRecord) -> tuple[bytes, float, str, str] | None:
+        """The slower path when there are processors: the whole event as a dict for them."""
+        if is_internal(item):
+            return None
+        attributes = getattr(getattr(item, "log_record", item), "attributes", None) or {}
+        context = take_context(attributes.get(CONTEXT_ATTRIBUTE))
+        event = otel_to_event(item, vendor_name=self._vendor_name)
+        processed = self._pipeline(event, context)
+        if processed is None:
+            return _DROPPED
+        seconds, host, source = envelope_fields(item, self._vendor_name)
+        when = processed.get("time")
+        if type(when) is int and when > 0:
+            seconds = when / 1000
+        return dumps(processed), seconds, host, source

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,7 @@ from py_mdr.eventlog import (
 )
 from py_mdr.internal import INTERNAL_ATTRIBUTE
 from py_mdr.logmap import CAPTURED
+from py_mdr.processing.contexts import CONTEXT_ATTRIBUTE
 from py_mdr.serialize import clean, dumps, json_safe
 from py_mdr.severity import UNKNOWN, from_otel_severity, from_otel_text
 from py_mdr_otel.resource import MAX_INT32, ResourceParts, plain, resource_parts, scope_info
@@ -49,6 +51,7 @@ _SPECIAL = {
     "exception.stacktrace": ("exception", "stacktrace"),
     "thread.id": ("thread", "id"),
     CAPTURED: ("skip", ""),  # MDRHandler's capture state, copied by OTel's logging handler
+    CONTEXT_ATTRIBUTE: ("skip", ""),  # the number of the logging call's kept context
 }
 
 # Per (resource, scope): the constant part of every event, as dicts and as encoded JSON ----------
@@ -189,14 +192,18 @@ def otel_to_event(
 
 
 def encode_record(
-    data: Any, vendor_name: str | None = None
+    data: Any,
+    vendor_name: str | None = None,
+    redact: Callable[[dict[str, Any]], object] | None = None,
 ) -> tuple[bytes, float, str, str] | None:
     """The exporter's one pass over a record: ``(event JSON, envelope time, host, source)``.
 
     ``None`` for a record py-mdr itself caused (marked ``py_mdr_internal``). The JSON has the
     content of ``dumps(otel_to_event(data, vendor_name=vendor_name))``, but the members every
     record of a resource and scope shares are spliced in already encoded, not copied and
-    encoded again. Never raises for a record the SDK made; a hostile one gets the fallback event.
+    encoded again. ``redact``, when given, edits the record's own members (its message,
+    ``unmapped`` and ``metadata``) in place first. Never raises for a record the SDK made; a
+    hostile one gets the fallback event.
     """
     try:
         record = _record(data)
@@ -205,11 +212,15 @@ def encode_record(
             return None
         shape = _shape(data, vendor_name, __version__)
         own = _own(data, record, attributes, shape)
+        if redact is not None:
+            redact(own[0])
         return _event_json(shape, own), own[0]["time"] / 1000, shape.parts.host, shape.source
     except Exception as error:
         if is_internal(data):
             return None
         event = _fallback(data, vendor_name, __version__, error)
+        if redact is not None:
+            redact(event)
         seconds, host, source = envelope_fields(data, vendor_name)
         return dumps(event), seconds, host, source
 

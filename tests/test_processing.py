@@ -10,6 +10,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -342,3 +343,74 @@ def test_processors_enrich_from_the_logging_calls_context_drop_and_survive_error
     assert stats.processor_errors == 3
     err = capfd.readouterr().err
     assert err.count("the processor raise_always failed") == 1  # shown once
+
+
+# ---------------------------------------------------------------- through OpenTelemetry
+
+
+@contextmanager
+def otel_logger(exporter: Any, name: str) -> Iterator[logging.Logger]:
+    from opentelemetry.instrumentation.logging.handler import LoggingHandler
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+
+    provider = LoggerProvider(shutdown_on_exit=False)
+    provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
+    handler = LoggingHandler(logger_provider=provider)
+    logger = logging.getLogger(name)
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    try:
+        yield logger
+    finally:
+        logger.removeHandler(handler)
+        provider.force_flush()
+        exporter.force_flush(5_000)
+        provider.shutdown()
+
+
+def test_processors_through_opentelemetry_see_the_logging_calls_context(
+    sink: HECSink, capfd: pytest.CaptureFixture[str]
+) -> None:
+    from py_mdr_otel import MDRExporter
+
+    exporter = MDRExporter(
+        host=sink.url, token=TOKEN, processors=[add_request_id, drop_health_checks, raise_always]
+    )
+    with otel_logger(exporter, "otel.processors") as log:
+
+        def serve(rid: str, line: str) -> None:
+            request_id.set(rid)
+            log.info(line)
+
+        threads = [
+            threading.Thread(target=serve, args=(f"req-{n}", f"GET /orders/{n}")) for n in range(3)
+        ]
+        threads.append(threading.Thread(target=serve, args=("req-h", "GET /health")))
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(5)
+    got = {e["message"]: e["unmapped"]["request_id"] for e in sink.events}
+    assert got == {f"GET /orders/{n}": f"req-{n}" for n in range(3)}
+    assert all("py_mdr_context" not in str(e) for e in sink.events)
+    stats = exporter.stats()
+    assert stats.dropped == {"processor": 1} and stats.processor_errors == 3
+    assert capfd.readouterr().err.count("the processor raise_always failed") == 1
+
+
+@pytest.mark.parametrize(("kind", "text", "secret"), SECRETS, ids=[s[0] for s in SECRETS])
+def test_secrets_in_opentelemetry_bodies_and_attributes_are_redacted(
+    sink: HECSink, kind: str, text: str, secret: str
+) -> None:
+    from py_mdr_otel import MDRExporter
+
+    exporter = MDRExporter(host=sink.url, token=TOKEN)
+    with otel_logger(exporter, f"otel.secrets.{kind}") as log:
+        log.warning(text, extra={"detail": text, "nested": [text]})
+    (event,) = sink.events
+    assert secret not in str(event), event
+    assert f"[REDACTED:{kind}]" in event["message"]
+    assert f"redacted:{kind}" in event["metadata"]["labels"]
+    assert exporter.stats().redacted[kind] >= 3

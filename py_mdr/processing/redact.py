@@ -60,7 +60,7 @@ DEFAULT_RULES: dict[str, tuple[str, tuple[str, ...]]] = {
     ),
     "secret_pair": (
         r"(?i:\b(?:password|passwd|pwd|secret|client_secret|token|access_token|refresh_token|"
-        r"api[_-]?key|apikey|access[_-]?key|private[_-]?key)\b\s{0,3}[=:]\s{0,3}[\"']?)"
+        r"api[_-]?key|apikey|access[_-]?key|private[_-]?key)\b[\"']?\s{0,3}[=:]\s{0,3}[\"']?)"
         r"(?P<secret>[^\s\"'&,;]{1,512})",
         ("pass", "pwd", "secret", "token", "key"),
     ),
