@@ -17,6 +17,8 @@ from py_mdr.eventlog import MAX_STRING, endpoint
 
 __all__ = ["address_endpoint", "number", "port", "split_host", "text", "url_parts"]
 
+_INT32 = 2**31
+
 
 def text(value: Any) -> str | None:
     """A non-empty string attribute, cut to what OCSF ``string_t`` holds; else None."""
@@ -26,10 +28,11 @@ def text(value: Any) -> str | None:
 
 
 def number(value: Any) -> int | None:
-    """An integer attribute (some instrumentations write codes and ports as text); else None."""
+    """An integer attribute as OCSF ``integer_t`` (32 bits), also when written as text (some
+    instrumentations do, for codes and ports); else None."""
     if type(value) is int:
-        return value
-    if type(value) is str and value.isdigit() and len(value) < 10:
+        return value if -_INT32 <= value < _INT32 else None
+    if type(value) is str and value.isascii() and value.isdigit() and len(value) < 10:
         return int(value)
     return None
 

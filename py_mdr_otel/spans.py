@@ -7,7 +7,9 @@ skipped: :func:`encode_span` then returns its kind's name, for the exporter to c
 Both the stable semantic-convention names and the older ones are read; attributes without an
 OCSF home go to ``unmapped.attributes``. The resource and scope give the same product, device and
 cloud as for logs (:mod:`py_mdr_otel.resource`), encoded once per (resource, scope) and spliced
-into each event. Two cases the conventions leave open: a SERVER span that failed (status ERROR)
+into each event. A method outside the eight that OCSF lists for ``http_request.http_method``
+(PATCH, WebDAV's) gives activity 99 (Other) and is kept in ``unmapped.http_method`` and the
+message. Two cases the conventions leave open: a SERVER span that failed (status ERROR)
 without a status code answered 500, which is what WSGI and ASGI servers send for an unhandled
 exception; a span without any status code (the request got no answer) records code 0, as
 browsers do, since OCSF requires a code.
@@ -353,7 +355,7 @@ def _http(
         url_host, url_port = found[3], found[4]
     src, dst, host, host_port = _endpoints(kind, values, shape, url_host, url_port)
 
-    request: dict[str, Any] = {"http_method": http_method}
+    request: dict[str, Any] = {"http_method": http_method} if activity != 99 else {}
     url: dict[str, Any] = {}
     if scheme:
         url["scheme"] = scheme
@@ -366,7 +368,7 @@ def _http(
     if query:
         url["query_string"] = query
     if full is None and scheme and host and path:
-        full = _compose(scheme, host, host_port, path, query)
+        full = text(_compose(scheme, host, host_port, path, query))
     if full:
         url["url_string"] = full
     if path or full:
@@ -377,6 +379,9 @@ def _http(
     version = text(values.get("network.protocol.version")) or text(values.get("http.flavor"))
     if version:
         request["version"] = version
+    if not request:  # OCSF requires the request: name it by its span when nothing else is known
+        span_id = getattr(span.context, "span_id", 0)
+        request["uid"] = f"{span_id:016x}" if type(span_id) is int and span_id else "unknown"
 
     response = {"code": code if code is not None else 0}
     if code is not None:
@@ -399,7 +404,9 @@ def _http(
     user = _user(values)
     if user:
         members["actor"] = {"user": user}
-    members["unmapped"] = _unmapped(span, kind, values, _HTTP_KEYS)
+    unmapped = members["unmapped"] = _unmapped(span, kind, values, _HTTP_KEYS)
+    if activity == 99:  # OCSF lists eight methods for http_method: the others are kept here
+        unmapped["http_method"] = http_method
     return activity, members
 
 
@@ -593,7 +600,8 @@ def _unmapped(
     if trace:
         unmapped["trace"] = trace
     name = text(span.name)
-    unmapped["span"] = {"name": name, "kind": _KIND_NAMES[kind]} if name else {"kind": "?"}
+    kind_name = _KIND_NAMES[kind]
+    unmapped["span"] = {"name": name, "kind": kind_name} if name else {"kind": kind_name}
     events = span.events
     if events:
         _events(events, unmapped)
