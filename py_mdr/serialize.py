@@ -1,29 +1,59 @@
 """The one serializer ("flattening module"): models, dicts and foreign values to JSON-ready data.
 
 Every sender goes through here, so the same event looks the same on the wire whichever front door
-it came in by. Rules: ``None``, empty strings are kept, but ``None``, empty lists and empty objects
-are pruned; enums become integers; ``datetime`` becomes OCSF ``timestamp_t`` (integer milliseconds
-since the epoch, naive datetimes read as UTC); anything else is made JSON-safe instead of raising.
+it came in by. Rules: ``None``, empty strings, empty lists and empty objects are pruned; enums
+become integers; a ``datetime`` becomes OCSF ``timestamp_t`` (integer milliseconds since the
+epoch) or, on a ``datetime_t`` attribute, RFC 3339 text in UTC (naive datetimes read as UTC);
+anything else is made JSON-safe instead of raising. Derived values come from ``derive``.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import enum
+import ipaddress
 import json
 import math
-import time as _time
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 import pydantic_core
 
-from py_mdr import OCSF_VERSION
+from py_mdr.derive import derive_event, fill_pair, spec_for_event
 from py_mdr.ocsf_models._base import GENERIC_OBJECT, Attr, ModelSpec, OCSFModel, load_model
-from py_mdr.ocsf_models._registry import CLASSES, TYPES
+from py_mdr.ocsf_models._registry import TYPES
+from py_mdr.time_units import MILLISECONDS, suspect_unit
 
+__all__ = [
+    "Notes",
+    "clean",
+    "complete",
+    "complete_noted",
+    "dumps",
+    "epoch_ms",
+    "flatten",
+    "json_safe",
+    "prune",
+    "rfc3339",
+    "safe_repr",
+    "safe_str",
+    "to_dict",
+    "to_json",
+]
+
+#: Python's address and network types: written as their text, as OCSF ``ip_t`` / ``subnet_t``.
+ipaddress_types = (
+    ipaddress.IPv4Address,
+    ipaddress.IPv6Address,
+    ipaddress.IPv4Network,
+    ipaddress.IPv6Network,
+    ipaddress.IPv4Interface,
+    ipaddress.IPv6Interface,
+)
 _MAX_DEPTH = 32
 _PLAIN = (str, int, bool)
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
@@ -97,7 +127,7 @@ def _scalar(value: Any, depth: int) -> Any:
         return float(value) if value.is_finite() else str(value)
     if isinstance(value, (bytes, bytearray, memoryview)):
         return bytes(value).decode("utf-8", "backslashreplace")
-    if isinstance(value, uuid.UUID):
+    if isinstance(value, (uuid.UUID, *ipaddress_types)):
         return str(value)
     if isinstance(value, BaseException):
         return {"type": type(value).__name__, "message": safe_str(value)}
@@ -118,52 +148,91 @@ def dumps(data: Any) -> bytes:
 
 # --- OCSF models and event dicts ------------------------------------------------------------
 
-_STRING_TYPES = frozenset({"string_t"})
 _Converter = Callable[[Any], Any]
 _Pair = tuple[str, str, Any]  # (id attribute, caption attribute, enum with __captions__)
+# What a step's value needs checking for after conversion: nothing, a time unit, a datetime_t.
+_PLAIN_STEP, _TIMESTAMP_STEP, _DATETIME_STEP = 0, 1, 2
+_SHOWN_UNITS = 5  # suspect times kept per event
+
+
+@dataclass
+class Notes:
+    """What serializing one event found: values changed to fit their OCSF type (coercions),
+    times that look like another unit than milliseconds, and whether a ``datetime_t`` was set."""
+
+    coerced: int = 0
+    units: list[tuple[str, int, str]] = field(default_factory=list)  # (where, value, unit)
+    datetime: bool = False
+
+
+_local = threading.local()
+
+
+def _notes() -> Notes:
+    try:
+        notes: Notes = _local.notes
+    except AttributeError:
+        notes = _local.notes = Notes()
+    return notes
+
+
+def _fresh_notes() -> Notes:
+    notes = _local.notes = Notes()
+    return notes
 
 
 class _Plan:
-    """How to serialize one class or object, worked out once from its ``ModelSpec``."""
+    """How to serialize one class or object, worked out once from its ``ModelSpec``.
 
-    __slots__ = ("enrichment", "is_event", "pairs", "spec", "steps")
+    ``coerce`` plans change wrong-typed values to fit (what is sent); the others keep them as
+    written, so that ``validate`` can name them.
+    """
 
-    def __init__(self, spec: ModelSpec) -> None:
+    __slots__ = ("coerce", "enrichment", "is_event", "pairs", "spec", "steps")
+
+    def __init__(self, spec: ModelSpec, coerce: bool) -> None:
         self.spec = spec
+        self.coerce = coerce
         self.is_event = spec.uid is not None
         self.enrichment = spec.name == "enrichment"
-        # attribute name -> (JSON name, converter, the one type that needs no conversion)
-        self.steps: dict[str, tuple[str, _Converter, type | None]] = {}
+        # attribute name -> (JSON name, converter, the one type that needs no conversion, check)
+        self.steps: dict[str, tuple[str, _Converter, type | None, int]] = {}
         self.pairs: list[_Pair] = []
         for name, attr in spec.attributes.items():
-            convert = _converter(attr)
+            convert = _converter(attr, coerce)
             ready = _READY.get(convert)
             if attr.is_array:
                 convert, ready = _array(convert), None
+            check = _CHECKS.get(attr.type, _PLAIN_STEP)
             json_name = attr.json_name or name
-            self.steps[name] = self.steps[json_name] = (json_name, convert, ready)
+            self.steps[name] = self.steps[json_name] = (json_name, convert, ready, check)
             if attr.sibling and attr.enum is not None and name != "type_uid":
                 self.pairs.append((json_name, attr.sibling, attr.enum))
 
 
-_plans: dict[int, _Plan] = {}  # id(ModelSpec) -> plan; specs live as long as their classes
+_CHECKS = {"timestamp_t": _TIMESTAMP_STEP, "datetime_t": _DATETIME_STEP}
+_plans: dict[tuple[int, bool], _Plan] = {}  # (id(ModelSpec), coerce) -> plan; specs live on
 
 
-def _plan(spec: ModelSpec) -> _Plan:
-    plan = _plans.get(id(spec))
+def _plan(spec: ModelSpec, coerce: bool = True) -> _Plan:
+    plan = _plans.get((id(spec), coerce))
     if plan is None:
-        plan = _plans[id(spec)] = _Plan(spec)
+        plan = _plans[(id(spec), coerce)] = _Plan(spec, coerce)
     return plan
 
 
-def to_dict(obj: Any) -> dict[str, Any]:
+def to_dict(obj: Any, *, coerce: bool = True) -> dict[str, Any]:
     """The JSON-ready form of an OCSF model (derived values filled) or of a plain mapping.
 
-    A mapping passes through as given, only made JSON-safe and pruned; use :func:`complete` to
-    have derived values filled for an event dict too.
+    With ``coerce`` (the default, what is sent) wrong-typed values are changed to fit their
+    attribute where that is possible (``100`` for a string becomes ``"100"``); without it they
+    stay as written, for :func:`py_mdr.validate.validate` to report. A mapping passes through
+    as given, only made JSON-safe and pruned; use :func:`complete` to have derived values filled
+    for an event dict too.
     """
+    _fresh_notes()
     if isinstance(obj, OCSFModel):
-        return _model_to_dict(obj)
+        return _model_to_dict(obj, coerce)
     if isinstance(obj, Mapping):
         pruned = prune(json_safe(obj))
         return pruned if isinstance(pruned, dict) else {}
@@ -178,16 +247,24 @@ def to_json(obj: Any) -> bytes:
     return dumps(to_dict(obj))
 
 
-def complete(event: Mapping[str, Any]) -> dict[str, Any]:
-    """Serialize an event dict as its class's model would be: coerced, pruned, derived filled.
+def complete(event: Mapping[str, Any], *, coerce: bool = True) -> dict[str, Any]:
+    """Serialize an event dict as its class's model would be: pruned, derived values filled,
+    and (with ``coerce``) wrong-typed values changed to fit, as :func:`to_dict` does.
 
-    The class comes from ``class_uid``; without a known ``class_uid`` the dict is only made
-    JSON-safe (``validate`` then says what is wrong).
+    The class comes from ``class_uid``, else from ``type_uid``; without either the dict is only
+    made JSON-safe (``validate`` then says what is wrong).
     """
-    spec = _spec_for_uid(event.get("class_uid"))
+    _fresh_notes()
+    spec = spec_for_event(event)
     if spec is None:
         return to_dict(event)
-    return _convert(_plan(spec), event.items())
+    return _convert(_plan(spec, coerce), event.items())
+
+
+def complete_noted(event: Mapping[str, Any]) -> tuple[dict[str, Any], Notes]:
+    """:func:`complete` (coercing), with the :class:`Notes` on what it changed or suspects."""
+    out = complete(event)
+    return out, _notes()
 
 
 def flatten(data: Mapping[str, Any], separator: str = ".") -> dict[str, Any]:
@@ -205,8 +282,8 @@ def flatten(data: Mapping[str, Any], separator: str = ".") -> dict[str, Any]:
     return dict(sorted(flat.items()))
 
 
-def _model_to_dict(model: OCSFModel) -> dict[str, Any]:
-    out = _convert(_plan(type(model).__ocsf__), model.__dict__.items())
+def _model_to_dict(model: OCSFModel, coerce: bool = True) -> dict[str, Any]:
+    out = _convert(_plan(type(model).__ocsf__, coerce), model.__dict__.items())
     extra = model.__pydantic_extra__
     if extra:
         for key, value in extra.items():
@@ -230,57 +307,117 @@ def _convert(plan: _Plan, items: Iterable[tuple[str, Any]]) -> dict[str, Any]:
             if value is not None:
                 out[name] = value
             continue
-        json_name, convert, ready = step
+        json_name, convert, ready, check = step
         if type(value) is not ready:
             value = convert(value)
             if value is None:
                 continue
         elif value == "":  # empty strings are left out like every other empty value
             continue
+        if check:
+            _note_time(plan, json_name, value, check)
         out[json_name] = value
     if plan.is_event:
-        _derive_event(plan, out)
+        derive_event(plan.spec, plan.pairs, out, has_datetime=_notes().datetime)
     else:
         for id_name, caption_name, enum_type in plan.pairs:
             if id_name in out or caption_name in out:
-                _fill_pair(out, id_name, caption_name, enum_type)
+                fill_pair(out, id_name, caption_name, enum_type)
     return out
+
+
+def _note_time(plan: _Plan, json_name: str, value: Any, check: int) -> None:
+    notes = _notes()
+    if check == _DATETIME_STEP:
+        notes.datetime = True
+        return
+    for stamp in value if type(value) is list else (value,):
+        if type(stamp) is not int or len(notes.units) >= _SHOWN_UNITS:
+            continue
+        unit = suspect_unit(stamp)
+        if unit is not None:
+            where = json_name if plan.is_event else f"{plan.spec.name}.{json_name}"
+            notes.units.append((where, stamp, unit))
 
 
 def _structured_enrichment(values: dict[str, Any]) -> Iterable[tuple[str, Any]]:
     """``Enrichment(value={...})`` (the published README does this): the structure goes to the
     required ``data`` (json_t) and ``value`` (string_t) carries its JSON text."""
     value = values.get("value")
-    if values.get("data") is None and isinstance(value, (Mapping, list, tuple)):
-        values["data"] = value if isinstance(value, Mapping) else {"value": value}
+    if isinstance(value, (Mapping, list, tuple)):
+        if values.get("data") is None:
+            values["data"] = value if isinstance(value, Mapping) else {"value": value}
+        safe = clean(value)
+        values["value"] = None if safe is None else dumps(safe).decode()
     return values.items()
 
 
-def _converter(attr: Attr) -> _Converter:
+def _converter(attr: Attr, coerce: bool) -> _Converter:
     if attr.obj == GENERIC_OBJECT:
         return clean
     if attr.obj is not None:
-        return _object_converter(attr.obj)
-    primitive = TYPES.get(attr.type, (attr.type, None, None))[0]
+        return _object_converter(attr.obj, coerce)
+    primitive = TYPES.get(attr.type, (attr.type,))[0]
     if attr.type == "timestamp_t":
-        return _timestamp
+        return _timestamp if coerce else _timestamp_as_written
+    if attr.type == "datetime_t":
+        return _datetime_text if coerce else _datetime_as_written
     if primitive == "string_t":
-        return _string
+        return _string if coerce else _string_as_written
     if primitive in ("integer_t", "long_t"):
-        return _integer
+        return _integer if coerce else _integer_as_written
     return clean
+
+
+def rfc3339(value: _dt.datetime) -> str:
+    """OCSF ``datetime_t`` text for a datetime, in UTC; a naive datetime is taken as UTC."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=_dt.timezone.utc)
+    text = value.astimezone(_dt.timezone.utc).isoformat(timespec="milliseconds")
+    return text.replace("+00:00", "Z")
+
+
+def _coerced(value: Any) -> Any:
+    """Count one value changed to fit its attribute (``send`` says how many)."""
+    _notes().coerced += 1
+    return value
+
+
+def _string_as_written(value: Any) -> Any:
+    if type(value) is str:
+        return value or None
+    if isinstance(value, enum.Enum):
+        return _string_as_written(value.value)
+    if isinstance(value, _TEXT_LIKE):  # the same text in a Python type: not a change
+        return json_safe(value) or None
+    return clean(value)  # wrong types stay visible
 
 
 def _string(value: Any) -> Any:
     if type(value) is str:
         return value or None
-    if isinstance(value, enum.Enum):
-        return _string(value.value)
+    if isinstance(value, _TEXT_LIKE) or (
+        isinstance(value, enum.Enum) and isinstance(value.value, str)
+    ):
+        return json_safe(value) or None
+    if isinstance(value, enum.Enum):  # an OCSF id enum where its caption belongs
+        caption = getattr(value, "caption", None)
+        return _coerced(caption) if isinstance(caption, str) else _string(value.value)
     if isinstance(value, (Mapping, list, tuple, set, frozenset)):
         safe = clean(value)
-        return None if safe is None else dumps(safe).decode()
+        return None if safe is None else _coerced(dumps(safe).decode())
     safe = json_safe(value)
-    return (safe or None) if isinstance(safe, str) else dumps(safe).decode()
+    if isinstance(safe, str):
+        return safe or None
+    return _coerced(dumps(safe).decode())
+
+
+def _integer_as_written(value: Any) -> Any:
+    if type(value) is int:
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return int(value)  # IntEnum members
+    return json_safe(value)  # wrong types stay visible for validate()
 
 
 def _integer(value: Any) -> Any:
@@ -289,8 +426,14 @@ def _integer(value: Any) -> Any:
     if isinstance(value, int) and not isinstance(value, bool):
         return int(value)  # IntEnum members
     if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return json_safe(value)  # wrong types stay visible for validate()
+        return _coerced(int(value))
+    return json_safe(value)  # cannot be made to fit: validate() and --strict say so
+
+
+def _timestamp_as_written(value: Any) -> Any:
+    if isinstance(value, _dt.datetime):
+        return epoch_ms(value)
+    return _integer_as_written(value)
 
 
 def _timestamp(value: Any) -> Any:
@@ -299,16 +442,41 @@ def _timestamp(value: Any) -> Any:
     return _integer(value)
 
 
+def _datetime_as_written(value: Any) -> Any:
+    if isinstance(value, _dt.datetime):
+        return rfc3339(value)
+    return _string_as_written(value)
+
+
+def _datetime_text(value: Any) -> Any:
+    if isinstance(value, _dt.datetime):
+        return rfc3339(value)
+    if type(value) is int and suspect_unit(value) is None and value >= MILLISECONDS[0]:
+        return _coerced(rfc3339(_EPOCH + _dt.timedelta(milliseconds=value)))
+    return _string(value)
+
+
+_TEXT_LIKE = (bytes, bytearray, memoryview, uuid.UUID, *ipaddress_types)
+
 # Values of these exact types pass through their converter unchanged (str is never empty-pruned).
-_READY: dict[_Converter, type] = {_string: str, _integer: int, _timestamp: int}
+_READY: dict[_Converter, type] = {
+    _string: str,
+    _string_as_written: str,
+    _integer: int,
+    _integer_as_written: int,
+    _timestamp: int,
+    _timestamp_as_written: int,
+    _datetime_text: str,
+    _datetime_as_written: str,
+}
 
 
-def _object_converter(path: str) -> _Converter:
+def _object_converter(path: str, coerce: bool) -> _Converter:
     def convert(value: Any) -> Any:
         if isinstance(value, OCSFModel):
-            out = _model_to_dict(value)
+            out = _model_to_dict(value, coerce)
         elif isinstance(value, Mapping):
-            out = _convert(_plan(load_model(path).__ocsf__), value.items())
+            out = _convert(_plan(load_model(path).__ocsf__, coerce), value.items())
         else:
             return json_safe(value)
         return out or None
@@ -361,52 +529,3 @@ def clean(value: Any) -> Any:
     if value == "" or value == [] or value == {}:
         return None
     return value
-
-
-def _derive_event(plan: _Plan, out: dict[str, Any]) -> None:
-    """Fill an event's class facts, defaults, caption pairs, ``type_uid`` and ``type_name``."""
-    spec = plan.spec
-    out.setdefault("class_uid", spec.uid)
-    out.setdefault("category_uid", spec.category_uid)
-    out.setdefault("time", int(_time.time() * 1000))
-    if "activity_id" not in out and "activity_name" not in out:
-        out["activity_id"] = 0
-    if "severity_id" not in out and "severity" not in out:
-        out["severity_id"] = 0
-    metadata = out.get("metadata")
-    if isinstance(metadata, dict):
-        metadata.setdefault("version", OCSF_VERSION)
-    else:
-        out["metadata"] = {"version": OCSF_VERSION}
-    for id_name, caption_name, enum_type in plan.pairs:
-        if id_name in out or caption_name in out:
-            _fill_pair(out, id_name, caption_name, enum_type)
-    activity = out.get("activity_id")
-    class_uid = out.get("class_uid")
-    if "type_uid" not in out and type(activity) is int and type(class_uid) is int:
-        out["type_uid"] = class_uid * 100 + activity
-    type_attr = spec.attributes.get("type_uid")
-    if type_attr is not None and type_attr.enum is not None:
-        _fill_pair(out, "type_uid", "type_name", type_attr.enum)
-
-
-def _fill_pair(out: dict[str, Any], id_name: str, caption_name: str, enum_type: Any) -> None:
-    captions: Mapping[Any, str] = enum_type.__captions__
-    if id_name in out:
-        if caption_name not in out:
-            caption = captions.get(out[id_name])
-            if caption is not None:
-                out[caption_name] = caption
-    elif caption_name in out:
-        wanted = out[caption_name]
-        for value, caption in captions.items():
-            if isinstance(wanted, str) and caption.lower() == wanted.lower():
-                out[id_name] = value
-                return
-        if 99 in captions:
-            out[id_name] = 99
-
-
-def _spec_for_uid(uid: Any) -> ModelSpec | None:
-    path = CLASSES.get(uid) if type(uid) is int else None
-    return load_model(path).__ocsf__ if path else None

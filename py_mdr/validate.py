@@ -1,8 +1,10 @@
 """Explicit strictness: every OCSF 1.3.0 schema problem of an event, each with its path.
 
 Construction of models is forgiving; this is where the schema is enforced. ``validate`` checks
-the serialized form (what goes on the wire), so a model and the dict it serializes to give the
-same answer.
+the event as the user wrote it (derived values filled, but wrong-typed values not changed to fit,
+as sending would), so a model and the dict it serializes to give the same answer. Beyond the
+compiled schema it also names times that look like seconds, microseconds or nanoseconds, and the
+top-level ``source_format`` that py-mdr 0.7 compatibility adds (see ``types`` for the rules).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from py_mdr.compat import SOURCE_FORMAT
 from py_mdr.ocsf_models._base import (
     GENERIC_OBJECT,
     REQUIRED,
@@ -21,23 +24,18 @@ from py_mdr.ocsf_models._base import (
     OCSFModel,
     load_model,
 )
-from py_mdr.ocsf_models._registry import CLASSES, TYPES
+from py_mdr.ocsf_models._registry import CLASSES
 from py_mdr.serialize import to_dict
+from py_mdr.time_units import advice, suspect_unit
+from py_mdr.type_rules import TypeRule, rule_for
 
-_PYTHON_TYPES: dict[str, tuple[type, ...]] = {
-    "string_t": (str,),
-    "integer_t": (int,),
-    "long_t": (int,),
-    "float_t": (int, float),
-    "boolean_t": (bool,),
-}
-_TYPE_WORDS = {
-    "string_t": "a string",
-    "integer_t": "an integer",
-    "long_t": "an integer",
-    "float_t": "a number",
-    "boolean_t": "true or false",
-}
+__all__ = ["Problem", "validate"]
+
+_SOURCE_FORMAT_NOTE = (
+    "not an OCSF attribute: py-mdr adds it when a client or handler is configured with py-mdr "
+    "0.7's dataset_name and namespace, because MDR routes those events by it; strict OCSF "
+    "validators reject it (the name / source_type configuration does not add it)"
+)
 
 
 @dataclass(frozen=True)
@@ -45,7 +43,8 @@ class Problem:
     """One schema violation: where (dotted path, list indexes in brackets), what kind, and why."""
 
     path: str
-    kind: str  # missing | constraint | type | enum | unknown | profile | class
+    # missing | constraint | type | format | enum | unit | unknown | profile | class | routing
+    kind: str
     message: str
 
     def __str__(self) -> str:
@@ -56,7 +55,7 @@ def validate(event: OCSFModel | Mapping[str, Any]) -> list[Problem]:
     """Return every schema problem of ``event`` (a model or a serialized event dict); [] if none."""
     if isinstance(event, OCSFModel):
         spec = type(event).__ocsf__
-        data = to_dict(event)
+        data = to_dict(event, coerce=False)
         if spec.uid is None:
             return _check_object(data, spec, "", set())
     elif isinstance(event, Mapping):
@@ -111,7 +110,11 @@ def _check_object(data: Any, spec: ModelSpec, path: str, profiles: set[str]) -> 
         where = f"{path}.{key}" if path else key
         attr = by_json.get(key)
         if attr is None:
-            problems.append(Problem(where, "unknown", f"{spec.caption} has no attribute {key!r}"))
+            if key == SOURCE_FORMAT and not path and spec.is_event:
+                problems.append(Problem(where, "routing", _SOURCE_FORMAT_NOTE))
+            else:
+                message = f"{spec.caption} has no attribute {key!r}"
+                problems.append(Problem(where, "unknown", message))
             continue
         if attr.profile and attr.profile not in profiles:
             problems.append(
@@ -155,23 +158,46 @@ def _check_single(value: Any, attr: Attr, path: str, profiles: set[str]) -> list
         return [Problem(path, "type", f"must be an object, got {_kind(value)}")]
     if attr.obj is not None:
         return _check_object(value, load_model(attr.obj).__ocsf__, path, profiles)
-    primitive, max_len, limits = TYPES.get(attr.type, (attr.type, None, None))
-    if primitive == "json_t":
+    rule = rule_for(attr.type)
+    if rule.any_json:
         return []
-    expected = _PYTHON_TYPES.get(primitive, (object,))
-    if not isinstance(value, expected) or (isinstance(value, bool) and primitive != "boolean_t"):
-        word = _TYPE_WORDS.get(primitive, primitive)
-        return [Problem(path, "type", f"must be {word} ({attr.type}), got {_kind(value)}")]
-    if max_len is None and primitive == "string_t":
-        max_len = TYPES["string_t"][1]
-    if isinstance(value, str) and max_len is not None and len(value) > max_len:
-        return [Problem(path, "type", f"is {len(value)} characters, at most {max_len} allowed")]
-    if limits is not None and isinstance(value, int) and not limits[0] <= value <= limits[1]:
-        return [Problem(path, "type", f"{value} is outside {limits[0]}..{limits[1]}")]
+    if not isinstance(value, rule.python_types) or (type(value) is bool and not rule.boolean):
+        return [Problem(path, "type", f"must be {rule.word} ({attr.type}), got {_kind(value)}")]
+    problem = _constraint_problem(value, rule, attr.type)
+    if problem is not None:
+        return [Problem(path, *problem)]
     if attr.enum is not None and not _in_enum(value, attr.enum):
         allowed = ", ".join(str(v) for v in _captions(attr.enum))
         return [Problem(path, "enum", f"{value!r} is not one of the defined values ({allowed})")]
     return []
+
+
+def _constraint_problem(value: Any, rule: TypeRule, type_name: str) -> tuple[str, str] | None:
+    """(kind, message) for a value of the right JSON type that breaks its type's rules."""
+    if type(value) is str:
+        if rule.max_len is not None and len(value) > rule.max_len:
+            return (
+                "type",
+                f"is {len(value)} characters, at most {rule.max_len} allowed ({type_name})",
+            )
+        why = rule.format_problem(value)
+        if why is not None:
+            return "format", f"{_clip(value)} is not {rule.caption} ({type_name}): {why}"
+        return None
+    if type(value) is int:
+        if rule.limits is not None and not rule.limits[0] <= value <= rule.limits[1]:
+            low, high = rule.limits
+            return "type", f"{value} is outside {low}..{high} ({type_name})"
+        if type_name == "timestamp_t":
+            unit = suspect_unit(value)
+            if unit is not None:
+                return "unit", advice(value, unit)
+    return None
+
+
+def _clip(value: str) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 60 else text[:56] + '..."'
 
 
 def _in_enum(value: Any, enum_type: type[enum.Enum]) -> bool:

@@ -22,6 +22,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import compat_072
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SCHEMA = ROOT.parent / "shared" / "ocsf" / "ocsf-1.3.0.json"
 DEFAULT_OUT = ROOT / "py_mdr" / "ocsf_models"
@@ -86,6 +88,19 @@ class Names:
         if dupes:
             raise SystemExit(f"class names collide: {dupes}")
         self.shared_enums = self._shared_enums()
+        self.compat = Compat(self)
+
+    def module_of(self, kind: str, key: str) -> tuple[str, str]:
+        """Module and class name of an OCSF class (``kind`` "classes") or object."""
+        return (self.classes if kind == "classes" else self.objects)[key]
+
+    def enum_location(self, kind: str, owner: str, attr_name: str) -> tuple[str, str]:
+        """Module and class name of the enum generated for ``owner.attr_name``."""
+        attr = self.schema[kind][owner]["attributes"][attr_name]
+        shared = self.shared_enums.get((attr_name, enum_key(attr["enum"])))
+        if shared:
+            return "enums", shared
+        return self.module_of(kind, owner)[0], camel(attr_name)
 
     def _shared_enums(self) -> dict[tuple[str, str], str]:
         """Enums used by two or more owners go to ``enums.py``, one per attribute name."""
@@ -109,6 +124,62 @@ def owners(schema: Schema) -> Iterable[Mapping[str, Any]]:
     yield from (schema["objects"][k] for k in sorted(schema["objects"]))
 
 
+COMPAT_DOC = "Import path kept from py-mdr 0.7: aliases of the generated code."
+
+# Enums of every category uid and every class uid (py-mdr 0.7 had one of each), in enums.py.
+UID_ENUMS = {"categories": "OCSFCategory", "classes": "OCSFClass"}
+
+
+class Compat:
+    """What the published py-mdr 0.7.2 names become: aliases of the generated code.
+
+    ``aliases[module]`` lists ``(name, target module, target class)`` for each 0.7.2 name that
+    module must offer; ``members[(module, enum)]`` holds the 0.7.2 member names an enum gains;
+    ``fields[object]`` maps 0.7.2 field names to OCSF attribute names.
+    """
+
+    def __init__(self, names: Names) -> None:
+        self.aliases: dict[str, list[tuple[str, str, str]]] = {}
+        self.members: dict[tuple[str, str], dict[str, int]] = {}
+        self.fields = compat_072.FIELDS
+        for module, models in compat_072.MODELS.items():
+            kind = "classes" if module.startswith("events.") else "objects"
+            for name, key in models.items():
+                self._alias(module, name, names.module_of(kind, key))
+        for module, enums in compat_072.ENUMS.items():
+            for name, (kind, owner, attr) in enums.items():
+                target = names.enum_location(kind, owner, attr)
+                self._alias(module, name, target)
+                self._members(target, compat_072.MEMBERS[f"{module}:{name}"])
+        for module, uid_enums in compat_072.UID_ENUMS.items():
+            for name, kind in uid_enums.items():
+                target = ("enums", UID_ENUMS[kind])
+                self._alias(module, name, target)
+                self._members(target, compat_072.MEMBERS[f"{module}:{name}"])
+        for module, name in compat_072.BASE.items():
+            self._alias(module, name, ("_base", "OCSFModel"))
+
+    def _alias(self, module: str, name: str, target: tuple[str, str]) -> None:
+        self.aliases.setdefault(module, []).append((name, *target))
+
+    def _members(self, target: tuple[str, str], members: Mapping[str, int]) -> None:
+        """0.7.2 member names for one generated enum; their values are checked when rendered."""
+        extra = self.members.setdefault(target, {})
+        for member, value in members.items():
+            if extra.get(member, value) != value:
+                raise SystemExit(f"0.7.2 member {target}.{member} has two values")
+            extra[member] = value
+
+    def for_module(self, module: str) -> list[tuple[str, str, str]]:
+        return sorted(self.aliases.get(module, []))
+
+
+def _uid_enum(schema: Schema, kind: str) -> dict[str, dict[str, str]]:
+    """Every category (``kind`` "categories") or class uid as an OCSF-style enum dict."""
+    records = schema["categories"] if kind == "categories" else schema["classes"]
+    return {str(r["uid"]): {"caption": r["caption"]} for r in records.values()}
+
+
 def enum_key(enum: Mapping[str, Any]) -> str:
     return json.dumps({k: v["caption"] for k, v in enum.items()}, sort_keys=True)
 
@@ -130,14 +201,28 @@ def member_name(caption: str, value: int | str, used: set[str]) -> str:
     return name
 
 
-def render_enum(class_name: str, title: str, enum: Mapping[str, Any]) -> str:
+def render_enum(
+    class_name: str, title: str, enum: Mapping[str, Any], extra: Mapping[str, int] | None = None
+) -> str:
+    """One enum class; ``extra`` adds py-mdr 0.7 member names as aliases of the members."""
     values = enum_values(enum)
     is_int = all(isinstance(v, int) for v, _ in values)
     base = "OCSFIntEnum" if is_int else "OCSFStrEnum"
     lines = [f"class {class_name}({base}):", f'    """{title}."""', ""]
     used: set[str] = set()
+    ours: dict[str, int | str] = {}
     for value, caption in values:
-        lines.append(f"    {member_name(caption, value, used)} = {value!r}")
+        name = member_name(caption, value, used)
+        ours[name] = value
+        lines.append(f"    {name} = {value!r}")
+    aliases = sorted((v, n) for n, v in (extra or {}).items() if ours.get(n) != v)
+    if aliases:
+        clash = [n for v, n in aliases if n in ours or v not in ours.values()]
+        if clash:
+            raise SystemExit(f"{class_name}: 0.7.2 members {clash} clash or have no OCSF value")
+        lines.append("")
+        lines.append("    # py-mdr 0.7 member names, aliases of the members above")
+        lines.extend(f"    {name} = {value!r}" for value, name in aliases)
     lines.append("")
     captions = ", ".join(f"{value!r}: {caption!r}" for value, caption in values)
     lines.append(f"    __captions__ = {{{captions}}}")
@@ -163,6 +248,8 @@ def annotation(schema: Schema, attr: Mapping[str, Any], names: Names) -> tuple[s
         }[primitive]
         if attr["type"] == "timestamp_t":
             inner = "int | datetime.datetime"
+        elif attr["type"] == "datetime_t":  # RFC 3339 text; a datetime is written as such
+            inner = "str | datetime.datetime"
         lazy = False
     if attr["is_array"]:
         return f"list[{inner}]", "Field(default_factory=list)"
@@ -195,6 +282,32 @@ def attr_spec(attr_name: str, attr: Mapping[str, Any], names: Names, enum_name: 
     return f"Attr({', '.join(parts)})"
 
 
+def compat_block(
+    names: Names, module: str, local: set[str], imported: set[str] | None = None
+) -> tuple[list[str], list[str]]:
+    """Import lines and assignments that give ``module`` its py-mdr 0.7 names.
+
+    ``local`` holds the names the module defines itself, ``imported`` those it already imports
+    at run time (their import lines are not repeated).
+    """
+    imports: list[str] = []
+    assignments: list[str] = []
+    for alias, target_module, target in names.compat.for_module(module):
+        if target_module != module and target not in (imported or set()):
+            path = f"py_mdr.ocsf_models.{target_module}"
+            if target in local:  # a local name would be shadowed: import under a private name
+                imports.append(f"from {path} import {target} as _{target}\n")
+                target = f"_{target}"
+            elif alias == target:
+                imports.append(f"from {path} import {target} as {target}\n")
+                continue
+            else:
+                imports.append(f"from {path} import {target}\n")
+        if alias != target:
+            assignments.append(f"{alias} = {target}\n")
+    return imports, assignments
+
+
 def render_model(key: str, record: Mapping[str, Any], names: Names, is_class: bool) -> str:
     schema = names.schema
     module, class_name = (names.classes if is_class else names.objects)[key]
@@ -212,7 +325,8 @@ def render_model(key: str, record: Mapping[str, Any], names: Names, is_class: bo
         else:
             enum_names[attr_name] = camel(attr_name)
             title = f"{attr['caption']} ({record['name']}.{attr_name})"
-            local_enums.append(render_enum(camel(attr_name), title, attr["enum"]))
+            extra = names.compat.members.get((module, camel(attr_name)))
+            local_enums.append(render_enum(camel(attr_name), title, attr["enum"], extra))
     object_imports = sorted(
         {
             names.objects[a["object_type"]]
@@ -221,7 +335,11 @@ def render_model(key: str, record: Mapping[str, Any], names: Names, is_class: bo
         }
         - {(module, class_name)}
     )
-    needs_datetime = any(a["type"] == "timestamp_t" for _, a in attrs)
+    local_names = {class_name, *(e for e in enum_names.values() if e not in shared_imports)}
+    compat_imports, compat_assignments = compat_block(names, module, local_names, shared_imports)
+    at_run_time = {line.split(" import ")[1].split(" as ")[0] for line in compat_imports}
+    object_imports = [(mod, cls) for mod, cls in object_imports if cls not in at_run_time]
+    needs_datetime = any(a["type"] in ("timestamp_t", "datetime_t") for _, a in attrs)
     needs_any = any(a.get("object_type") == "object" or a["type"] == "json_t" for _, a in attrs)
     needs_any = needs_any or any((record["name"], n) in ANNOTATION_OVERRIDES for n, _ in attrs)
 
@@ -255,6 +373,7 @@ def render_model(key: str, record: Mapping[str, Any], names: Names, is_class: bo
     )
     if shared_imports:
         out.append(f"from py_mdr.ocsf_models.enums import {', '.join(sorted(shared_imports))}\n")
+    out.extend(compat_imports)
     if object_imports:
         out.append("\nif TYPE_CHECKING:\n")
         for mod, cls in object_imports:
@@ -272,6 +391,8 @@ def render_model(key: str, record: Mapping[str, Any], names: Names, is_class: bo
             default = f"Field(default={default}, alias={attr_name!r})"
         out.append(f"    {name}: {ann} = {default}\n")
     aliases = {a: py_name(a) for a, _ in attrs if py_name(a) != a}
+    # py-mdr 0.7 field names that differ from the OCSF attribute name
+    aliases.update((old, py_name(new)) for old, new in names.compat.fields.get(key, {}).items())
     if aliases:
         out.append(f"\n    __ocsf_aliases__: ClassVar[dict[str, str]] = {aliases!r}\n")
     out.append("\n    __ocsf__: ClassVar[ModelSpec] = ModelSpec(\n")
@@ -290,6 +411,9 @@ def render_model(key: str, record: Mapping[str, Any], names: Names, is_class: bo
         spec = attr_spec(attr_name, attr, names, enum_names.get(attr_name))
         out.append(f"            {py_name(attr_name)!r}: {spec},\n")
     out.append("        },\n    )\n")
+    if compat_assignments:
+        out.append("\n\n# py-mdr 0.7 names\n")
+        out.extend(compat_assignments)
     return "".join(out)
 
 
@@ -312,7 +436,12 @@ def render_shared_enums(names: Names) -> str:
             name = names.shared_enums.get((attr_name, enum_key(attr["enum"])))
             if name and name not in done:
                 done.add(name)
-                out.append("\n\n" + render_enum(name, attr["caption"], attr["enum"]))
+                extra = names.compat.members.get(("enums", name))
+                out.append("\n\n" + render_enum(name, attr["caption"], attr["enum"], extra))
+    for kind, name in UID_ENUMS.items():
+        title = f"Every OCSF 1.3.0 {'category' if kind == 'categories' else 'class'} uid"
+        extra = names.compat.members.get(("enums", name))
+        out.append("\n\n" + render_enum(name, title, _uid_enum(schema, kind), extra))
     return "".join(out)
 
 
@@ -334,13 +463,14 @@ def render_registry(names: Names) -> str:
     for key, (module, cls) in sorted(names.objects.items()):
         out.append(f'    {key!r}: "{module}:{cls}",\n')
     out.append("}\n\n")
-    out.append("# OCSF type name -> (primitive type, max length, (min, max))\n")
-    out.append("TYPES: dict[str, tuple[str, int | None, tuple[int, int] | None]] = {\n")
+    out.append("# OCSF type name -> (primitive type, max length, (min, max), regular expression)\n")
+    out.append("TYPES: dict[str, tuple[str, int | None, tuple[int, int] | None, str | None]] = {\n")
     for key in sorted(schema["types"]):
         record = schema["types"][key]
         limits = tuple(record["range"]) if record.get("range") else None
         out.append(
-            f"    {key!r}: ({base_type(schema, key)!r}, {record.get('max_len')!r}, {limits!r}),\n"
+            f"    {key!r}: ({base_type(schema, key)!r}, {record.get('max_len')!r}, {limits!r}, "
+            f"{record.get('regex')!r}),\n"
         )
     out.append("}\n")
     return "".join(out)
@@ -360,7 +490,10 @@ def render_package_init(names: Names) -> str:
     )
     for cls, module in entries:
         out.append(f'    {cls!r}: "py_mdr.ocsf_models.{module}",\n')
-    out.append("}\n\n__all__ = sorted(_EXPORTS)\n")
+    out.append("}\n\n")
+    out.append("#: The OCSF version of these models (py-mdr 0.7 kept it here).\n")
+    out.append(f"OCSF_VERSION = {names.schema['version']!r}\n\n")
+    out.append('__all__ = ["OCSF_VERSION", *sorted(_EXPORTS)]\n')
     out.append("__getattr__ = lazy_getattr(__name__, _EXPORTS)\n\n\n")
     out.append("def __dir__() -> list[str]:\n    return __all__\n")
     return "".join(out)
@@ -398,6 +531,7 @@ def generate(schema: Schema, out_dir: Path) -> list[Path]:
                 + f'"""Import path kept from earlier releases; see {target}."""\n\n'
                 + f'from py_mdr.ocsf_models.{module} import {cls}\n\n__all__ = ["{cls}"]\n'
             )
+    add_compat_modules(names, files)
     for sub in ("events", "objects"):
         shutil.rmtree(out_dir / sub, ignore_errors=True)
     written = []
@@ -408,6 +542,36 @@ def generate(schema: Schema, out_dir: Path) -> list[Path]:
         written.append(path)
     tidy(out_dir)
     return written
+
+
+def add_compat_modules(names: Names, files: dict[str, str]) -> None:
+    """Give every py-mdr 0.7 module path its names: appended to a generated module or package,
+    or as a small module of aliases where the path exists only for 0.7 code."""
+    models = {m for m, _ in [*names.classes.values(), *names.objects.values()]}
+    for module in sorted(names.compat.aliases):
+        package = f"{module.replace('.', '/')}/__init__.py"
+        rel = package if package in files else module.replace(".", "/") + ".py"
+        if module in models:
+            continue  # render_model added them
+        if rel in files and rel != package:  # a seed alias module: it must already offer them
+            missing = [a for a, _, _ in names.compat.for_module(module) if a not in files[rel]]
+            if missing:
+                raise SystemExit(f"{rel} lacks the py-mdr 0.7 names {missing}")
+            continue
+        imports, assignments = compat_block(names, module, set())
+        exported = sorted(alias for alias, _, _ in names.compat.for_module(module))
+        if rel in files:
+            text = files[rel] + "\n" + "".join(imports)
+        else:
+            text = HEADER + f'"""{COMPAT_DOC}"""\n\n' + "".join(imports)
+        if assignments:
+            text += "\n# py-mdr 0.7 names\n" + "".join(assignments)
+        text += f"\n__all__ = {exported!r}\n"
+        files[rel] = text
+    for package in compat_072.PACKAGES:
+        files[f"{package.replace('.', '/')}/__init__.py"] = (
+            HEADER + '"""Package path kept from py-mdr 0.7; it has no names of its own."""\n'
+        )
 
 
 def tidy(out_dir: Path) -> None:

@@ -204,7 +204,10 @@ _EXPORTS: dict[str, str] = {
     "WindowsServiceActivity": "py_mdr.ocsf_models.events.system_activity.windows_service_activity",
 }
 
-__all__ = sorted(_EXPORTS)
+#: The OCSF version of these models (py-mdr 0.7 kept it here).
+OCSF_VERSION = "1.3.0"
+
+__all__ = ["OCSF_VERSION", *sorted(_EXPORTS)]
 __getattr__ = lazy_getattr(__name__, _EXPORTS)
 
 

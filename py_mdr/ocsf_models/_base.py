@@ -14,6 +14,7 @@ from __future__ import annotations
 import enum
 import functools
 import importlib
+import json
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -150,8 +151,12 @@ class OCSFModel(BaseModel):
 
     def __getattr__(self, name: str) -> Any:
         # Only reached for attributes missing from __dict__: unset fields and extras.
-        attr = type(self).__ocsf__.attributes.get(name)
+        cls = type(self)
+        attr = cls.__ocsf__.attributes.get(name)
         if attr is None:
+            renamed = cls.__ocsf_aliases__.get(name)
+            if renamed is not None:  # "from" or py-mdr 0.7's "_from" for the field from_
+                return getattr(self, renamed)
             return super().__getattr__(name)  # type: ignore[misc]  # extras, or AttributeError
         if attr.is_array:
             value: Any = []
@@ -164,6 +169,10 @@ class OCSFModel(BaseModel):
         self.__dict__[name] = value
         return value
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        # py-mdr 0.7 field names (``_from``) land on the OCSF attribute, not in a private slot
+        super().__setattr__(type(self).__ocsf_aliases__.get(name, name), value)
+
     def validate_event(self) -> list[Any]:
         """Every schema problem of this model, with attribute paths (see ``py_mdr.validate``)."""
         from py_mdr.validate import validate
@@ -175,6 +184,28 @@ class OCSFModel(BaseModel):
         from py_mdr.serialize import to_dict
 
         return to_dict(self)
+
+    def as_dict(self, remove_empty: bool = True) -> dict[str, Any]:
+        """:meth:`to_dict` under py-mdr 0.7's name. Empty values are always left out, whatever
+        ``remove_empty`` says: OCSF and MDR read an empty value as an absent one."""
+        return self.to_dict()
+
+    def model_dump(self, **options: Any) -> dict[str, Any]:
+        """The complete OCSF form, as :meth:`to_dict`: pydantic's own dump would leave out the
+        derived values (``class_uid``, ``type_uid``, ``metadata.version``) and spell ``class``
+        as ``class_``. ``include`` and ``exclude`` apply; the other options change nothing, as
+        the form is already JSON-ready, aliased and without empty values."""
+        return _select(self.to_dict(), options.get("include"), options.get("exclude"))
+
+    def model_dump_json(self, **options: Any) -> str:
+        """:meth:`model_dump` as JSON text; ``indent`` and ``ensure_ascii`` apply."""
+        from py_mdr.serialize import dumps
+
+        data = self.model_dump(**options)
+        indent, ensure_ascii = options.get("indent"), bool(options.get("ensure_ascii"))
+        if indent is None and not ensure_ascii:
+            return dumps(data).decode()
+        return json.dumps(data, indent=indent, ensure_ascii=ensure_ascii)
 
     @classmethod
     def model_rebuild(
@@ -193,6 +224,36 @@ class OCSFModel(BaseModel):
             _parent_namespace_depth=_parent_namespace_depth,
             _types_namespace=_types_namespace,
         )
+
+
+def _select(data: dict[str, Any], include: Any, exclude: Any) -> dict[str, Any]:
+    """pydantic's ``include`` / ``exclude`` (a set of names, or a dict of nested selections)
+    applied to a dumped dict; Python names (``class_``) count as their OCSF names."""
+    if include is not None:
+        wanted = {_ocsf_name(k): v for k, v in _selection(include).items()}
+        data = {
+            k: _select(v, wanted[k], None) if isinstance(v, dict) and wanted[k] is not True else v
+            for k, v in data.items()
+            if k in wanted
+        }
+    if exclude is not None:
+        dropped = {_ocsf_name(k): v for k, v in _selection(exclude).items()}
+        data = {
+            k: _select(v, None, dropped[k]) if isinstance(v, dict) and k in dropped else v
+            for k, v in data.items()
+            if dropped.get(k) is not True
+        }
+    return data
+
+
+def _selection(spec: Any) -> dict[Any, Any]:
+    if isinstance(spec, Mapping):
+        return {k: (True if v is True or v is Ellipsis else v) for k, v in spec.items()}
+    return dict.fromkeys(spec, True)
+
+
+def _ocsf_name(name: Any) -> Any:
+    return name[:-1] if isinstance(name, str) and name.endswith("_") else name
 
 
 def _coerce_object(attr: Attr, value: Any) -> Any:

@@ -16,6 +16,16 @@ class SeverityId(OCSFIntEnum):
     FATAL = 6
     OTHER = 99
 
+    # py-mdr 0.7 member names, aliases of the members above
+    Unknown = 0
+    Informational = 1
+    Low = 2
+    Medium = 3
+    High = 4
+    Critical = 5
+    Fatal = 6
+    Other = 99
+
     __captions__ = {
         0: "Unknown",
         1: "Informational",
@@ -35,6 +45,12 @@ class StatusId(OCSFIntEnum):
     SUCCESS = 1
     FAILURE = 2
     OTHER = 99
+
+    # py-mdr 0.7 member names, aliases of the members above
+    Unknown = 0
+    Success = 1
+    Failure = 2
+    Other = 99
 
     __captions__ = {0: "Unknown", 1: "Success", 2: "Failure", 99: "Other"}
 
@@ -87,6 +103,13 @@ class ConfidenceId(OCSFIntEnum):
     MEDIUM = 2
     HIGH = 3
     OTHER = 99
+
+    # py-mdr 0.7 member names, aliases of the members above
+    Unknown = 0
+    Low = 1
+    Medium = 2
+    High = 3
+    Other = 99
 
     __captions__ = {0: "Unknown", 1: "Low", 2: "Medium", 3: "High", 99: "Other"}
 
@@ -178,6 +201,14 @@ class ImpactId(OCSFIntEnum):
     CRITICAL = 4
     OTHER = 99
 
+    # py-mdr 0.7 member names, aliases of the members above
+    Unknown = 0
+    Low = 1
+    Medium = 2
+    Hig = 3
+    Critical = 4
+    Other = 99
+
     __captions__ = {0: "Unknown", 1: "Low", 2: "Medium", 3: "High", 4: "Critical", 99: "Other"}
 
 
@@ -190,6 +221,13 @@ class RiskLevelId(OCSFIntEnum):
     HIGH = 3
     CRITICAL = 4
     OTHER = 99
+
+    # py-mdr 0.7 member names, aliases of the members above
+    Info = 0
+    Low = 1
+    Medium = 2
+    High = 3
+    Critical = 4
 
     __captions__ = {0: "Info", 1: "Low", 2: "Medium", 3: "High", 4: "Critical", 99: "Other"}
 
@@ -230,6 +268,16 @@ class ConfidentialityId(OCSFIntEnum):
     RESTRICTED = 6
     OTHER = 99
 
+    # py-mdr 0.7 member names, aliases of the members above
+    Unknown = 0
+    NotConfidential = 1
+    Confidential = 2
+    Secret = 3
+    TopSecret = 4
+    Private = 5
+    Restricted = 6
+    Other = 99
+
     __captions__ = {
         0: "Unknown",
         1: "Not Confidential",
@@ -263,6 +311,22 @@ class TypeId(OCSFIntEnum):
     LOAD_BALANCER = 15
     OTHER = 99
 
+    # py-mdr 0.7 member names, aliases of the members above
+    Unknown = 0
+    Server = 1
+    Desktop = 2
+    Laptop = 3
+    Tablet = 4
+    Mobile = 5
+    Virtual = 6
+    Browser = 8
+    Firewall = 9
+    Switch = 10
+    Hub = 11
+    Router = 12
+    LoadBalancer = 15
+    Other = 99
+
     __captions__ = {
         0: "Unknown",
         1: "Server",
@@ -281,4 +345,189 @@ class TypeId(OCSFIntEnum):
         14: "IPS",
         15: "Load Balancer",
         99: "Other",
+    }
+
+
+class OCSFCategory(OCSFIntEnum):
+    """Every OCSF 1.3.0 category uid."""
+
+    SYSTEM_ACTIVITY = 1
+    FINDINGS = 2
+    IDENTITY_ACCESS_MANAGEMENT = 3
+    NETWORK_ACTIVITY = 4
+    DISCOVERY = 5
+    APPLICATION_ACTIVITY = 6
+    REMEDIATION = 7
+
+    # py-mdr 0.7 member names, aliases of the members above
+    SystemActivity = 1
+    Findings = 2
+    Discovery = 5
+
+    __captions__ = {
+        1: "System Activity",
+        2: "Findings",
+        3: "Identity & Access Management",
+        4: "Network Activity",
+        5: "Discovery",
+        6: "Application Activity",
+        7: "Remediation",
+    }
+
+
+class OCSFClass(OCSFIntEnum):
+    """Every OCSF 1.3.0 class uid."""
+
+    BASE_EVENT = 0
+    FILE_SYSTEM_ACTIVITY = 1001
+    KERNEL_EXTENSION_ACTIVITY = 1002
+    KERNEL_ACTIVITY = 1003
+    MEMORY_ACTIVITY = 1004
+    MODULE_ACTIVITY = 1005
+    SCHEDULED_JOB_ACTIVITY = 1006
+    PROCESS_ACTIVITY = 1007
+    EVENT_LOG_ACTIVITY = 1008
+    SECURITY_FINDING = 2001
+    VULNERABILITY_FINDING = 2002
+    COMPLIANCE_FINDING = 2003
+    DETECTION_FINDING = 2004
+    INCIDENT_FINDING = 2005
+    DATA_SECURITY_FINDING = 2006
+    ACCOUNT_CHANGE = 3001
+    AUTHENTICATION = 3002
+    AUTHORIZE_SESSION = 3003
+    ENTITY_MANAGEMENT = 3004
+    USER_ACCESS_MANAGEMENT = 3005
+    GROUP_MANAGEMENT = 3006
+    NETWORK_ACTIVITY = 4001
+    HTTP_ACTIVITY = 4002
+    DNS_ACTIVITY = 4003
+    DHCP_ACTIVITY = 4004
+    RDP_ACTIVITY = 4005
+    SMB_ACTIVITY = 4006
+    SSH_ACTIVITY = 4007
+    FTP_ACTIVITY = 4008
+    EMAIL_ACTIVITY = 4009
+    NETWORK_FILE_ACTIVITY = 4010
+    EMAIL_FILE_ACTIVITY = 4011
+    EMAIL_URL_ACTIVITY = 4012
+    NTP_ACTIVITY = 4013
+    TUNNEL_ACTIVITY = 4014
+    DEVICE_INVENTORY_INFO = 5001
+    DEVICE_CONFIG_STATE = 5002
+    USER_INVENTORY_INFO = 5003
+    OPERATING_SYSTEM_PATCH_STATE = 5004
+    KERNEL_OBJECT_QUERY = 5006
+    FILE_QUERY = 5007
+    FOLDER_QUERY = 5008
+    ADMIN_GROUP_QUERY = 5009
+    JOB_QUERY = 5010
+    MODULE_QUERY = 5011
+    NETWORK_CONNECTION_QUERY = 5012
+    NETWORKS_QUERY = 5013
+    PERIPHERAL_DEVICE_QUERY = 5014
+    PROCESS_QUERY = 5015
+    SERVICE_QUERY = 5016
+    USER_SESSION_QUERY = 5017
+    USER_QUERY = 5018
+    DEVICE_CONFIG_STATE_CHANGE = 5019
+    SOFTWARE_INVENTORY_INFO = 5020
+    WEB_RESOURCES_ACTIVITY = 6001
+    APPLICATION_LIFECYCLE = 6002
+    API_ACTIVITY = 6003
+    WEB_RESOURCE_ACCESS_ACTIVITY = 6004
+    DATASTORE_ACTIVITY = 6005
+    FILE_HOSTING_ACTIVITY = 6006
+    SCAN_ACTIVITY = 6007
+    REMEDIATION_ACTIVITY = 7001
+    FILE_REMEDIATION_ACTIVITY = 7002
+    PROCESS_REMEDIATION_ACTIVITY = 7003
+    NETWORK_REMEDIATION_ACTIVITY = 7004
+    REGISTRY_KEY_ACTIVITY = 201001
+    REGISTRY_VALUE_ACTIVITY = 201002
+    WINDOWS_RESOURCE_ACTIVITY = 201003
+    WINDOWS_SERVICE_ACTIVITY = 201004
+    REGISTRY_KEY_QUERY = 205004
+    REGISTRY_VALUE_QUERY = 205005
+    PREFETCH_QUERY = 205019
+
+    # py-mdr 0.7 member names, aliases of the members above
+    EventLogActivity = 1008
+    VulnerabilityFinding = 2002
+    DetectionFinding = 2004
+    SoftwareInventoryInfo = 5020
+
+    __captions__ = {
+        0: "Base Event",
+        1001: "File System Activity",
+        1002: "Kernel Extension Activity",
+        1003: "Kernel Activity",
+        1004: "Memory Activity",
+        1005: "Module Activity",
+        1006: "Scheduled Job Activity",
+        1007: "Process Activity",
+        1008: "Event Log Activity",
+        2001: "Security Finding",
+        2002: "Vulnerability Finding",
+        2003: "Compliance Finding",
+        2004: "Detection Finding",
+        2005: "Incident Finding",
+        2006: "Data Security Finding",
+        3001: "Account Change",
+        3002: "Authentication",
+        3003: "Authorize Session",
+        3004: "Entity Management",
+        3005: "User Access Management",
+        3006: "Group Management",
+        4001: "Network Activity",
+        4002: "HTTP Activity",
+        4003: "DNS Activity",
+        4004: "DHCP Activity",
+        4005: "RDP Activity",
+        4006: "SMB Activity",
+        4007: "SSH Activity",
+        4008: "FTP Activity",
+        4009: "Email Activity",
+        4010: "Network File Activity",
+        4011: "Email File Activity",
+        4012: "Email URL Activity",
+        4013: "NTP Activity",
+        4014: "Tunnel Activity",
+        5001: "Device Inventory Info",
+        5002: "Device Config State",
+        5003: "User Inventory Info",
+        5004: "Operating System Patch State",
+        5006: "Kernel Object Query",
+        5007: "File Query",
+        5008: "Folder Query",
+        5009: "Admin Group Query",
+        5010: "Job Query",
+        5011: "Module Query",
+        5012: "Network Connection Query",
+        5013: "Networks Query",
+        5014: "Peripheral Device Query",
+        5015: "Process Query",
+        5016: "Service Query",
+        5017: "User Session Query",
+        5018: "User Query",
+        5019: "Device Config State Change",
+        5020: "Software Inventory Info",
+        6001: "Web Resources Activity",
+        6002: "Application Lifecycle",
+        6003: "API Activity",
+        6004: "Web Resource Access Activity",
+        6005: "Datastore Activity",
+        6006: "File Hosting Activity",
+        6007: "Scan Activity",
+        7001: "Remediation Activity",
+        7002: "File Remediation Activity",
+        7003: "Process Remediation Activity",
+        7004: "Network Remediation Activity",
+        201001: "Registry Key Activity",
+        201002: "Registry Value Activity",
+        201003: "Windows Resource Activity",
+        201004: "Windows Service Activity",
+        205004: "Registry Key Query",
+        205005: "Registry Value Query",
+        205019: "Prefetch Query",
     }

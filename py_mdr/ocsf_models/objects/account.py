@@ -33,6 +33,20 @@ class TypeId(OCSFIntEnum):
     AWS_ACCOUNT = 10
     OTHER = 99
 
+    # py-mdr 0.7 member names, aliases of the members above
+    Unknown = 0
+    LDAP_Account = 1
+    Windows_Account = 2
+    AWS_IAM_User = 3
+    AWS_IAM_Role = 4
+    GCP_Account = 5
+    Azure_AD_Account = 6
+    MacOS_Account = 7
+    Apple_Account = 8
+    Linux_Account = 9
+    AWS_Account = 10
+    Other = 99
+
     __captions__ = {
         0: "Unknown",
         1: "LDAP Account",
@@ -70,3 +84,7 @@ class Account(OCSFModel):
             "uid": Attr("string_t", RECOMMENDED),
         },
     )
+
+
+# py-mdr 0.7 names
+TypeID = TypeId

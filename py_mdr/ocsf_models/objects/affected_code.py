@@ -14,6 +14,7 @@ from py_mdr.ocsf_models._base import (
     ModelSpec,
     OCSFModel,
 )
+from py_mdr.ocsf_models.objects.affected_package import AffectedPackage, TypeId
 
 if TYPE_CHECKING:
     from py_mdr.ocsf_models.objects.file import File
@@ -41,3 +42,8 @@ class AffectedCode(OCSFModel):
             "start_line": Attr("integer_t", RECOMMENDED),
         },
     )
+
+
+# py-mdr 0.7 names
+AffectedSoftwarePackage = AffectedPackage
+TypeID = TypeId

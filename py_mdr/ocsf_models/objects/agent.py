@@ -35,6 +35,19 @@ class TypeId(OCSFIntEnum):
     REMOTE_ACCESS = 9
     OTHER = 99
 
+    # py-mdr 0.7 member names, aliases of the members above
+    Unknown = 0
+    EndpointDetectionAndResponse = 1
+    DataLossPrevention = 2
+    BackupAndRecovery = 3
+    PerformanceMonitoringAndObservability = 4
+    VulnerabilityManagement = 5
+    LogForwarding = 6
+    MobileDeviceManagement = 7
+    ConfigurationManagement = 8
+    RemoteAccess = 9
+    Other = 99
+
     __captions__ = {
         0: "Unknown",
         1: "Endpoint Detection and Response",
@@ -77,3 +90,7 @@ class Agent(OCSFModel):
             "version": Attr("string_t", OPTIONAL),
         },
     )
+
+
+# py-mdr 0.7 names
+AgentTypeID = TypeId

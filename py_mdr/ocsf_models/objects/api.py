@@ -44,3 +44,7 @@ class Api(OCSFModel):
             "version": Attr("string_t", OPTIONAL),
         },
     )
+
+
+# py-mdr 0.7 names
+API = Api

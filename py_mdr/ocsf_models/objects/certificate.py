@@ -25,9 +25,9 @@ class Certificate(OCSFModel):
     """Digital Certificate: https://schema.ocsf.io/1.3.0/objects/certificate"""
 
     created_time: int | datetime.datetime | None = None
-    created_time_dt: str | None = None
+    created_time_dt: str | datetime.datetime | None = None
     expiration_time: int | datetime.datetime | None = None
-    expiration_time_dt: str | None = None
+    expiration_time_dt: str | datetime.datetime | None = None
     fingerprints: list[Fingerprint] = Field(default_factory=list)
     is_self_signed: bool | None = None
     issuer: str | None = None

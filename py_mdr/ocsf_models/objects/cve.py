@@ -29,7 +29,7 @@ class Cve(OCSFModel):
     """CVE: https://schema.ocsf.io/1.3.0/objects/cve"""
 
     created_time: int | datetime.datetime | None = None
-    created_time_dt: str | None = None
+    created_time_dt: str | datetime.datetime | None = None
     cvss: list[Cvss] = Field(default_factory=list)
     cwe: Cwe = LAZY
     cwe_uid: str | None = None
@@ -37,7 +37,7 @@ class Cve(OCSFModel):
     desc: str | None = None
     epss: Epss = LAZY
     modified_time: int | datetime.datetime | None = None
-    modified_time_dt: str | None = None
+    modified_time_dt: str | datetime.datetime | None = None
     product: Product = LAZY
     references: list[str] = Field(default_factory=list)
     title: str | None = None

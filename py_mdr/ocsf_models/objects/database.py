@@ -18,6 +18,8 @@ from py_mdr.ocsf_models._base import (
     OCSFIntEnum,
     OCSFModel,
 )
+from py_mdr.ocsf_models.objects.databucket import Databucket as Databucket
+from py_mdr.ocsf_models.objects.databucket import TypeId as _TypeId
 
 if TYPE_CHECKING:
     from py_mdr.ocsf_models.objects.data_classification import DataClassification
@@ -36,6 +38,16 @@ class TypeId(OCSFIntEnum):
     NOSQL = 6
     OTHER = 99
 
+    # py-mdr 0.7 member names, aliases of the members above
+    Unknown = 0
+    Relational = 1
+    Network = 2
+    ObjectOriented = 3
+    Centralized = 4
+    Operational = 5
+    NoSQL = 6
+    Other = 99
+
     __captions__ = {
         0: "Unknown",
         1: "Relational",
@@ -52,12 +64,12 @@ class Database(OCSFModel):
     """Database: https://schema.ocsf.io/1.3.0/objects/database"""
 
     created_time: int | datetime.datetime | None = None
-    created_time_dt: str | None = None
+    created_time_dt: str | datetime.datetime | None = None
     data_classification: DataClassification = LAZY
     desc: str | None = None
     groups: list[Group] = Field(default_factory=list)
     modified_time: int | datetime.datetime | None = None
-    modified_time_dt: str | None = None
+    modified_time_dt: str | datetime.datetime | None = None
     name: str | None = None
     size: int | None = None
     type: str | None = None
@@ -88,3 +100,8 @@ class Database(OCSFModel):
             "uid": Attr("string_t", RECOMMENDED),
         },
     )
+
+
+# py-mdr 0.7 names
+BucketTypeID = _TypeId
+TypeID = TypeId

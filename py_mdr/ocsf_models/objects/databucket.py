@@ -34,6 +34,12 @@ class TypeId(OCSFIntEnum):
     GCP_BUCKET = 3
     OTHER = 99
 
+    # py-mdr 0.7 member names, aliases of the members above
+    Unknown = 0
+    AzureBlob = 2
+    GCPBucket = 3
+    Other = 99
+
     __captions__ = {0: "Unknown", 1: "S3", 2: "Azure Blob", 3: "GCP Bucket", 99: "Other"}
 
 
@@ -41,13 +47,13 @@ class Databucket(OCSFModel):
     """Databucket: https://schema.ocsf.io/1.3.0/objects/databucket"""
 
     created_time: int | datetime.datetime | None = None
-    created_time_dt: str | None = None
+    created_time_dt: str | datetime.datetime | None = None
     data_classification: DataClassification = LAZY
     desc: str | None = None
     file: File = LAZY
     groups: list[Group] = Field(default_factory=list)
     modified_time: int | datetime.datetime | None = None
-    modified_time_dt: str | None = None
+    modified_time_dt: str | datetime.datetime | None = None
     name: str | None = None
     size: int | None = None
     type: str | None = None

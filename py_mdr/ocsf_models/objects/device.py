@@ -38,14 +38,14 @@ class Device(OCSFModel):
     agent_list: list[Agent] = Field(default_factory=list)
     autoscale_uid: str | None = None
     boot_time: int | datetime.datetime | None = None
-    boot_time_dt: str | None = None
+    boot_time_dt: str | datetime.datetime | None = None
     container: Container = LAZY
     created_time: int | datetime.datetime | None = None
-    created_time_dt: str | None = None
+    created_time_dt: str | datetime.datetime | None = None
     desc: str | None = None
     domain: str | None = None
     first_seen_time: int | datetime.datetime | None = None
-    first_seen_time_dt: str | None = None
+    first_seen_time_dt: str | datetime.datetime | None = None
     groups: list[Group] = Field(default_factory=list)
     hostname: str | None = None
     hw_info: DeviceHwInfo = LAZY
@@ -61,11 +61,11 @@ class Device(OCSFModel):
     is_personal: bool | None = None
     is_trusted: bool | None = None
     last_seen_time: int | datetime.datetime | None = None
-    last_seen_time_dt: str | None = None
+    last_seen_time_dt: str | datetime.datetime | None = None
     location: Location = LAZY
     mac: str | None = None
     modified_time: int | datetime.datetime | None = None
-    modified_time_dt: str | None = None
+    modified_time_dt: str | datetime.datetime | None = None
     name: str | None = None
     namespace_pid: int | None = None
     network_interfaces: list[NetworkInterface] = Field(default_factory=list)
@@ -160,3 +160,8 @@ class Device(OCSFModel):
             "zone": Attr("string_t", OPTIONAL),
         },
     )
+
+
+# py-mdr 0.7 names
+DeviceType = TypeId
+RiskLevelID = RiskLevelId

@@ -46,6 +46,15 @@ class StateId(OCSFIntEnum):
     PENDING = 5
     OTHER = 99
 
+    # py-mdr 0.7 member names, aliases of the members above
+    Unknown = 0
+    Valid = 1
+    Expired = 2
+    Revoked = 3
+    Suspended = 4
+    Pending = 5
+    Other = 99
+
     __captions__ = {
         0: "Unknown",
         1: "Valid",
@@ -64,7 +73,7 @@ class DigitalSignature(OCSFModel):
     algorithm_id: int | None = None
     certificate: Certificate = LAZY
     created_time: int | datetime.datetime | None = None
-    created_time_dt: str | None = None
+    created_time_dt: str | datetime.datetime | None = None
     developer_uid: str | None = None
     digest: Fingerprint = LAZY
     state: str | None = None
@@ -85,3 +94,7 @@ class DigitalSignature(OCSFModel):
             "state_id": Attr("integer_t", OPTIONAL, enum=StateId, sibling="state"),
         },
     )
+
+
+# py-mdr 0.7 names
+StateID = StateId

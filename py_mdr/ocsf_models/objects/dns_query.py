@@ -30,6 +30,15 @@ class OpcodeId(OCSFIntEnum):
     DSO_MESSAGE = 6
     OTHER = 99
 
+    # py-mdr 0.7 member names, aliases of the members above
+    Query = 0
+    Inverse_Query = 1
+    Status = 2
+    Reserved = 3
+    Notify = 4
+    Update = 5
+    DSO_Message = 6
+
     __captions__ = {
         0: "Query",
         1: "Inverse Query",
@@ -66,3 +75,8 @@ class DnsQuery(OCSFModel):
             "type": Attr("string_t", RECOMMENDED),
         },
     )
+
+
+# py-mdr 0.7 names
+DNSOpcodeID = OpcodeId
+DNSQuery = DnsQuery

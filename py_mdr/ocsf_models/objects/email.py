@@ -39,7 +39,7 @@ class Email(OCSFModel):
     uid: str | None = None
     x_originating_ip: list[str] = Field(default_factory=list)
 
-    __ocsf_aliases__: ClassVar[dict[str, str]] = {"from": "from_"}
+    __ocsf_aliases__: ClassVar[dict[str, str]] = {"from": "from_", "_from": "from_"}
 
     __ocsf__: ClassVar[ModelSpec] = ModelSpec(
         name="email",

@@ -24,7 +24,7 @@ class Enrichment(OCSFModel):
     """Enrichment: https://schema.ocsf.io/1.3.0/objects/enrichment"""
 
     created_time: int | datetime.datetime | None = None
-    created_time_dt: str | None = None
+    created_time_dt: str | datetime.datetime | None = None
     data: Any = None
     desc: str | None = None
     name: str | None = None

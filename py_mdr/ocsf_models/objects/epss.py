@@ -20,7 +20,7 @@ class Epss(OCSFModel):
     """EPSS: https://schema.ocsf.io/1.3.0/objects/epss"""
 
     created_time: int | datetime.datetime | None = None
-    created_time_dt: str | None = None
+    created_time_dt: str | datetime.datetime | None = None
     percentile: float | None = None
     score: str | None = None
     version: str | None = None

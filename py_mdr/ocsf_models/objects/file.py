@@ -58,14 +58,14 @@ class File(OCSFModel):
     """File: https://schema.ocsf.io/1.3.0/objects/file"""
 
     accessed_time: int | datetime.datetime | None = None
-    accessed_time_dt: str | None = None
+    accessed_time_dt: str | datetime.datetime | None = None
     accessor: User = LAZY
     attributes: int | None = None
     company_name: str | None = None
     confidentiality: str | None = None
     confidentiality_id: int | None = None
     created_time: int | datetime.datetime | None = None
-    created_time_dt: str | None = None
+    created_time_dt: str | datetime.datetime | None = None
     creator: User = LAZY
     data_classification: DataClassification = LAZY
     desc: str | None = None
@@ -74,7 +74,7 @@ class File(OCSFModel):
     is_system: bool | None = None
     mime_type: str | None = None
     modified_time: int | datetime.datetime | None = None
-    modified_time_dt: str | None = None
+    modified_time_dt: str | datetime.datetime | None = None
     modifier: User = LAZY
     name: str | None = None
     owner: User = LAZY

@@ -19,14 +19,14 @@ class Finding(OCSFModel):
     """Finding: https://schema.ocsf.io/1.3.0/objects/finding"""
 
     created_time: int | datetime.datetime | None = None
-    created_time_dt: str | None = None
+    created_time_dt: str | datetime.datetime | None = None
     desc: str | None = None
     first_seen_time: int | datetime.datetime | None = None
-    first_seen_time_dt: str | None = None
+    first_seen_time_dt: str | datetime.datetime | None = None
     last_seen_time: int | datetime.datetime | None = None
-    last_seen_time_dt: str | None = None
+    last_seen_time_dt: str | datetime.datetime | None = None
     modified_time: int | datetime.datetime | None = None
-    modified_time_dt: str | None = None
+    modified_time_dt: str | datetime.datetime | None = None
     product_uid: str | None = None
     related_events: list[RelatedEvent] = Field(default_factory=list)
     remediation: Remediation = LAZY

@@ -31,16 +31,16 @@ class FindingInfo(OCSFModel):
     analytic: Analytic = LAZY
     attacks: list[Attack] = Field(default_factory=list)
     created_time: int | datetime.datetime | None = None
-    created_time_dt: str | None = None
+    created_time_dt: str | datetime.datetime | None = None
     data_sources: list[str] = Field(default_factory=list)
     desc: str | None = None
     first_seen_time: int | datetime.datetime | None = None
-    first_seen_time_dt: str | None = None
+    first_seen_time_dt: str | datetime.datetime | None = None
     kill_chain: list[KillChainPhase] = Field(default_factory=list)
     last_seen_time: int | datetime.datetime | None = None
-    last_seen_time_dt: str | None = None
+    last_seen_time_dt: str | datetime.datetime | None = None
     modified_time: int | datetime.datetime | None = None
-    modified_time_dt: str | None = None
+    modified_time_dt: str | datetime.datetime | None = None
     product_uid: str | None = None
     related_analytics: list[Analytic] = Field(default_factory=list)
     related_events: list[RelatedEvent] = Field(default_factory=list)
@@ -79,3 +79,7 @@ class FindingInfo(OCSFModel):
             "uid": Attr("string_t", REQUIRED),
         },
     )
+
+
+# py-mdr 0.7 names
+FindingInformation = FindingInfo

@@ -28,6 +28,11 @@ class AlgorithmId(OCSFIntEnum):
     QUICKXORHASH = 7
     OTHER = 99
 
+    # py-mdr 0.7 member names, aliases of the members above
+    Unknown = 0
+    QuickXorHash = 7
+    Other = 99
+
     __captions__ = {
         0: "Unknown",
         1: "MD5",
@@ -57,3 +62,8 @@ class Fingerprint(OCSFModel):
             "value": Attr("file_hash_t", REQUIRED),
         },
     )
+
+
+# py-mdr 0.7 names
+AlgorithmID = AlgorithmId
+FingerPrint = Fingerprint

@@ -14,7 +14,7 @@ class HttpCookie(OCSFModel):
 
     domain: str | None = None
     expiration_time: int | datetime.datetime | None = None
-    expiration_time_dt: str | None = None
+    expiration_time_dt: str | datetime.datetime | None = None
     http_only: bool | None = None
     is_http_only: bool | None = None
     is_secure: bool | None = None

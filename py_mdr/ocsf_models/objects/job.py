@@ -32,6 +32,14 @@ class RunStateId(OCSFIntEnum):
     STOPPED = 4
     OTHER = 99
 
+    # py-mdr 0.7 member names, aliases of the members above
+    Unknown = 0
+    Ready = 1
+    Queued = 2
+    Running = 3
+    Stopped = 4
+    Other = 99
+
     __captions__ = {0: "Unknown", 1: "Ready", 2: "Queued", 3: "Running", 4: "Stopped", 99: "Other"}
 
 
@@ -40,14 +48,14 @@ class Job(OCSFModel):
 
     cmd_line: str | None = None
     created_time: int | datetime.datetime | None = None
-    created_time_dt: str | None = None
+    created_time_dt: str | datetime.datetime | None = None
     desc: str | None = None
     file: File = LAZY
     last_run_time: int | datetime.datetime | None = None
-    last_run_time_dt: str | None = None
+    last_run_time_dt: str | datetime.datetime | None = None
     name: str | None = None
     next_run_time: int | datetime.datetime | None = None
-    next_run_time_dt: str | None = None
+    next_run_time_dt: str | datetime.datetime | None = None
     run_state: str | None = None
     run_state_id: int | None = None
     user: User = LAZY

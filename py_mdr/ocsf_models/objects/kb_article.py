@@ -48,7 +48,7 @@ class KbArticle(OCSFModel):
     bulletin: str | None = None
     classification: str | None = None
     created_time: int | datetime.datetime | None = None
-    created_time_dt: str | None = None
+    created_time_dt: str | datetime.datetime | None = None
     install_state: str | None = None
     install_state_id: int | None = None
     is_superseded: bool | None = None
@@ -83,3 +83,7 @@ class KbArticle(OCSFModel):
             "uid": Attr("string_t", REQUIRED),
         },
     )
+
+
+# py-mdr 0.7 names
+KBArticle = KbArticle

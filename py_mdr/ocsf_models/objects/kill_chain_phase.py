@@ -28,6 +28,17 @@ class PhaseId(OCSFIntEnum):
     ACTIONS_ON_OBJECTIVES = 7
     OTHER = 99
 
+    # py-mdr 0.7 member names, aliases of the members above
+    Unknown = 0
+    Reconnaissance = 1
+    Weaponization = 2
+    Delivery = 3
+    Exploitation = 4
+    Installation = 5
+    Command_Control = 6
+    Actions_on_Objectives = 7
+    Other = 99
+
     __captions__ = {
         0: "Unknown",
         1: "Reconnaissance",
@@ -55,3 +66,7 @@ class KillChainPhase(OCSFModel):
             "phase_id": Attr("integer_t", REQUIRED, enum=PhaseId, sibling="phase"),
         },
     )
+
+
+# py-mdr 0.7 names
+PhaseID = PhaseId

@@ -20,26 +20,26 @@ class LdapPerson(OCSFModel):
 
     cost_center: str | None = None
     created_time: int | datetime.datetime | None = None
-    created_time_dt: str | None = None
+    created_time_dt: str | datetime.datetime | None = None
     deleted_time: int | datetime.datetime | None = None
-    deleted_time_dt: str | None = None
+    deleted_time_dt: str | datetime.datetime | None = None
     email_addrs: list[str] = Field(default_factory=list)
     employee_uid: str | None = None
     given_name: str | None = None
     hire_time: int | datetime.datetime | None = None
-    hire_time_dt: str | None = None
+    hire_time_dt: str | datetime.datetime | None = None
     job_title: str | None = None
     labels: list[str] = Field(default_factory=list)
     last_login_time: int | datetime.datetime | None = None
-    last_login_time_dt: str | None = None
+    last_login_time_dt: str | datetime.datetime | None = None
     ldap_cn: str | None = None
     ldap_dn: str | None = None
     leave_time: int | datetime.datetime | None = None
-    leave_time_dt: str | None = None
+    leave_time_dt: str | datetime.datetime | None = None
     location: Location = LAZY
     manager: User = LAZY
     modified_time: int | datetime.datetime | None = None
-    modified_time_dt: str | None = None
+    modified_time_dt: str | datetime.datetime | None = None
     office_location: str | None = None
     surname: str | None = None
 
@@ -73,3 +73,7 @@ class LdapPerson(OCSFModel):
             "surname": Attr("string_t", OPTIONAL),
         },
     )
+
+
+# py-mdr 0.7 names
+LDAPPerson = LdapPerson

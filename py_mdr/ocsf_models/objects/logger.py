@@ -22,11 +22,11 @@ class Logger(OCSFModel):
     log_provider: str | None = None
     log_version: str | None = None
     logged_time: int | datetime.datetime | None = None
-    logged_time_dt: str | None = None
+    logged_time_dt: str | datetime.datetime | None = None
     name: str | None = None
     product: Product = LAZY
     transmit_time: int | datetime.datetime | None = None
-    transmit_time_dt: str | None = None
+    transmit_time_dt: str | datetime.datetime | None = None
     uid: str | None = None
     version: str | None = None
 

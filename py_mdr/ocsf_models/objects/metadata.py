@@ -17,11 +17,12 @@ from py_mdr.ocsf_models._base import (
     ModelSpec,
     OCSFModel,
 )
+from py_mdr.ocsf_models.objects.extension import Extension
+from py_mdr.ocsf_models.objects.logger import Logger as Logger
 
 if TYPE_CHECKING:
     from py_mdr.ocsf_models.objects.data_classification import DataClassification
     from py_mdr.ocsf_models.objects.extension import Extension
-    from py_mdr.ocsf_models.objects.logger import Logger
     from py_mdr.ocsf_models.objects.product import Product
 
 
@@ -39,13 +40,13 @@ class Metadata(OCSFModel):
     log_provider: str | None = None
     log_version: str | None = None
     logged_time: int | datetime.datetime | None = None
-    logged_time_dt: str | None = None
+    logged_time_dt: str | datetime.datetime | None = None
     loggers: list[Logger] = Field(default_factory=list)
     modified_time: int | datetime.datetime | None = None
-    modified_time_dt: str | None = None
+    modified_time_dt: str | datetime.datetime | None = None
     original_time: str | None = None
     processed_time: int | datetime.datetime | None = None
-    processed_time_dt: str | None = None
+    processed_time_dt: str | datetime.datetime | None = None
     product: Product = LAZY
     profiles: list[str] = Field(default_factory=list)
     sequence: int | None = None
@@ -88,3 +89,7 @@ class Metadata(OCSFModel):
             "version": Attr("string_t", REQUIRED),
         },
     )
+
+
+# py-mdr 0.7 names
+SchemaExtension = Extension

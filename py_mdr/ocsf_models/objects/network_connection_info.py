@@ -37,6 +37,21 @@ class BoundaryId(OCSFIntEnum):
     INTERNET_GATEWAY = 11
     OTHER = 99
 
+    # py-mdr 0.7 member names, aliases of the members above
+    Unknown = 0
+    Localhost = 1
+    Internal = 2
+    External = 3
+    SameVPC = 4
+    Internet_VPCGateway = 5
+    VirtualPrivateGateway = 6
+    IntraregionVPC = 7
+    InterregionVPC = 8
+    LocalGateway = 9
+    GatewayVPC = 10
+    InternetGateway = 11
+    Other = 99
+
     __captions__ = {
         0: "Unknown",
         1: "Localhost",
@@ -63,6 +78,13 @@ class DirectionId(OCSFIntEnum):
     LATERAL = 3
     OTHER = 99
 
+    # py-mdr 0.7 member names, aliases of the members above
+    Unknown = 0
+    Inbound = 1
+    Outbound = 2
+    Lateral = 3
+    Other = 99
+
     __captions__ = {0: "Unknown", 1: "Inbound", 2: "Outbound", 3: "Lateral", 99: "Other"}
 
 
@@ -73,6 +95,12 @@ class ProtocolVerId(OCSFIntEnum):
     INTERNET_PROTOCOL_VERSION_4_IPV4 = 4
     INTERNET_PROTOCOL_VERSION_6_IPV6 = 6
     OTHER = 99
+
+    # py-mdr 0.7 member names, aliases of the members above
+    Unknown = 0
+    IPv4 = 4
+    IPv6 = 6
+    Other = 99
 
     __captions__ = {
         0: "Unknown",

@@ -26,6 +26,14 @@ class TypeId(OCSFIntEnum):
     TUNNEL = 4
     OTHER = 99
 
+    # py-mdr 0.7 member names, aliases of the members above
+    Unknown = 0
+    Wired = 1
+    Wireless = 2
+    Mobile = 3
+    Tunnel = 4
+    Other = 99
+
     __captions__ = {0: "Unknown", 1: "Wired", 2: "Wireless", 3: "Mobile", 4: "Tunnel", 99: "Other"}
 
 
@@ -58,3 +66,7 @@ class NetworkInterface(OCSFModel):
             "uid": Attr("string_t", OPTIONAL),
         },
     )
+
+
+# py-mdr 0.7 names
+NetworkType = TypeId

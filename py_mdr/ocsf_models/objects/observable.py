@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from py_mdr.ocsf_models._base import (
     LAZY,
@@ -14,9 +14,8 @@ from py_mdr.ocsf_models._base import (
     OCSFIntEnum,
     OCSFModel,
 )
-
-if TYPE_CHECKING:
-    from py_mdr.ocsf_models.objects.reputation import Reputation
+from py_mdr.ocsf_models.objects.reputation import Reputation as Reputation
+from py_mdr.ocsf_models.objects.reputation import ScoreId
 
 
 class TypeId(OCSFIntEnum):
@@ -54,6 +53,31 @@ class TypeId(OCSFIntEnum):
     REGISTRY_VALUE = 29
     FINGERPRINT = 30
     OTHER = 99
+
+    # py-mdr 0.7 member names, aliases of the members above
+    Unknown = 0
+    Hostname = 1
+    IP_Address = 2
+    MAC_Address = 3
+    User_Name = 4
+    Email_Address = 5
+    URL_String = 6
+    File_Name = 7
+    Hash = 8
+    Process_Name = 9
+    Resource_UID = 10
+    Endpoint = 20
+    User = 21
+    Email = 22
+    Uniform_Resource_Locator = 23
+    File = 24
+    Process = 25
+    Geo_Location = 26
+    Container = 27
+    Registry_Key = 28
+    Registry_Value = 29
+    Fingerprint = 30
+    Other = 99
 
     __captions__ = {
         0: "Unknown",
@@ -111,3 +135,8 @@ class Observable(OCSFModel):
             "value": Attr("string_t", OPTIONAL),
         },
     )
+
+
+# py-mdr 0.7 names
+ReputationScoreID = ScoreId
+TypeID = TypeId

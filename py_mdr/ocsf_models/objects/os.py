@@ -31,6 +31,17 @@ class TypeId(OCSFIntEnum):
     AIX = 401
     HP_UX = 402
 
+    # py-mdr 0.7 member names, aliases of the members above
+    Unknown = 0
+    Other = 99
+    Windows = 100
+    Windows_Mobile = 101
+    Linux = 200
+    Android = 201
+    MacOS = 300
+    IPadOS = 302
+    Solaris = 400
+
     __captions__ = {
         0: "Unknown",
         99: "Other",

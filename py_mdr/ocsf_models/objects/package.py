@@ -28,6 +28,12 @@ class TypeId(OCSFIntEnum):
     OPERATING_SYSTEM = 2
     OTHER = 99
 
+    # py-mdr 0.7 member names, aliases of the members above
+    Unknown = 0
+    Application = 1
+    OperatingSystem = 2
+    Other = 99
+
     __captions__ = {0: "Unknown", 1: "Application", 2: "Operating System", 99: "Other"}
 
 

@@ -3,12 +3,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from py_mdr.ocsf_models._base import LAZY, OPTIONAL, RECOMMENDED, Attr, ModelSpec, OCSFModel
-
-if TYPE_CHECKING:
-    from py_mdr.ocsf_models.objects.group import Group
+from py_mdr.ocsf_models.objects.authorization import Authorization
+from py_mdr.ocsf_models.objects.group import Group as Group
 
 
 class Policy(OCSFModel):
@@ -34,3 +33,7 @@ class Policy(OCSFModel):
             "version": Attr("string_t", RECOMMENDED),
         },
     )
+
+
+# py-mdr 0.7 names
+AuthorizationResult = Authorization

@@ -17,12 +17,13 @@ from py_mdr.ocsf_models._base import (
     OCSFIntEnum,
     OCSFModel,
 )
+from py_mdr.ocsf_models.objects.idp import Idp
+from py_mdr.ocsf_models.objects.session import Session as Session
 
 if TYPE_CHECKING:
     from py_mdr.ocsf_models.objects.container import Container
     from py_mdr.ocsf_models.objects.file import File
     from py_mdr.ocsf_models.objects.group import Group
-    from py_mdr.ocsf_models.objects.session import Session
     from py_mdr.ocsf_models.objects.user import User
 
 
@@ -37,6 +38,16 @@ class IntegrityId(OCSFIntEnum):
     SYSTEM = 5
     PROTECTED = 6
     OTHER = 99
+
+    # py-mdr 0.7 member names, aliases of the members above
+    Unknown = 0
+    Untrusted = 1
+    Low = 2
+    Medium = 3
+    High = 4
+    System = 5
+    Protected = 6
+    Other = 99
 
     __captions__ = {
         0: "Unknown",
@@ -57,7 +68,7 @@ class Process(OCSFModel):
     cmd_line: str | None = None
     container: Container = LAZY
     created_time: int | datetime.datetime | None = None
-    created_time_dt: str | None = None
+    created_time_dt: str | datetime.datetime | None = None
     egid: int | None = None
     euid: int | None = None
     file: File = LAZY
@@ -73,7 +84,7 @@ class Process(OCSFModel):
     sandbox: str | None = None
     session: Session = LAZY
     terminated_time: int | datetime.datetime | None = None
-    terminated_time_dt: str | None = None
+    terminated_time_dt: str | datetime.datetime | None = None
     tid: int | None = None
     uid: str | None = None
     user: User = LAZY
@@ -115,3 +126,8 @@ class Process(OCSFModel):
             "xattributes": Attr("object", OPTIONAL, obj="object"),
         },
     )
+
+
+# py-mdr 0.7 names
+IdentityProvider = Idp
+IntegrityID = IntegrityId

@@ -14,10 +14,10 @@ from py_mdr.ocsf_models._base import (
     ModelSpec,
     OCSFModel,
 )
+from py_mdr.ocsf_models.objects.feature import Feature as Feature
 
 if TYPE_CHECKING:
     from py_mdr.ocsf_models.objects.data_classification import DataClassification
-    from py_mdr.ocsf_models.objects.feature import Feature
 
 
 class Product(OCSFModel):

@@ -24,7 +24,7 @@ class QueryInfo(OCSFModel):
     name: str | None = None
     query_string: str | None = None
     query_time: int | datetime.datetime | None = None
-    query_time_dt: str | None = None
+    query_time_dt: str | datetime.datetime | None = None
     uid: str | None = None
 
     __ocsf__: ClassVar[ModelSpec] = ModelSpec(

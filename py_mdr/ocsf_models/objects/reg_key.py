@@ -14,7 +14,7 @@ class RegKey(OCSFModel):
 
     is_system: bool | None = None
     modified_time: int | datetime.datetime | None = None
-    modified_time_dt: str | None = None
+    modified_time_dt: str | datetime.datetime | None = None
     path: str | None = None
     security_descriptor: str | None = None
 

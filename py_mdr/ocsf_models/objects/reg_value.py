@@ -56,7 +56,7 @@ class RegValue(OCSFModel):
     is_default: bool | None = None
     is_system: bool | None = None
     modified_time: int | datetime.datetime | None = None
-    modified_time_dt: str | None = None
+    modified_time_dt: str | datetime.datetime | None = None
     name: str | None = None
     path: str | None = None
     type: str | None = None

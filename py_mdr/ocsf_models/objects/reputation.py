@@ -32,6 +32,20 @@ class ScoreId(OCSFIntEnum):
     MALICIOUS = 10
     OTHER = 99
 
+    # py-mdr 0.7 member names, aliases of the members above
+    Unknown = 0
+    Very_Safe = 1
+    Safe = 2
+    Probably_Safe = 3
+    Leans_Safe = 4
+    May_not_be_Safe = 5
+    Exercise_Caution = 6
+    Suspicious_or_Risky = 7
+    Possibly_Malicious = 8
+    Probably_Malicious = 9
+    Malicious = 10
+    Other = 99
+
     __captions__ = {
         0: "Unknown",
         1: "Very Safe",

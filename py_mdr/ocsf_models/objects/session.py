@@ -14,11 +14,11 @@ class Session(OCSFModel):
 
     count: int | None = None
     created_time: int | datetime.datetime | None = None
-    created_time_dt: str | None = None
+    created_time_dt: str | datetime.datetime | None = None
     credential_uid: str | None = None
     expiration_reason: str | None = None
     expiration_time: int | datetime.datetime | None = None
-    expiration_time_dt: str | None = None
+    expiration_time_dt: str | datetime.datetime | None = None
     is_mfa: bool | None = None
     is_remote: bool | None = None
     is_vpn: bool | None = None

@@ -18,11 +18,11 @@ class Table(OCSFModel):
     """Table: https://schema.ocsf.io/1.3.0/objects/table"""
 
     created_time: int | datetime.datetime | None = None
-    created_time_dt: str | None = None
+    created_time_dt: str | datetime.datetime | None = None
     desc: str | None = None
     groups: list[Group] = Field(default_factory=list)
     modified_time: int | datetime.datetime | None = None
-    modified_time_dt: str | None = None
+    modified_time_dt: str | datetime.datetime | None = None
     name: str | None = None
     size: int | None = None
     uid: str | None = None

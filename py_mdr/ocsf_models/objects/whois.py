@@ -39,14 +39,14 @@ class Whois(OCSFModel):
 
     autonomous_system: AutonomousSystem = LAZY
     created_time: int | datetime.datetime | None = None
-    created_time_dt: str | None = None
+    created_time_dt: str | datetime.datetime | None = None
     dnssec_status: str | None = None
     dnssec_status_id: int | None = None
     domain: str | None = None
     domain_contacts: list[DomainContact] = Field(default_factory=list)
     email_addr: str | None = None
     last_seen_time: int | datetime.datetime | None = None
-    last_seen_time_dt: str | None = None
+    last_seen_time_dt: str | datetime.datetime | None = None
     name_servers: list[str] = Field(default_factory=list)
     phone_number: str | None = None
     registrar: str | None = None

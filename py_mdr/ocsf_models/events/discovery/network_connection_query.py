@@ -107,7 +107,7 @@ class NetworkConnectionQuery(OCSFModel):
     device: Device = LAZY
     duration: int | None = None
     end_time: int | datetime.datetime | None = None
-    end_time_dt: str | None = None
+    end_time_dt: str | datetime.datetime | None = None
     enrichments: list[Enrichment] = Field(default_factory=list)
     message: str | None = None
     metadata: Metadata = LAZY
@@ -121,7 +121,7 @@ class NetworkConnectionQuery(OCSFModel):
     severity: str | None = None
     severity_id: int | None = None
     start_time: int | datetime.datetime | None = None
-    start_time_dt: str | None = None
+    start_time_dt: str | datetime.datetime | None = None
     state: str | None = None
     state_id: int | None = None
     status: str | None = None
@@ -129,7 +129,7 @@ class NetworkConnectionQuery(OCSFModel):
     status_detail: str | None = None
     status_id: int | None = None
     time: int | datetime.datetime | None = None
-    time_dt: str | None = None
+    time_dt: str | datetime.datetime | None = None
     timezone_offset: int | None = None
     type_name: str | None = None
     type_uid: int | None = None

@@ -41,6 +41,12 @@ class ActivityId(OCSFIntEnum):
     COLLECT = 2
     OTHER = 99
 
+    # py-mdr 0.7 member names, aliases of the members above
+    Unknown = 0
+    Log = 1
+    Collect = 2
+    Other = 99
+
     __captions__ = {0: "Unknown", 1: "Log", 2: "Collect", 99: "Other"}
 
 
@@ -84,7 +90,7 @@ class SoftwareInventoryInfo(OCSFModel):
     device: Device = LAZY
     duration: int | None = None
     end_time: int | datetime.datetime | None = None
-    end_time_dt: str | None = None
+    end_time_dt: str | datetime.datetime | None = None
     enrichments: list[Enrichment] = Field(default_factory=list)
     message: str | None = None
     metadata: Metadata = LAZY
@@ -96,13 +102,13 @@ class SoftwareInventoryInfo(OCSFModel):
     severity: str | None = None
     severity_id: int | None = None
     start_time: int | datetime.datetime | None = None
-    start_time_dt: str | None = None
+    start_time_dt: str | datetime.datetime | None = None
     status: str | None = None
     status_code: str | None = None
     status_detail: str | None = None
     status_id: int | None = None
     time: int | datetime.datetime | None = None
-    time_dt: str | None = None
+    time_dt: str | datetime.datetime | None = None
     timezone_offset: int | None = None
     type_name: str | None = None
     type_uid: int | None = None

@@ -56,6 +56,13 @@ class ActivityId(OCSFIntEnum):
     CLOSE = 3
     OTHER = 99
 
+    # py-mdr 0.7 member names, aliases of the members above
+    Unknown = 0
+    Create = 1
+    Update = 2
+    Close = 3
+    Other = 99
+
     __captions__ = {0: "Unknown", 1: "Create", 2: "Update", 3: "Close", 99: "Other"}
 
 
@@ -139,7 +146,7 @@ class DetectionFinding(OCSFModel):
     disposition_id: int | None = None
     duration: int | None = None
     end_time: int | datetime.datetime | None = None
-    end_time_dt: str | None = None
+    end_time_dt: str | datetime.datetime | None = None
     enrichments: list[Enrichment] = Field(default_factory=list)
     evidences: list[Evidences] = Field(default_factory=list)
     finding_info: FindingInfo = LAZY
@@ -162,13 +169,13 @@ class DetectionFinding(OCSFModel):
     severity: str | None = None
     severity_id: int | None = None
     start_time: int | datetime.datetime | None = None
-    start_time_dt: str | None = None
+    start_time_dt: str | datetime.datetime | None = None
     status: str | None = None
     status_code: str | None = None
     status_detail: str | None = None
     status_id: int | None = None
     time: int | datetime.datetime | None = None
-    time_dt: str | None = None
+    time_dt: str | datetime.datetime | None = None
     timezone_offset: int | None = None
     type_name: str | None = None
     type_uid: int | None = None
@@ -274,3 +281,8 @@ class DetectionFinding(OCSFModel):
             ),
         },
     )
+
+
+# py-mdr 0.7 names
+ImpactID = ImpactId
+RiskLevelID = RiskLevelId

@@ -169,7 +169,7 @@ class IncidentFinding(OCSFModel):
     desc: str | None = None
     duration: int | None = None
     end_time: int | datetime.datetime | None = None
-    end_time_dt: str | None = None
+    end_time_dt: str | datetime.datetime | None = None
     enrichments: list[Enrichment] = Field(default_factory=list)
     finding_info_list: list[FindingInfo] = Field(default_factory=list)
     impact: str | None = None
@@ -187,14 +187,14 @@ class IncidentFinding(OCSFModel):
     severity_id: int | None = None
     src_url: str | None = None
     start_time: int | datetime.datetime | None = None
-    start_time_dt: str | None = None
+    start_time_dt: str | datetime.datetime | None = None
     status: str | None = None
     status_code: str | None = None
     status_detail: str | None = None
     status_id: int | None = None
     ticket: Ticket = LAZY
     time: int | datetime.datetime | None = None
-    time_dt: str | None = None
+    time_dt: str | datetime.datetime | None = None
     timezone_offset: int | None = None
     type_name: str | None = None
     type_uid: int | None = None

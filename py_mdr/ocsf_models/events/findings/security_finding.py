@@ -127,7 +127,7 @@ class SecurityFinding(OCSFModel):
     data_sources: list[str] = Field(default_factory=list)
     duration: int | None = None
     end_time: int | datetime.datetime | None = None
-    end_time_dt: str | None = None
+    end_time_dt: str | datetime.datetime | None = None
     enrichments: list[Enrichment] = Field(default_factory=list)
     evidence: Any = None
     finding: Finding = LAZY
@@ -150,7 +150,7 @@ class SecurityFinding(OCSFModel):
     severity: str | None = None
     severity_id: int | None = None
     start_time: int | datetime.datetime | None = None
-    start_time_dt: str | None = None
+    start_time_dt: str | datetime.datetime | None = None
     state: str | None = None
     state_id: int | None = None
     status: str | None = None
@@ -158,7 +158,7 @@ class SecurityFinding(OCSFModel):
     status_detail: str | None = None
     status_id: int | None = None
     time: int | datetime.datetime | None = None
-    time_dt: str | None = None
+    time_dt: str | datetime.datetime | None = None
     timezone_offset: int | None = None
     type_name: str | None = None
     type_uid: int | None = None

@@ -146,7 +146,7 @@ class DHCPActivity(OCSFModel):
     dst_endpoint: NetworkEndpoint = LAZY
     duration: int | None = None
     end_time: int | datetime.datetime | None = None
-    end_time_dt: str | None = None
+    end_time_dt: str | datetime.datetime | None = None
     enrichments: list[Enrichment] = Field(default_factory=list)
     firewall_rule: FirewallRule = LAZY
     is_renewal: bool | None = None
@@ -171,13 +171,13 @@ class DHCPActivity(OCSFModel):
     severity_id: int | None = None
     src_endpoint: NetworkEndpoint = LAZY
     start_time: int | datetime.datetime | None = None
-    start_time_dt: str | None = None
+    start_time_dt: str | datetime.datetime | None = None
     status: str | None = None
     status_code: str | None = None
     status_detail: str | None = None
     status_id: int | None = None
     time: int | datetime.datetime | None = None
-    time_dt: str | None = None
+    time_dt: str | datetime.datetime | None = None
     timezone_offset: int | None = None
     tls: Tls = LAZY
     traffic: NetworkTraffic = LAZY

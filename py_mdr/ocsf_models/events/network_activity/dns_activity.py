@@ -172,7 +172,7 @@ class DNSActivity(OCSFModel):
     dst_endpoint: NetworkEndpoint = LAZY
     duration: int | None = None
     end_time: int | datetime.datetime | None = None
-    end_time_dt: str | None = None
+    end_time_dt: str | datetime.datetime | None = None
     enrichments: list[Enrichment] = Field(default_factory=list)
     firewall_rule: FirewallRule = LAZY
     ja4_fingerprint_list: list[Ja4Fingerprint] = Field(default_factory=list)
@@ -191,23 +191,23 @@ class DNSActivity(OCSFModel):
     proxy_traffic: NetworkTraffic = LAZY
     query: DnsQuery = LAZY
     query_time: int | datetime.datetime | None = None
-    query_time_dt: str | None = None
+    query_time_dt: str | datetime.datetime | None = None
     raw_data: str | None = None
     rcode: str | None = None
     rcode_id: int | None = None
     response_time: int | datetime.datetime | None = None
-    response_time_dt: str | None = None
+    response_time_dt: str | datetime.datetime | None = None
     severity: str | None = None
     severity_id: int | None = None
     src_endpoint: NetworkEndpoint = LAZY
     start_time: int | datetime.datetime | None = None
-    start_time_dt: str | None = None
+    start_time_dt: str | datetime.datetime | None = None
     status: str | None = None
     status_code: str | None = None
     status_detail: str | None = None
     status_id: int | None = None
     time: int | datetime.datetime | None = None
-    time_dt: str | None = None
+    time_dt: str | datetime.datetime | None = None
     timezone_offset: int | None = None
     tls: Tls = LAZY
     traffic: NetworkTraffic = LAZY

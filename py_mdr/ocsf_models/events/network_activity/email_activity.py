@@ -125,7 +125,7 @@ class EmailActivity(OCSFModel):
     email: Email = LAZY
     email_auth: EmailAuth = LAZY
     end_time: int | datetime.datetime | None = None
-    end_time_dt: str | None = None
+    end_time_dt: str | datetime.datetime | None = None
     enrichments: list[Enrichment] = Field(default_factory=list)
     firewall_rule: FirewallRule = LAZY
     malware: list[Malware] = Field(default_factory=list)
@@ -139,13 +139,13 @@ class EmailActivity(OCSFModel):
     smtp_hello: str | None = None
     src_endpoint: NetworkEndpoint = LAZY
     start_time: int | datetime.datetime | None = None
-    start_time_dt: str | None = None
+    start_time_dt: str | datetime.datetime | None = None
     status: str | None = None
     status_code: str | None = None
     status_detail: str | None = None
     status_id: int | None = None
     time: int | datetime.datetime | None = None
-    time_dt: str | None = None
+    time_dt: str | datetime.datetime | None = None
     timezone_offset: int | None = None
     type_name: str | None = None
     type_uid: int | None = None

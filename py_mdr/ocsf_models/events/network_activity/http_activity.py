@@ -143,7 +143,7 @@ class HTTPActivity(OCSFModel):
     dst_endpoint: NetworkEndpoint = LAZY
     duration: int | None = None
     end_time: int | datetime.datetime | None = None
-    end_time_dt: str | None = None
+    end_time_dt: str | datetime.datetime | None = None
     enrichments: list[Enrichment] = Field(default_factory=list)
     file: File = LAZY
     firewall_rule: FirewallRule = LAZY
@@ -170,13 +170,13 @@ class HTTPActivity(OCSFModel):
     severity_id: int | None = None
     src_endpoint: NetworkEndpoint = LAZY
     start_time: int | datetime.datetime | None = None
-    start_time_dt: str | None = None
+    start_time_dt: str | datetime.datetime | None = None
     status: str | None = None
     status_code: str | None = None
     status_detail: str | None = None
     status_id: int | None = None
     time: int | datetime.datetime | None = None
-    time_dt: str | None = None
+    time_dt: str | datetime.datetime | None = None
     timezone_offset: int | None = None
     tls: Tls = LAZY
     traffic: NetworkTraffic = LAZY

@@ -159,7 +159,7 @@ class NTPActivity(OCSFModel):
     dst_endpoint: NetworkEndpoint = LAZY
     duration: int | None = None
     end_time: int | datetime.datetime | None = None
-    end_time_dt: str | None = None
+    end_time_dt: str | datetime.datetime | None = None
     enrichments: list[Enrichment] = Field(default_factory=list)
     firewall_rule: FirewallRule = LAZY
     ja4_fingerprint_list: list[Ja4Fingerprint] = Field(default_factory=list)
@@ -182,7 +182,7 @@ class NTPActivity(OCSFModel):
     severity_id: int | None = None
     src_endpoint: NetworkEndpoint = LAZY
     start_time: int | datetime.datetime | None = None
-    start_time_dt: str | None = None
+    start_time_dt: str | datetime.datetime | None = None
     status: str | None = None
     status_code: str | None = None
     status_detail: str | None = None
@@ -190,7 +190,7 @@ class NTPActivity(OCSFModel):
     stratum: str | None = None
     stratum_id: int | None = None
     time: int | datetime.datetime | None = None
-    time_dt: str | None = None
+    time_dt: str | datetime.datetime | None = None
     timezone_offset: int | None = None
     tls: Tls = LAZY
     traffic: NetworkTraffic = LAZY

@@ -53,6 +53,20 @@ class ActivityId(OCSFIntEnum):
     DISABLE = 10
     OTHER = 99
 
+    # py-mdr 0.7 member names, aliases of the members above
+    Unknown = 0
+    Clear = 1
+    Delete = 2
+    Export = 3
+    Archive = 4
+    Rotate = 5
+    Start = 6
+    Stop = 7
+    Restart = 8
+    Enable = 9
+    Disable = 10
+    Other = 99
+
     __captions__ = {
         0: "Unknown",
         1: "Clear",
@@ -92,6 +106,11 @@ class LogTypeId(OCSFIntEnum):
     OS = 1
     APPLICATION = 2
     OTHER = 99
+
+    # py-mdr 0.7 member names, aliases of the members above
+    Unknown = 0
+    Application = 2
+    Other = 99
 
     __captions__ = {0: "Unknown", 1: "OS", 2: "Application", 99: "Other"}
 
@@ -151,7 +170,7 @@ class EventLogActivity(OCSFModel):
     dst_endpoint: NetworkEndpoint = LAZY
     duration: int | None = None
     end_time: int | datetime.datetime | None = None
-    end_time_dt: str | None = None
+    end_time_dt: str | datetime.datetime | None = None
     enrichments: list[Enrichment] = Field(default_factory=list)
     file: File = LAZY
     firewall_rule: FirewallRule = LAZY
@@ -169,13 +188,13 @@ class EventLogActivity(OCSFModel):
     severity_id: int | None = None
     src_endpoint: NetworkEndpoint = LAZY
     start_time: int | datetime.datetime | None = None
-    start_time_dt: str | None = None
+    start_time_dt: str | datetime.datetime | None = None
     status: str | None = None
     status_code: str | None = None
     status_detail: str | None = None
     status_id: int | None = None
     time: int | datetime.datetime | None = None
-    time_dt: str | None = None
+    time_dt: str | datetime.datetime | None = None
     timezone_offset: int | None = None
     type_name: str | None = None
     type_uid: int | None = None
@@ -271,3 +290,8 @@ class EventLogActivity(OCSFModel):
             "unmapped": Attr("object", OPTIONAL, obj="object"),
         },
     )
+
+
+# py-mdr 0.7 names
+EventLogActivityID = ActivityId
+LogTypeID = LogTypeId

@@ -138,7 +138,7 @@ class ProcessActivity(OCSFModel):
     disposition_id: int | None = None
     duration: int | None = None
     end_time: int | datetime.datetime | None = None
-    end_time_dt: str | None = None
+    end_time_dt: str | datetime.datetime | None = None
     enrichments: list[Enrichment] = Field(default_factory=list)
     exit_code: int | None = None
     firewall_rule: FirewallRule = LAZY
@@ -156,13 +156,13 @@ class ProcessActivity(OCSFModel):
     severity: str | None = None
     severity_id: int | None = None
     start_time: int | datetime.datetime | None = None
-    start_time_dt: str | None = None
+    start_time_dt: str | datetime.datetime | None = None
     status: str | None = None
     status_code: str | None = None
     status_detail: str | None = None
     status_id: int | None = None
     time: int | datetime.datetime | None = None
-    time_dt: str | None = None
+    time_dt: str | datetime.datetime | None = None
     timezone_offset: int | None = None
     type_name: str | None = None
     type_uid: int | None = None
