@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import Any, NamedTuple, TextIO
 
 from py_mdr import __version__
 from py_mdr.cli_input import STDIN, Item
@@ -28,7 +28,8 @@ from py_mdr.hec.envelope import encode_envelope
 from py_mdr.hec.reports import SendReport
 from py_mdr.hec.transport import HECTransport
 from py_mdr.ocsf_models._registry import CLASSES
-from py_mdr.serialize import complete, dumps, safe_str
+from py_mdr.serialize import Notes, complete, complete_noted, dumps, safe_str
+from py_mdr.time_units import advice
 from py_mdr.validate import validate
 
 #: Drop reasons after which sending more is pointless: the endpoint refuses us or is gone.
@@ -68,12 +69,24 @@ class Rejected:
     reason: str
 
 
+class Noted(NamedTuple):
+    """A prepared envelope with something to tell: values changed to fit their OCSF type, or
+    times that look like another unit than milliseconds (sent as written, never changed)."""
+
+    envelope: bytes
+    where: str
+    coerced: int
+    warnings: tuple[str, ...]
+
+
 @dataclass
 class Tally:
     """What happened, for the summary line and the exit code."""
 
     sent: int = 0
     rejected: int = 0
+    coerced: int = 0  # values changed to fit their OCSF type
+    odd_times: int = 0  # events with a time that looks like another unit than milliseconds
     places: list[str] = field(default_factory=list)  # the first few rejected places
     dropped: dict[str, int] = field(default_factory=dict)
     stopped: str | None = None  # why sending ended before the input did
@@ -101,16 +114,25 @@ class Tally:
             text += " (" + ", ".join(f"{k}: {v}" for k, v in sorted(self.dropped.items())) + ")"
         if self.kept:
             text += f", {self.kept} kept in the spool {self.spool_dir} for the next run"
+        if self.coerced:
+            text += (
+                f"; {self.coerced} value(s) changed to fit their OCSF type "
+                "(`py-mdr validate` names them, --strict refuses them)"
+            )
+        if self.odd_times:
+            text += f"; {self.odd_times} event(s) with a time that is not in milliseconds"
         return text
 
 
 # --- preparing one item ----------------------------------------------------------------------
 
 
-def prepare(item: Item, settings: SendSettings) -> bytes | Rejected:
-    """The envelope for one input item, or why it is rejected; never raises."""
+def prepare(item: Item, settings: SendSettings) -> bytes | Noted | Rejected:
+    """The envelope for one input item (with what to tell about it), or why it is rejected;
+    never raises."""
     if item.error is not None:
         return Rejected(item.where, item.error)
+    notes = None
     try:
         if settings.text:
             event = text_event(item, settings)
@@ -118,7 +140,7 @@ def prepare(item: Item, settings: SendSettings) -> bytes | Rejected:
             checked = json_event(item.value, settings.strict)
             if isinstance(checked, str):
                 return Rejected(item.where, checked)
-            event = checked
+            event, notes = checked
         envelope = encode_envelope(
             dumps(event),
             time=_envelope_time(event),
@@ -135,11 +157,16 @@ def prepare(item: Item, settings: SendSettings) -> bytes | Rejected:
             f"event is {len(envelope)} bytes as sent, over the {settings.max_event_bytes}-byte "
             "limit for one event",
         )
+    if notes is not None and (notes.coerced or notes.units):
+        warnings = tuple(f"{where}: {advice(value, unit)}" for where, value, unit in notes.units)
+        return Noted(envelope, item.where, notes.coerced, warnings)
     return envelope
 
 
-def json_event(value: Any, strict: bool) -> dict[str, Any] | str:
-    """The completed OCSF event for a decoded JSON value, or the reason it cannot be sent."""
+def json_event(value: Any, strict: bool) -> tuple[dict[str, Any], Notes | None] | str:
+    """The completed OCSF event for a decoded JSON value (with what serializing it noticed), or
+    the reason it cannot be sent. ``strict`` refuses what ``py-mdr validate`` reports, wrong
+    types included; otherwise wrong-typed values are changed to fit where possible."""
     if not isinstance(value, dict):
         kind = {list: "a list", str: "a string", bool: "a boolean"}.get(type(value))
         kind = kind or ("null" if value is None else "a number")
@@ -147,6 +174,9 @@ def json_event(value: Any, strict: bool) -> dict[str, Any] | str:
     if not value:
         return "an empty object is not an event"
     class_uid = value.get("class_uid")
+    type_uid = value.get("type_uid")
+    if class_uid is None and type(type_uid) is int and type_uid // 100 in CLASSES:
+        class_uid = type_uid // 100  # type_uid is class_uid * 100 + activity_id
     if class_uid is None:
         return (
             "no class_uid, so not an OCSF event: add one (`py-mdr schema` lists them), "
@@ -159,12 +189,13 @@ def json_event(value: Any, strict: bool) -> dict[str, Any] | str:
         )
     if class_uid not in CLASSES:
         return f"unknown class_uid {class_uid}: `py-mdr schema` lists the OCSF 1.3.0 classes"
-    event = complete(value)
     if strict:
+        event = complete(value, coerce=False)
         problems = validate(event)
         if problems:
             return "refused by --strict: " + quote_problems(problems)
-    return event
+        return event, None
+    return complete_noted(value)
 
 
 def quote_problems(problems: list[Any]) -> str:
@@ -215,7 +246,7 @@ class _Handoff:
 
     def __init__(self, batch_events: int, batch_bytes: int) -> None:
         self._cond = threading.Condition()
-        self._items: list[bytes | Rejected] = []
+        self._items: list[bytes | Noted | Rejected] = []
         self._bytes = 0
         self._wake_at = batch_events
         self._wake_bytes = batch_bytes
@@ -224,9 +255,9 @@ class _Handoff:
         self._done = False
         self._stopped = False
 
-    def put(self, thing: bytes | Rejected) -> bool:
+    def put(self, thing: bytes | Noted | Rejected) -> bool:
         """Add one item, waiting while full; False once the sender stopped."""
-        size = len(thing) if isinstance(thing, bytes) else 0
+        size = _size(thing)
         with self._cond:
             while (
                 self._items
@@ -258,7 +289,7 @@ class _Handoff:
             self._stopped = True
             self._cond.notify_all()
 
-    def take(self, timeout: float) -> tuple[list[bytes | Rejected], bool]:
+    def take(self, timeout: float) -> tuple[list[bytes | Noted | Rejected], bool]:
         """Everything waiting (after up to ``timeout`` s for a batch), and whether input ended."""
         with self._cond:
             if not (self._ready() or self._done):
@@ -266,6 +297,12 @@ class _Handoff:
             items, self._items, self._bytes = self._items, [], 0
             self._cond.notify_all()
             return items, self._done
+
+
+def _size(thing: bytes | Noted | Rejected) -> int:
+    if isinstance(thing, bytes):
+        return len(thing)
+    return len(thing.envelope) if isinstance(thing, Noted) else 0
 
 
 def _produce(items: Iterator[Item], settings: SendSettings, handoff: _Handoff) -> None:
@@ -286,6 +323,7 @@ class _Console:
         self.stream = stream
         self.progress = progress
         self.shown = 0
+        self.noted = 0
         self._line = False
         self._next = time.monotonic() + _PROGRESS_EVERY
         self._started = time.monotonic()
@@ -301,6 +339,13 @@ class _Console:
         elif self.shown == _SHOWN_REJECTIONS:
             self.shown += 1
             self.say("further rejections are counted but not shown")
+
+    def note(self, noted: Noted) -> None:
+        """Say what was odd about an event that is sent anyway (the first few only)."""
+        for warning in noted.warnings:
+            if self.noted < _SHOWN_REJECTIONS:
+                self.say(f"{noted.where}: {warning} (sent as written)")
+            self.noted += 1
 
     def tick(self, tally: Tally) -> None:
         if not self.progress:
@@ -371,6 +416,11 @@ def send_items(
                         tally.places.append(thing.where)
                     console.reject(thing)
                     continue
+                if isinstance(thing, Noted):
+                    tally.coerced += thing.coerced
+                    tally.odd_times += bool(thing.warnings)
+                    console.note(thing)
+                    thing = thing.envelope
                 batch.append(thing)
                 size += len(thing)
                 if len(batch) >= settings.batch_events or size >= settings.batch_bytes:

@@ -45,13 +45,14 @@ def run_validate(paths: Sequence[str], *, as_json: bool, out: TextIO, err: TextI
 
 
 def problems_of(item: Item) -> list[tuple[str, str, str]]:
-    """(path, kind, message) for every problem of one input item, checked as ``send`` would
-    send it (derived values filled first)."""
+    """(path, kind, message) for every problem of one input item as written: derived values
+    are filled first, but wrong-typed values stay as they are (``send`` may change them to fit,
+    and says how many it did)."""
     if item.error is not None:
         return [("", "input" if item.line == 0 else "json", item.error)]
     if not isinstance(item.value, dict):
         return [("", "type", "not a JSON object: each event must be an object")]
     try:
-        return [(p.path, p.kind, p.message) for p in validate(complete(item.value))]
+        return [(p.path, p.kind, p.message) for p in validate(complete(item.value, coerce=False))]
     except Exception as exc:  # a value the serializer could not handle
         return [("", "type", f"cannot be read as an event: {type(exc).__name__}: {exc}")]
