@@ -766,3 +766,50 @@ def test_send_with_an_unusable_spool_is_a_usage_error(sink: HECSink, tmp_path: P
     assert result.returncode == 2
     assert "spool directory" in result.stderr and "file" in result.stderr
     assert sink.requests == []
+
+
+# --- events as written: wrong types and time units (issue 10) ----------------------------------
+
+
+def test_validate_names_a_wrong_type_that_send_would_change_to_fit() -> None:
+    finding = {**populated_event("detection_finding"), "confidence": 100}
+    done = run(["validate"], clean_env(), stdin=json.dumps(finding))
+    assert done.returncode == 1
+    assert "<stdin>:1: confidence: must be a string (string_t), got int" in done.stdout
+
+
+def test_validate_says_seconds_for_a_time_in_seconds() -> None:
+    done = run(["validate"], clean_env(), stdin=json.dumps(event(1, time=1_722_513_600)))
+    assert done.returncode == 1
+    assert "time: 1722513600 looks like seconds since the epoch" in done.stdout
+    assert "multiply it by 1000" in done.stdout
+
+
+def test_send_counts_what_it_changed_and_warns_about_seconds(sink: HECSink) -> None:
+    typed = event(1, status_code=404, count=2.0)  # a number for a string, a float for an int
+    late = event(2, time=1_722_513_600)
+    done = run(["send"], sink_env(sink), stdin=jsonl(typed, late))
+    assert done.returncode == 0, done.stderr
+    assert [e["status_code"] for e in sink.events[:1]] == ["404"]
+    assert sink.events[0]["count"] == 2
+    assert "<stdin>:2: time: 1722513600 looks like seconds" in done.stderr
+    assert "2 value(s) changed to fit their OCSF type" in done.stderr
+    assert "1 event(s) with a time that is not in milliseconds" in done.stderr
+    assert sink.events[1]["time"] == 1_722_513_600  # told, never changed
+    assert any("looks like seconds" in p for p in sink.problems_of(1))  # the receiver flags it
+
+
+def test_send_strict_refuses_a_wrong_type_it_would_otherwise_change(sink: HECSink) -> None:
+    done = run(["send", "--strict"], sink_env(sink), stdin=jsonl(event(1, status_code=404)))
+    assert done.returncode == 1
+    assert "status_code: must be a string (string_t), got int" in done.stderr
+    assert sink.events == []
+
+
+def test_send_takes_an_event_known_by_its_type_uid_alone(sink: HECSink) -> None:
+    only_type = {k: v for k, v in event(1).items() if k not in ("class_uid", "activity_id")}
+    done = run(["send"], sink_env(sink), stdin=jsonl({**only_type, "type_uid": 100803}))
+    assert done.returncode == 0, done.stderr
+    sent = sink.events[0]
+    assert (sent["class_uid"], sent["activity_id"], sent["activity_name"]) == (1008, 3, "Export")
+    assert sink.problems_of(0) == []

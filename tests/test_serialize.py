@@ -4,17 +4,27 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import ipaddress
 import json
 import math
 from typing import Any
 
+import pytest
 from event_checks import BrokenStr, empties
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from py_mdr.ocsf_models import DetectionFinding, EventLogActivity, Metadata, Product
 from py_mdr.ocsf_models.enums import SeverityId
-from py_mdr.serialize import complete, epoch_ms, flatten, json_safe, to_dict, to_json
+from py_mdr.serialize import (
+    complete,
+    complete_noted,
+    epoch_ms,
+    flatten,
+    json_safe,
+    to_dict,
+    to_json,
+)
 
 
 def test_empties_are_pruned_and_enums_are_ints() -> None:
@@ -170,3 +180,102 @@ def test_random_detection_finding_always_serializes(
     out = to_dict(event)
     json.dumps(out, allow_nan=False)
     assert empties(out) == []
+
+
+# --- datetime_t, derivation, coercion, pydantic habits (issue 10) ------------------------------
+
+_NOON = dt.datetime(2024, 8, 1, 12, 0, 0, 123000, tzinfo=dt.timezone.utc)
+
+
+def test_datetime_t_is_rfc3339_in_utc_and_timestamp_t_stays_milliseconds() -> None:
+    plus_two = _NOON.astimezone(dt.timezone(dt.timedelta(hours=2)))
+    event = DetectionFinding(time=plus_two, time_dt=plus_two)
+    event.finding_info.created_time_dt = _NOON.replace(tzinfo=None)  # naive means UTC
+    out = to_dict(event)
+    assert out["time"] == 1_722_513_600_123
+    assert out["time_dt"] == out["finding_info"]["created_time_dt"] == "2024-08-01T12:00:00.123Z"
+
+
+def test_a_datetime_t_value_anywhere_adds_the_datetime_profile_once() -> None:
+    event = DetectionFinding()
+    event.finding_info.created_time_dt = _NOON
+    assert to_dict(event)["metadata"]["profiles"] == ["datetime"]
+    event.metadata.profiles = ["cloud", "datetime"]
+    assert to_dict(event)["metadata"]["profiles"] == ["cloud", "datetime"]
+    assert "profiles" not in to_dict(DetectionFinding(time=_NOON))["metadata"]
+    as_text = complete({"class_uid": 1008, "time_dt": "2024-08-01T12:00:00Z"})
+    assert as_text["metadata"]["profiles"] == ["datetime"]
+
+
+def test_activity_and_class_come_from_type_uid() -> None:
+    out = complete({"class_uid": 4009, "type_uid": 400903})
+    assert (out["activity_id"], out["activity_name"]) == (3, "Scan")
+    out = complete({"type_uid": 400903})  # the class, too
+    assert (out["class_uid"], out["class_name"], out["activity_id"]) == (4009, "Email Activity", 3)
+    assert to_dict(EventLogActivity(type_uid=100806))["activity_id"] == 6
+
+
+@pytest.mark.parametrize("written", ["In Progress", "in progress", "in_progress", "INPROGRESS"])
+def test_caption_matching_ignores_case_and_spacing(written: str) -> None:
+    assert to_dict(DetectionFinding(status=written))["status_id"] == 2
+
+
+def test_wrong_types_are_changed_to_fit_only_when_coercing() -> None:
+    raw = {"class_uid": 2004, "confidence": 100, "count": 3.0, "risk_score": "high"}
+    sent, notes = complete_noted(raw)
+    assert (sent["confidence"], sent["count"], sent["risk_score"]) == ("100", 3, "high")
+    assert notes.coerced == 2  # "high" cannot be made an integer: left for validate()
+    written = complete(raw, coerce=False)
+    assert (written["confidence"], written["count"]) == (100, 3.0)
+    model = DetectionFinding(confidence=100)
+    assert to_dict(model)["confidence"] == "100"
+    assert to_dict(model, coerce=False)["confidence"] == 100
+
+
+def test_an_id_enum_where_its_caption_belongs_becomes_the_caption() -> None:
+    out = to_dict(EventLogActivity(severity=SeverityId.HIGH))
+    assert out["severity"] == "High" and out["severity_id"] == 4
+
+
+def test_times_in_other_units_are_noted_never_changed() -> None:
+    raw = {"class_uid": 1008, "time": 1_722_513_600, "start_time": 1_722_513_600_000_000}
+    sent, notes = complete_noted(raw)
+    assert sent["time"] == 1_722_513_600 and sent["start_time"] == 1_722_513_600_000_000
+    assert notes.units == [
+        ("time", 1_722_513_600, "seconds"),
+        ("start_time", 1_722_513_600_000_000, "microseconds"),
+    ]
+    assert complete_noted({"class_uid": 1008, "time": 1_722_513_600_000})[1].units == []
+
+
+def test_addresses_are_written_as_text() -> None:
+    endpoint = {"ip": ipaddress.ip_address("2001:db8::1"), "subnet_uid": "s"}
+    assert complete({"class_uid": 4001, "src_endpoint": endpoint})["src_endpoint"]["ip"] == (
+        "2001:db8::1"
+    )
+    assert json_safe(ipaddress.ip_network("192.0.2.0/24")) == "192.0.2.0/24"
+
+
+def test_model_dump_gives_the_complete_ocsf_event() -> None:
+    event = DetectionFinding(severity_id=4, status="New")
+    event.finding_info.uid = "f-1"
+    dumped = event.model_dump()
+    assert dumped == to_dict(event) == event.as_dict()
+    assert {"class_uid", "category_uid", "type_uid"} <= set(dumped)
+    assert dumped["metadata"]["version"] == "1.3.0"
+    assert json.loads(event.model_dump_json(exclude_none=True)) == dumped
+    assert json.loads(event.model_dump_json(indent=2)) == dumped
+    assert event.model_dump(include={"class_uid", "finding_info"}) == {
+        "class_uid": 2004,
+        "finding_info": {"uid": "f-1"},
+    }
+    assert "metadata" not in event.model_dump(exclude={"metadata"})
+    assert event.model_dump(exclude={"metadata": {"version"}})["metadata"] == {}
+
+
+def test_model_dump_spells_class_as_ocsf_does() -> None:
+    from py_mdr.ocsf_models import DnsQuery
+
+    query = DnsQuery(class_="IN", hostname="example.com")
+    assert query.model_dump() == {"class": "IN", "hostname": "example.com"}
+    assert query.model_dump(include={"class_"}) == {"class": "IN"}

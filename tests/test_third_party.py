@@ -10,15 +10,32 @@ from __future__ import annotations
 
 import copy
 import functools
+import logging
+import os
+import subprocess
+import sys
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 from ocsf_examples import populated_event, populated_object, schema
 from ocsf_third_party import _validator, reads_dotted_names, third_party_errors
+from opentelemetry._logs import LogRecord, SeverityNumber
+from opentelemetry.sdk._logs import ReadableLogRecord
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import TraceFlags
 
-from py_mdr.serialize import complete
+from py_mdr import config
+from py_mdr.handler import MDRHandler
+from py_mdr.hec.retry import RetryPolicy
+from py_mdr.ocsf_models import DetectionFinding, Enrichment, EventLogActivity, Product
+from py_mdr.serialize import complete, to_dict
+from py_mdr.sink import HECSink
 from py_mdr.validate import Problem, validate
+from py_mdr_otel import MDRExporter
 
 # type -> (right values, wrong values); resource_uid_t is left out: no 1.3.0 attribute has it
 CASES: dict[str, tuple[list[Any], list[Any]]] = {
@@ -237,3 +254,165 @@ def test_the_third_party_defect_left_out_is_still_there() -> None:
     assert errors and all(reads_dotted_names(e) for e in errors)
     del event["device"]["os"]["sp_name"]
     assert [p.kind for p in validate(event)] == ["constraint"]
+
+
+# --- what py-mdr produces itself ---------------------------------------------------------------
+
+FAST = RetryPolicy(initial_backoff=0.01, max_backoff=0.05, deadline=5.0)
+
+
+def _assert_valid_everywhere(events: list[dict[str, Any]]) -> None:
+    assert events
+    for event in events:
+        assert third_party_errors(event) == [], event
+        assert [str(p) for p in validate(event)] == [], event
+
+
+@pytest.fixture
+def quiet_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for setting in config.SETTINGS:
+        monkeypatch.delenv(setting.name, raising=False)
+
+
+def _log_through(handler: logging.Handler, name: str) -> None:
+    logger = logging.getLogger(name)
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+    logger.addHandler(handler)
+    try:
+        logger.debug("debug line")
+        logger.info("order %s shipped", 7, extra={"order": 7, "tags": ["a"], "blob": b"\xfe"})
+        logger.warning("with a stack", stack_info=True)
+        try:
+            raise ValueError("bad")
+        except ValueError:
+            logger.exception("failed")
+        logger.critical("ü and \x00 and a very long line " + "x" * 70_000)
+    finally:
+        logger.removeHandler(handler)
+
+
+@pytest.mark.usefixtures("quiet_env")
+@pytest.mark.parametrize("product", [None, Product(name="<PROJECT>", vendor_name="<COMPANY>")])
+def test_handler_events_pass_the_third_party_validator(
+    sink: HECSink, product: Product | None
+) -> None:
+    handler = MDRHandler(host=sink.url, token=sink.token, product=product, retry=FAST)
+    try:
+        _log_through(handler, "third_party.handler")
+        assert handler.flush(5.0)
+    finally:
+        handler.close()
+    assert sink.wait_for_events(5)
+    _assert_valid_everywhere(sink.events)
+
+
+@pytest.mark.usefixtures("quiet_env")
+def test_the_readme_handler_subclass_passes_the_third_party_validator(sink: HECSink) -> None:
+    class BetterHandler(MDRHandler):
+        def map_log_record(self, record: logging.LogRecord) -> EventLogActivity:
+            activity = super().map_log_record(record)
+            activity.enrichments.append(
+                Enrichment(name="Additional information", value={"important": "stuff"})
+            )
+            return activity
+
+    handler = BetterHandler(
+        host=sink.url,
+        token=sink.token,
+        product=Product(name="<PROJECT>", vendor_name="<COMPANY>.<TEAM>"),
+        retry=FAST,
+    )
+    try:
+        _log_through(handler, "third_party.better")
+        assert handler.flush(5.0)
+    finally:
+        handler.close()
+    assert sink.wait_for_events(5)
+    _assert_valid_everywhere(sink.events)
+
+
+@pytest.mark.usefixtures("quiet_env")
+def test_exporter_events_pass_the_third_party_validator(sink: HECSink) -> None:
+    resource = Resource.create(
+        {
+            "service.name": "checkout",
+            "service.version": "3.1.4",
+            "service.namespace": "acme.shop",
+            "host.name": "web-1",
+            "os.type": "linux",
+            "cloud.provider": "aws",
+            "cloud.region": "eu-west-1",
+            "process.pid": 42,
+        }
+    )
+    now = time.time_ns()
+    bodies: list[Any] = ["plain", {"order": "A1", "items": [1, 2]}, None, b"\xfe"]
+    records = [
+        ReadableLogRecord(
+            log_record=LogRecord(
+                timestamp=now,
+                observed_timestamp=now,
+                severity_number=SeverityNumber(number),
+                severity_text="WARN",
+                body=body,
+                attributes={"code.function.name": "f", "code.line.number": 3, "n": number},
+                trace_id=0x0ABC << 64,
+                span_id=0x1F,
+                trace_flags=TraceFlags(1),
+            ),
+            resource=resource,
+            instrumentation_scope=InstrumentationScope("third_party.exporter"),
+        )
+        for number, body in zip((1, 9, 13, 21), bodies, strict=True)
+    ]
+    exporter = MDRExporter(host=sink.url, token=sink.token, retry=FAST, timeout=5.0)
+    try:
+        exporter.export(records)
+        assert exporter.force_flush(5000)
+    finally:
+        exporter.shutdown()
+    assert sink.wait_for_events(4)
+    _assert_valid_everywhere(sink.events)
+
+
+@pytest.mark.usefixtures("quiet_env")
+def test_send_text_events_pass_the_third_party_validator(sink: HECSink, tmp_path: Path) -> None:
+    source = tmp_path / "app.log"
+    source.write_text("first line\n\nsecond \x00 line ü\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MDR_")}
+    env.update(MDR_HOST=sink.url, MDR_TOKEN=sink.token)
+    py_mdr = Path(sys.executable).with_name("py-mdr")
+    for args in (["--text", "--name", "backup", str(source)], ["--text", "--severity", "high"]):
+        done = subprocess.run(
+            [str(py_mdr), "send", *args],
+            input="from stdin\n",
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+    assert sink.wait_for_events(3)
+    _assert_valid_everywhere(sink.events)
+
+
+def test_the_readme_examples_once_completed_pass_the_third_party_validator() -> None:
+    # The README's client example, completed with what OCSF requires and it leaves out.
+    event = DetectionFinding()
+    event.metadata.product.vendor_name = "<COMPANY>"
+    event.metadata.product.name = "<PROJECT_NAME>"
+    event.status = "Testing"
+    event.finding_info.uid = "finding-1"
+    event.finding_info.title = "Testing"
+    # The README's jq line for `py-mdr send`, as one event.
+    piped = {
+        "class_uid": 2004,
+        "activity_id": 1,
+        "severity_id": 4,
+        "time": 1_722_513_600_000,
+        "finding_info": {"title": "Open port", "uid": "scan-1"},
+        "metadata": {"product": {"name": "scanner", "vendor_name": "Example"}},
+    }
+    _assert_valid_everywhere([to_dict(event), complete(piped)])
