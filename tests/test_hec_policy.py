@@ -400,3 +400,18 @@ def test_deadlines_nest_and_many_short_scopes_do_not_pile_up() -> None:
             with Deadline(time.monotonic() + 60):
                 pass
     assert len(watchdog._watchdog._heap) < 1_000
+
+
+@pytest.mark.parametrize(
+    ("sizes", "limit"),
+    [((4, 4), 8), ((2, 2, 2), 7), ((3, 3, 3), 10)],
+)
+def test_no_body_exceeds_the_byte_limit_by_its_newlines(sizes: tuple[int, ...], limit: int) -> None:
+    # each case fits the limit only if the newlines between envelopes are left uncounted
+    items = envs(*sizes)
+    bodies, oversize = plan_bodies(
+        items, max_body_bytes=limit, max_batch_events=100, max_event_bytes=100
+    )
+    assert oversize == 0 and [e for b in bodies for e in b] == items
+    assert all(len(join_body(body)) <= limit for body in bodies)
+    assert sum(sizes) <= limit < sum(sizes) + len(sizes) - 1

@@ -778,3 +778,55 @@ def test_mapped_events_share_nothing_with_each_other(pipe: Pipeline) -> None:
     scribble(first)
     second = otel_to_event(pipe.emit(scope="shared", version="1", **fields))
     assert json.dumps(_without_identity(second), sort_keys=True) == untouched
+
+
+# --- gaps found by breaking the code (issue 10) ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("number", "text", "expected"),
+    [
+        (SeverityNumber.ERROR, "debug", (4, "High")),
+        (SeverityNumber.INFO, "CRITICAL", (1, "Informational")),
+        (SeverityNumber.FATAL, "info", (5, "Critical")),
+    ],
+)
+def test_the_severity_number_wins_over_a_disagreeing_text(
+    pipe: Pipeline, number: SeverityNumber, text: str, expected: tuple[int, str]
+) -> None:
+    event = pipe.event(body="x", severity_number=number, severity_text=text)
+    assert (event["severity_id"], event["severity"]) == expected
+    assert event["metadata"]["log_level"] == text  # the text is kept, where MAPPING.md puts it
+
+
+def test_service_namespace_wins_over_the_configured_vendor(pipe: Pipeline) -> None:
+    # MAPPING.md: vendor_name = service.namespace, else the configured vendor name
+    record = pipe.emit(body="x")
+    event = otel_to_event(record, vendor_name="configured.vendor")
+    assert event["metadata"]["product"]["vendor_name"] == "acme"
+    encoded = encode_record(record, "configured.vendor")
+    assert encoded is not None
+    assert json.loads(encoded[0])["metadata"]["product"]["vendor_name"] == "acme"
+
+
+def test_trace_and_span_ids_keep_their_leading_zeros() -> None:
+    from opentelemetry.trace import TraceFlags
+
+    record = ReadableLogRecord(
+        log_record=LogRecord(
+            timestamp=1_700_000_000 * NS,
+            body="x",
+            trace_id=0xABC,
+            span_id=0x1F,
+            trace_flags=TraceFlags(1),
+        ),
+        resource=Resource.create({"service.name": "svc"}),
+        instrumentation_scope=InstrumentationScope("zeros"),
+    )
+    trace = {"trace_id": "0" * 29 + "abc", "span_id": "0" * 14 + "1f", "trace_flags": "01"}
+    mapped = otel_to_event(record)
+    encoded = encode_record(record)
+    assert encoded is not None
+    for event in (mapped, json.loads(encoded[0])):
+        assert event["metadata"]["correlation_uid"] == trace["trace_id"]
+        assert event["unmapped"]["trace"] == trace

@@ -998,3 +998,38 @@ def test_a_notify_that_raises_does_not_break_the_transport(sink: HECSink, make: 
     sink.token_disabled = True
     report = make(notify=broken).send(envelopes(1))
     assert report.dropped == {"auth": 1}
+
+
+# ------------------------- a receiver that echoes the token in its answer (issue 10)
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "content_type"),
+    [
+        (403, '{"text":"Invalid token %s","code":4}', "application/json"),
+        (400, '{"text":"Invalid data format near \\"%s\\"","code":6}', "application/json"),
+        (200, "<html><body>Sign in again, %s</body></html>", "text/html"),
+        (404, "no route for Splunk %s", "text/plain"),
+    ],
+)
+def test_a_token_echoed_by_the_receiver_is_scrubbed_everywhere(
+    caplog: pytest.LogCaptureFixture, status: int, body: str, content_type: str
+) -> None:
+    secret = "tok-" + uuid.uuid4().hex
+    caplog.set_level(logging.DEBUG)
+    told: list[str] = []
+    with HECSink(token=secret) as receiver:
+        receiver.answer_next(5, status, body % secret, content_type)
+        transport = HECTransport(
+            HECConfig(url=receiver.url, token=secret, retry=FAST),
+            notify=lambda kind, error: told.append(f"{kind}: {error}"),
+        )
+        try:
+            report = transport.send(envelopes(2))
+            seen = [str(report.error), repr(report.error), repr(transport.stats()), *told]
+        finally:
+            transport.close()
+    assert not report.ok and report.error is not None
+    assert "<token>" in str(report.error)  # the answer was quoted, without the secret
+    for text in seen + [record.getMessage() for record in caplog.records]:
+        assert secret not in text
