@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from py_mdr.eventlog import MAX_STRING, endpoint
 
-__all__ = ["address_endpoint", "number", "port", "split_host", "text", "url_parts"]
+__all__ = ["address_endpoint", "is_hostname", "number", "port", "split_host", "text", "url_parts"]
 
 _INT32 = 2**31
 
@@ -66,6 +66,11 @@ def _address(value: str) -> tuple[tuple[str, str], ...]:
     except ValueError:
         return tuple(endpoint(value).items())  # hostname, or name when it is not one
     return (("ip", value),)
+
+
+def is_hostname(value: str) -> bool:
+    """True when ``value`` fits OCSF ``hostname_t`` (an IPv4 address does too)."""
+    return _address(value)[0][0] != "name" if ":" not in value else False
 
 
 def address_endpoint(address: str | None, port_number: int | None) -> dict[str, Any]:

@@ -38,7 +38,16 @@ from py_mdr.eventlog import (
 )
 from py_mdr.serialize import clean, dumps
 from py_mdr_otel.resource import ResourceParts, plain, resource_parts, scope_info
-from py_mdr_otel.span_network import address_endpoint, number, port, split_host, text, url_parts
+from py_mdr_otel.span_network import (
+    address_endpoint,
+    is_hostname,
+    number,
+    port,
+    split_host,
+    text,
+    url_parts,
+)
+from py_mdr_otel.span_plan import Plan, plan_for
 
 __all__ = ["Encoded", "encode_span", "span_to_event"]
 
@@ -47,6 +56,8 @@ Encoded = tuple[bytes, float, str, str]
 
 _SERVER = SpanKind.SERVER
 _CLIENT = SpanKind.CLIENT
+_ERROR = StatusCode.ERROR
+_OK = StatusCode.OK
 _KIND_NAMES = {kind: kind.name.lower() for kind in SpanKind}
 
 
@@ -117,58 +128,6 @@ _GRPC_NAMES = (
 )
 _DENIED_GRPC = frozenset({7, 8, 16})  # PERMISSION_DENIED, RESOURCE_EXHAUSTED, UNAUTHENTICATED
 _FAILED_GRPC = frozenset({2, 4, 12, 13, 14, 15})  # the server errors, as 5xx are for HTTP
-
-# Where a SERVER span names its client: (address, port), the original client first, then the
-# immediate peer; stable names before older ones.
-_CLIENT_PAIRS = (
-    ("client.address", "client.port"),
-    ("http.client_ip", ""),
-    ("net.peer.ip", "net.peer.port"),
-    ("network.peer.address", "network.peer.port"),
-    ("net.sock.peer.addr", "net.sock.peer.port"),
-)
-_PEER_ADDRESSES = ("network.peer.address", "net.sock.peer.addr", "net.peer.ip")
-_SERVER_ADDRESSES = ("server.address", "http.host", "net.host.name", "http.server_name")
-_SERVER_PORTS = ("server.port", "net.host.port")
-_REMOTE_ADDRESSES = ("server.address", "net.peer.name", "http.host")
-_REMOTE_PORTS = ("server.port", "net.peer.port")
-
-_ENDPOINT_KEYS = frozenset(
-    {
-        *(key for pair in _CLIENT_PAIRS for key in pair if key),
-        *_SERVER_ADDRESSES,
-        *_SERVER_PORTS,
-        *_REMOTE_ADDRESSES,
-        *_REMOTE_PORTS,
-        "net.peer.name",
-        "peer.service",
-        "enduser.id",
-        "user.id",
-        "user.name",
-    }
-)
-#: Attributes the HTTP mapping gives an OCSF home (the rest go to ``unmapped.attributes``).
-_HTTP_KEYS = _ENDPOINT_KEYS | {
-    "http.request.method",
-    "http.method",
-    "http.request.method_original",
-    "url.scheme",
-    "http.scheme",
-    "url.path",
-    "url.query",
-    "http.target",
-    "url.full",
-    "http.url",
-    "user_agent.original",
-    "http.user_agent",
-    "network.protocol.version",
-    "http.flavor",
-    "http.response.status_code",
-    "http.status_code",
-    "http.route",
-}
-_API_KEYS = _ENDPOINT_KEYS | {"rpc.service", "rpc.method", "rpc.grpc.status_code"}
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 # Per (resource, scope): what every span of one source shares, encoded once -------------------
@@ -255,20 +214,25 @@ def encode_span(span: Any, vendor_name: str | None = None) -> Encoded | str:
     for a span the SDK did not make; the exporter counts such a span as unmappable.
     """
     kind = span.kind
-    if kind is not _SERVER and kind is not _CLIENT:
+    if kind is _SERVER:
+        serving = True
+    elif kind is _CLIENT:
+        serving = False
+    else:
         return _KIND_NAMES.get(kind, "unknown")
     attributes = span.attributes
     if not attributes:
         return _KIND_NAMES[kind]
     values = plain(attributes)
-    method = values.get("http.request.method") or values.get("http.method")
+    plan = plan_for(serving, tuple(values))
+    method = values[plan.method] if plan.method else None
     if method:
         shape = _shape(span, vendor_name)
-        activity, members = _http(span, kind, values, method, shape)
+        activity, members = _http(span, serving, values, plan, method, shape)
         head = (_HTTP_FIXED[activity], shape.http_top, shape.http_meta)
-    elif values.get("rpc.system"):
+    elif plan.rpc_system and values[plan.rpc_system]:
         shape = _shape(span, vendor_name)
-        activity, members = _api(span, kind, values, shape)
+        activity, members = _api(span, serving, values, plan, shape)
         head = (_API_FIXED[activity], shape.api_top, shape.api_meta)
     else:
         return _KIND_NAMES[kind]
@@ -293,73 +257,49 @@ def _join(fixed: bytes, top: bytes, meta: bytes, members: dict[str, Any], unmapp
 
     The span's members are encoded in one call; the shape's metadata goes into the span's
     ``metadata`` (always first) and the shape's unmapped entries into its ``unmapped`` (always
-    last, and always present).
+    last, never empty).
     """
-    own = dumps(members)  # b'{"metadata":{...},...,"unmapped":{...}}'
+    own = memoryview(dumps(members))  # b'{"metadata":{...},...,"unmapped":{...}}'
     if unmapped:
-        tail = own[_OWN_HEAD:-2] + (b"," if members["unmapped"] else b"") + unmapped + b"}}"
+        tail: tuple[Any, ...] = (own[_OWN_HEAD:-2], b",", unmapped, b"}}")
     else:
-        tail = own[_OWN_HEAD:]
-    return b"".join((b"{", fixed, top, b',"metadata":{', meta, b",", tail))
-
-
-def _times(span: Any, members: dict[str, Any]) -> None:
-    start, end = span.start_time, span.end_time
-    start_ms = start // 1_000_000 if type(start) is int and start > 0 else None
-    end_ms = end // 1_000_000 if type(end) is int and end > 0 else None
-    members["time"] = start_ms or end_ms or int(time.time() * 1000)
-    if start_ms:
-        members["start_time"] = start_ms
-    if end_ms:
-        members["end_time"] = end_ms
-    if start_ms and end_ms and end >= start:
-        members["duration"] = (end - start) // 1_000_000
-
-
-def _metadata(span: Any) -> dict[str, Any]:
-    meta: dict[str, Any] = {"uid": new_uid(), "sequence": next_sequence()}
-    context = span.context
-    trace_id = getattr(context, "trace_id", 0)
-    if type(trace_id) is int and trace_id:
-        meta["correlation_uid"] = f"{trace_id:032x}"
-    return meta
+        tail = (own[_OWN_HEAD:],)
+    return b"".join((b"{", fixed, top, b',"metadata":{', meta, b",", *tail))
 
 
 def _http(
-    span: Any, kind: SpanKind, values: dict[Any, Any], method: Any, shape: _Shape
+    span: Any, serving: bool, values: dict[Any, Any], plan: Plan, method: Any, shape: _Shape
 ) -> tuple[int, dict[str, Any]]:
     """(activity id, the span's own members) of an HTTP span."""
     http_method = text(method) or str(method)
-    if http_method == "_OTHER":
-        http_method = text(values.get("http.request.method_original")) or http_method
+    if http_method == "_OTHER" and plan.method_original:
+        http_method = text(values[plan.method_original]) or http_method
     activity = _HTTP_ACTIVITIES.get(http_method, 99)
     status = span.status
-    failed = status.status_code is StatusCode.ERROR
-    code = number(values.get("http.response.status_code"))
-    if code is None:
-        code = number(values.get("http.status_code"))
-    if code is None and failed and kind is _SERVER:
+    failed = status.status_code is _ERROR
+    code = number(values[plan.code]) if plan.code else None
+    if code is None and failed and serving:
         code = 500
 
-    full = text(values.get("url.full")) or text(values.get("http.url"))
-    scheme = text(values.get("url.scheme")) or text(values.get("http.scheme"))
-    path = text(values.get("url.path"))
-    query = text(values.get("url.query"))
+    full = text(values[plan.full]) if plan.full else None
+    scheme = text(values[plan.scheme]) if plan.scheme else None
+    path = text(values[plan.path]) if plan.path else None
+    query = text(values[plan.query]) if plan.query else None
     url_host: str | None = None
     url_port: int | None = None
     if path is None or full is not None:
-        found = url_parts(full, text(values.get("http.target")))
-        scheme = scheme or found[0]
-        path = path or found[1]
-        query = query or found[2]
-        url_host, url_port = found[3], found[4]
-    src, dst, host, host_port = _endpoints(kind, values, shape, url_host, url_port)
+        target = text(values[plan.target]) if plan.target else None
+        url_scheme, url_path, url_query, url_host, url_port = url_parts(full, target)
+        scheme = scheme or url_scheme
+        path = path or url_path
+        query = query or url_query
+    host, host_port = _server_address(values, plan, url_host, url_port)
 
     request: dict[str, Any] = {"http_method": http_method} if activity != 99 else {}
     url: dict[str, Any] = {}
     if scheme:
         url["scheme"] = scheme
-    if host and "hostname" in endpoint(host):
+    if host and is_hostname(host):
         url["hostname"] = host
     if host_port is not None:
         url["port"] = host_port
@@ -367,105 +307,139 @@ def _http(
         url["path"] = path
     if query:
         url["query_string"] = query
-    if full is None and scheme and host and path:
-        full = text(_compose(scheme, host, host_port, path, query))
     if full:
         url["url_string"] = full
     if path or full:
         request["url"] = url
-    agent = text(values.get("user_agent.original")) or text(values.get("http.user_agent"))
+    agent = text(values[plan.agent]) if plan.agent else None
     if agent:
         request["user_agent"] = agent
-    version = text(values.get("network.protocol.version")) or text(values.get("http.flavor"))
+    version = text(values[plan.version]) if plan.version else None
     if version:
         request["version"] = version
+    ids = _ids(span)
     if not request:  # OCSF requires the request: name it by its span when nothing else is known
-        span_id = getattr(span.context, "span_id", 0)
-        request["uid"] = f"{span_id:016x}" if type(span_id) is int and span_id else "unknown"
+        request["uid"] = ids[1] or "unknown"
 
-    response = {"code": code if code is not None else 0}
     if code is not None:
         status_id = 2 if failed or code >= 400 else 1
     else:
-        status_id = 2 if failed else 1 if status.status_code is StatusCode.OK else 0
+        status_id = 2 if failed else 1 if status.status_code is _OK else 0
     if failed or (code is not None and code >= 500):
         severity = 4
-    elif kind is _SERVER and code in _DENIED_HTTP:
+    elif serving and code in _DENIED_HTTP:
         severity = 3
     else:
         severity = 1
-
-    route = text(values.get("http.route")) or path
+    route = (text(values[plan.route]) if plan.route else None) or path
     message = " ".join(str(part) for part in (http_method, route, code) if part is not None)
-    members = _members(span, severity, status_id, code, message)
+
+    members = _members(span, ids, severity, status_id, code, message)
     members["http_request"] = request
-    members["http_response"] = response
-    _place_endpoints(members, src, dst)
-    user = _user(values)
+    members["http_response"] = {"code": code if code is not None else 0}
+    _endpoints(members, serving, values, plan, shape, host, host_port)
+    user = _user(values, plan)
     if user:
         members["actor"] = {"user": user}
-    unmapped = members["unmapped"] = _unmapped(span, kind, values, _HTTP_KEYS)
+    unmapped = members["unmapped"] = _unmapped(span, serving, values, plan.http_others, ids)
     if activity == 99:  # OCSF lists eight methods for http_method: the others are kept here
         unmapped["http_method"] = http_method
     return activity, members
 
 
 def _api(
-    span: Any, kind: SpanKind, values: dict[Any, Any], shape: _Shape
+    span: Any, serving: bool, values: dict[Any, Any], plan: Plan, shape: _Shape
 ) -> tuple[int, dict[str, Any]]:
     """(activity id, the span's own members) of an RPC span."""
-    service = text(values.get("rpc.service"))
-    operation = text(values.get("rpc.method")) or text(span.name) or "unknown"
-    grpc = values.get("rpc.system") == "grpc"
-    code = number(values.get("rpc.grpc.status_code"))
+    service = text(values[plan.rpc_service]) if plan.rpc_service else None
+    operation = (text(values[plan.rpc_method]) if plan.rpc_method else None) or text(span.name)
+    operation = operation or "unknown"
+    grpc = values[plan.rpc_system] == "grpc" if plan.rpc_system else False
+    code = number(values[plan.rpc_code]) if plan.rpc_code else None
     plain_verb = _API_ACTIVITY.match(operation)
     activity = _API_ACTIVITIES[plain_verb.group().lower()] if plain_verb else 99
     status = span.status
-    failed = status.status_code is StatusCode.ERROR
+    failed = status.status_code is _ERROR
 
     api: dict[str, Any] = {"operation": operation}
     if service:
         api["service"] = {"name": service}
+    known_code = grpc and code is not None and 0 <= code < len(_GRPC_NAMES)
     response: dict[str, Any] = {}
     if code is not None:
         response["code"] = code
-        if code and grpc and code < len(_GRPC_NAMES):
+        if code and known_code:
             response["error"] = _GRPC_NAMES[code]
-    if failed and status.description:
-        response["error_message"] = status.description
+    description = text(status.description)
+    if failed and description:
+        response["error_message"] = description
     if response:
         api["response"] = response
     if code is not None:
         status_id = 2 if failed or code != 0 else 1
     else:
-        status_id = 2 if failed else 1 if status.status_code is StatusCode.OK else 0
+        status_id = 2 if failed else 1 if status.status_code is _OK else 0
     if failed or (grpc and code in _FAILED_GRPC):
         severity = 4
-    elif kind is _SERVER and grpc and code in _DENIED_GRPC:
+    elif serving and grpc and code in _DENIED_GRPC:
         severity = 3
     else:
         severity = 1
-
-    outcome = _GRPC_NAMES[code] if grpc and code is not None and code < len(_GRPC_NAMES) else code
+    outcome = _GRPC_NAMES[code] if known_code and code is not None else code
     called = f"{service}/{operation}" if service else operation
     message = called if outcome is None else f"{called} {outcome}"
-    members = _members(span, severity, status_id, code, message)
+
+    ids = _ids(span)
+    members = _members(span, ids, severity, status_id, code, message)
     members["api"] = api
-    src, dst, _, _ = _endpoints(kind, values, shape, None, None)
-    _place_endpoints(members, src or {"name": "unknown"}, dst)
-    user = _user(values)
+    _endpoints(members, serving, values, plan, shape, *_server_address(values, plan, None, None))
+    if "src_endpoint" not in members:  # required here: a client nothing is known of
+        members["src_endpoint"] = {"name": "unknown"}
+    user = _user(values, plan)
     # API Activity requires an actor: without an end user, the service's own process acted
     members["actor"] = {"user": user} if user else {"process": dict(shape.parts.process)}
-    members["unmapped"] = _unmapped(span, kind, values, _API_KEYS)
+    members["unmapped"] = _unmapped(span, serving, values, plan.api_others, ids)
     return activity, members
 
 
+_Ids = tuple["str | None", "str | None", "str | None"]  # trace, span, parent span (hex)
+
+
+def _ids(span: Any) -> _Ids:
+    """Trace, span and parent span ids as hex (None when unset); raises for a foreign span whose
+    ids are no integers."""
+    context = span.context
+    trace_id = context.trace_id if context is not None else 0
+    span_id = context.span_id if context is not None else 0
+    parent = span.parent
+    parent_id = parent.span_id if parent is not None else 0
+    return (
+        f"{trace_id:032x}" if trace_id else None,
+        f"{span_id:016x}" if span_id else None,
+        f"{parent_id:016x}" if parent_id else None,
+    )
+
+
 def _members(
-    span: Any, severity: int, status_id: int, code: int | None, message: str
+    span: Any, ids: _Ids, severity: int, status_id: int, code: int | None, message: str
 ) -> dict[str, Any]:
     """The members every sent span has, ``metadata`` first."""
-    members: dict[str, Any] = {"metadata": _metadata(span)}
-    _times(span, members)
+    meta: dict[str, Any] = {"uid": new_uid(), "sequence": next_sequence()}
+    if ids[0]:
+        meta["correlation_uid"] = ids[0]
+    start, end = span.start_time, span.end_time
+    start_ms = start // 1_000_000 if type(start) is int and start > 0 else None
+    end_ms = end // 1_000_000 if type(end) is int and end > 0 else None
+    members: dict[str, Any] = {
+        "metadata": meta,
+        "time": start_ms or end_ms or int(time.time() * 1000),
+    }
+    if start_ms:
+        members["start_time"] = start_ms
+    if end_ms:
+        members["end_time"] = end_ms
+        if start_ms and end >= start:
+            members["duration"] = (end - start) // 1_000_000
     members["severity_id"] = severity
     members["severity"] = _SEVERITY[severity]
     members["status_id"] = status_id
@@ -473,135 +447,108 @@ def _members(
     if code is not None:
         members["status_code"] = str(code)
     description = span.status.description
-    if description and type(description) is str:
-        members["status_detail"] = text(description)
-    if message:
-        members["message"] = text(message)
+    if description:
+        detail = text(description)
+        if detail:
+            members["status_detail"] = detail
+    members["message"] = text(message) or "?"
     return members
 
 
-def _endpoints(
-    kind: SpanKind,
-    values: dict[Any, Any],
-    shape: _Shape,
-    url_host: str | None,
-    url_port: int | None,
-) -> tuple[dict[str, Any], dict[str, Any], str | None, int | None]:
-    """(src_endpoint, dst_endpoint, server host, server port) of a SERVER or CLIENT span."""
-    serving = kind is _SERVER
-    host = _first_text(values, _SERVER_ADDRESSES if serving else _REMOTE_ADDRESSES) or url_host
-    host_port = _first_port(values, _SERVER_PORTS if serving else _REMOTE_PORTS)
-    if host is not None:
+def _server_address(
+    values: dict[Any, Any], plan: Plan, url_host: str | None, url_port: int | None
+) -> tuple[str | None, int | None]:
+    """The server's host and port: the service's own (SERVER), the one called (CLIENT)."""
+    host = text(values[plan.host]) if plan.host else None
+    host_port = port(values[plan.host_port]) if plan.host_port else None
+    if host is None:
+        host = url_host
+    else:
         host, embedded = split_host(host)
         if host_port is None:
             host_port = embedded
-    if host_port is None:
-        host_port = url_port
+    return host, url_port if host_port is None else host_port
+
+
+def _endpoints(
+    members: dict[str, Any],
+    serving: bool,
+    values: dict[Any, Any],
+    plan: Plan,
+    shape: _Shape,
+    host: str | None,
+    host_port: int | None,
+) -> None:
+    """``src_endpoint`` (when known) and ``dst_endpoint`` of a SERVER or CLIENT span."""
     server = address_endpoint(host, host_port)
-    peer = _first_text(values, _PEER_ADDRESSES)
+    peer = text(values[plan.peer]) if plan.peer else None
     if serving:
+        client = _client(values, plan, peer)
+        if client:
+            members["src_endpoint"] = client
         if not server:
             server = dict(shape.service)
         elif shape.parts.service:
             server["svc_name"] = shape.parts.service
-        return _client(values, peer), server, host, host_port
+        members["dst_endpoint"] = server
+        return
+    members["src_endpoint"] = dict(shape.service)
     if peer and "ip" not in server:
-        found = address_endpoint(peer, None)
-        if "ip" in found:
-            server["ip"] = found["ip"]
-    remote_service = text(values.get("peer.service"))
+        ip = address_endpoint(peer, None).get("ip")
+        if ip:
+            server["ip"] = ip
+    remote_service = text(values[plan.peer_service]) if plan.peer_service else None
     if remote_service:
         server["svc_name"] = remote_service
-    return dict(shape.service), server or {"name": "unknown"}, host, host_port
+    members["dst_endpoint"] = server or {"name": "unknown"}
 
 
-def _client(values: dict[Any, Any], peer: str | None) -> dict[str, Any]:
+def _client(values: dict[Any, Any], plan: Plan, peer: str | None) -> dict[str, Any]:
     """The client of a SERVER span: the original client, the proxy it came through if known."""
-    for address_key, port_key in _CLIENT_PAIRS:
-        address = text(values.get(address_key))
-        if address:
-            client = address_endpoint(address, port(values.get(port_key)) if port_key else None)
-            break
-    else:
+    address = text(values[plan.client]) if plan.client else None
+    if not address:
         return {}
+    client_port = port(values[plan.client_port]) if plan.client_port else None
+    client = address_endpoint(address, client_port)
     if peer and peer != address and "ip" in client:
         via = address_endpoint(peer, None).get("ip")
         if via:
             client["intermediate_ips"] = [via]
-    name = text(values.get("net.peer.name"))
+    name = text(values[plan.client_name]) if plan.client_name else None
     if name and "hostname" not in client and "name" not in client:
         client.update(endpoint(name))
     return client
 
 
-def _place_endpoints(members: dict[str, Any], src: dict[str, Any], dst: dict[str, Any]) -> None:
-    if src:
-        members["src_endpoint"] = src
-    members["dst_endpoint"] = dst
-
-
-def _first_text(values: dict[Any, Any], keys: tuple[str, ...]) -> str | None:
-    for key in keys:
-        found = text(values.get(key))
-        if found:
-            return found
-    return None
-
-
-def _first_port(values: dict[Any, Any], keys: tuple[str, ...]) -> int | None:
-    for key in keys:
-        found = port(values.get(key))
-        if found is not None:
-            return found
-    return None
-
-
-def _compose(scheme: str, host: str, host_port: int | None, path: str, query: str | None) -> str:
-    """The full URL from its parts (the conventions give a SERVER span's URL only in parts)."""
-    if ":" in host:
-        host = f"[{host}]"
-    if host_port is not None and _DEFAULT_PORTS.get(scheme) != host_port:
-        host = f"{host}:{host_port}"
-    return f"{scheme}://{host}{path}?{query}" if query else f"{scheme}://{host}{path}"
-
-
-def _user(values: dict[Any, Any]) -> dict[str, Any]:
+def _user(values: dict[Any, Any], plan: Plan) -> dict[str, Any]:
     user: dict[str, Any] = {}
-    uid = text(values.get("enduser.id")) or text(values.get("user.id"))
+    uid = text(values[plan.user_id]) if plan.user_id else None
     if uid:
         user["uid"] = uid
-    name = text(values.get("user.name"))
+    name = text(values[plan.user_name]) if plan.user_name else None
     if name:
         user["name"] = name
     return user
 
 
 def _unmapped(
-    span: Any, kind: SpanKind, values: dict[Any, Any], known: frozenset[str]
+    span: Any, serving: bool, values: dict[Any, Any], others: tuple[Any, ...], ids: _Ids
 ) -> dict[str, Any]:
     """The span's own ``unmapped`` entries: other attributes, ids, exception, other events."""
     unmapped: dict[str, Any] = {}
-    others: dict[str, Any] = {}
-    for key, value in values.items():
-        if key in known:
-            continue
-        kind_of = type(value)
-        if kind_of is str:
-            if not value:
-                continue
-        elif kind_of is not int and kind_of is not bool:
-            value = clean(value)
-            if value is None:
-                continue
-        others[key if type(key) is str else str(key)] = value
     if others:
-        unmapped["attributes"] = others
-    trace = _trace(span)
-    if trace:
-        unmapped["trace"] = trace
+        kept = _other_attributes(values, others)
+        if kept:
+            unmapped["attributes"] = kept
+    if ids[1] or ids[2]:
+        trace = unmapped["trace"] = {}
+        if ids[1]:
+            trace["span_id"] = ids[1]
+        if ids[2]:
+            trace["parent_span_id"] = ids[2]
     name = text(span.name)
-    kind_name = _KIND_NAMES[kind]
-    unmapped["span"] = {"name": name, "kind": kind_name} if name else {"kind": kind_name}
+    kind = "server" if serving else "client"
+    unmapped["span"] = {"name": name, "kind": kind} if name else {"kind": kind}
     events = span.events
     if events:
         _events(events, unmapped)
@@ -611,19 +558,20 @@ def _unmapped(
     return unmapped
 
 
-def _trace(span: Any) -> dict[str, Any]:
-    trace: dict[str, Any] = {}
-    context = span.context
-    trace_id = getattr(context, "trace_id", 0)
-    span_id = getattr(context, "span_id", 0)
-    if type(trace_id) is int and trace_id:
-        trace["trace_id"] = f"{trace_id:032x}"
-    if type(span_id) is int and span_id:
-        trace["span_id"] = f"{span_id:016x}"
-    parent_id = getattr(span.parent, "span_id", 0)
-    if type(parent_id) is int and parent_id:
-        trace["parent_span_id"] = f"{parent_id:016x}"
-    return trace
+def _other_attributes(values: dict[Any, Any], names: tuple[Any, ...]) -> dict[str, Any]:
+    kept: dict[str, Any] = {}
+    for name in names:
+        value = values[name]
+        kind = type(value)
+        if kind is str:
+            if not value:
+                continue
+        elif kind is not int and kind is not bool:
+            value = clean(value)
+            if value is None:
+                continue
+        kept[name if type(name) is str else str(name)] = value
+    return kept
 
 
 def _events(events: Any, unmapped: dict[str, Any]) -> None:
