@@ -83,7 +83,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "MDR_EXPORT_TIMEOUT",
         "OpenTelemetry exporter: seconds one send may take, retries included",
-        "MDR_TIMEOUT, else 10",
+        "MDR_TIMEOUT, else 60",
     ),
 )
 

@@ -37,8 +37,9 @@ __all__ = ["DEFAULT_EXPORT_TIMEOUT", "ExporterStats", "Outlet"]
 log = logging.getLogger("py_mdr_otel")
 
 #: Seconds one send to MDR may take, retries included, when neither an argument nor
-#: ``MDR_EXPORT_TIMEOUT`` / ``MDR_TIMEOUT`` says otherwise (the OTLP exporter's default too).
-DEFAULT_EXPORT_TIMEOUT = 10.0
+#: ``MDR_EXPORT_TIMEOUT`` / ``MDR_TIMEOUT`` says otherwise: as for ``MDRHandler``, since the
+#: send happens on py-mdr's worker, never in the SDK's ``export()`` call.
+DEFAULT_EXPORT_TIMEOUT = 60.0
 #: Estimated memory of one queued envelope beyond its bytes.
 _ENVELOPE_OVERHEAD = 64
 

@@ -44,7 +44,7 @@ class MDRExporter(Outlet, LogRecordExporter):
       ``service.name``).
     - ``vendor_name``: ``MDR_VENDOR_NAME``, used when the resource has no ``service.namespace``.
     - ``timeout``: seconds one send to MDR may take, retries included (``MDR_EXPORT_TIMEOUT``,
-      else ``MDR_TIMEOUT``, else 10).
+      else ``MDR_TIMEOUT``, else 60).
     - ``spool_dir`` / ``max_spool_bytes``: the disk spool (``MDR_SPOOL_DIR`` /
       ``MDR_MAX_SPOOL_BYTES``; default none).
     - ``max_queue_records`` / ``max_queue_bytes``: the delivery's memory bound.

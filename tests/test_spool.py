@@ -172,3 +172,13 @@ def test_a_partly_accepted_batch_keeps_only_what_was_not_taken(tmp_path: Path) -
     assert drain(spool) == [envelopes(0, 5)[1], envelopes(0, 5)[3]]  # nothing sent twice
     assert spool.own_resolved == 5
     spool.close()
+
+
+def test_a_segment_read_in_several_batches_is_not_taken_for_damage(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, segment_bytes=64 * 1024)
+    for start in range(0, 1000, 100):
+        spool.append(envelopes(start, 100))  # rotates: the early segments are no longer active
+    assert drain(spool, max_records=7) == envelopes(0, 1000)
+    stats = spool.stats()
+    assert stats.damaged == 0 and stats.dropped == {}
+    spool.close()

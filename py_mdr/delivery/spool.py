@@ -378,7 +378,8 @@ class Spool:
                         continue
                 consumed = 1  # not a frame start: skip a byte and resynchronize
                 self._note_damage(segment, 1)
-            if at_end and consumed < len(data) and segment is not self._active:
+            limited = len(records) >= max_records  # stopped at the limit, not at damage
+            if at_end and not limited and consumed < len(data) and segment is not self._active:
                 # a torn tail: nothing after it will ever complete
                 self._note_damage(segment, 1)
                 consumed = len(data)

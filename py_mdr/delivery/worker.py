@@ -670,13 +670,13 @@ class Delivery(Generic[T]):
                     )
                 with self._done:
                     self._done.notify_all()
+            self._sender_wake.clear()  # before looking, so a wake-up after the look counts
             batch = spool.next_batch(self._batch_size, self._batch_bytes)
             if batch is None:
                 writer = self._thread
                 if self._closing and (writer is None or not writer.is_alive()):
                     return
                 self._sender_wake.wait(_IDLE_WAIT)
-                self._sender_wake.clear()
                 self._tell_losses()
                 continue
             if self._deliver_spooled(batch):
