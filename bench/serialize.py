@@ -1,4 +1,5 @@
-"""Cost of one fully populated Event Log Activity: build the model, to dict, to JSON bytes.
+"""Cost of one fully populated Event Log Activity: build the model, to dict, to JSON bytes,
+validate.
 
 Run: ``.venv/bin/python bench/serialize.py``. The floor is ``json.dumps`` of the same final dict;
 the target is model-to-JSON-bytes within 3x of it. Ratios matter; absolute times are noisy.
@@ -12,6 +13,7 @@ from typing import Any
 
 from py_mdr.ocsf_models import EventLogActivity
 from py_mdr.serialize import to_dict, to_json
+from py_mdr.validate import validate
 
 
 def build() -> EventLogActivity:
@@ -72,9 +74,10 @@ def main() -> None:
         "model -> dict (to_dict)": per_call_us(lambda: to_dict(model), n),
         "model -> JSON bytes (to_json)": per_call_us(lambda: to_json(model), n),
         "json.dumps(final dict) [floor]": per_call_us(lambda: json.dumps(final), n),
-        "model_dump_json (pydantic, no derivation)": per_call_us(
+        "model_dump_json (the same OCSF form)": per_call_us(
             lambda: model.model_dump_json(exclude_none=True), n
         ),
+        "validate(model) (every schema rule)": per_call_us(lambda: validate(model), n),
     }
     floor = rows["json.dumps(final dict) [floor]"]
     print(f"Event Log Activity, {size} bytes of JSON")
