@@ -18,6 +18,7 @@ See https://schema.ocsf.io/1.3.0/classes/http_activity and .../classes/api_activ
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -332,7 +333,9 @@ def _http(
     else:
         severity = 1
     route = (text(values[plan.route]) if plan.route else None) or path
-    message = " ".join(str(part) for part in (http_method, route, code) if part is not None)
+    message = f"{http_method} {route}" if route else http_method
+    if code is not None:
+        message = f"{message} {code}"
 
     members = _members(span, ids, severity, status_id, code, message)
     members["http_request"] = request
@@ -397,7 +400,7 @@ def _api(
         members["src_endpoint"] = {"name": "unknown"}
     user = _user(values, plan)
     # API Activity requires an actor: without an end user, the service's own process acted
-    members["actor"] = {"user": user} if user else {"process": dict(shape.parts.process)}
+    members["actor"] = {"user": user} if user else {"process": shape.parts.process}
     members["unmapped"] = _unmapped(span, serving, values, plan.api_others, ids)
     return activity, members
 
@@ -428,22 +431,23 @@ def _members(
     if ids[0]:
         meta["correlation_uid"] = ids[0]
     start, end = span.start_time, span.end_time
-    start_ms = start // 1_000_000 if type(start) is int and start > 0 else None
-    end_ms = end // 1_000_000 if type(end) is int and end > 0 else None
-    members: dict[str, Any] = {
-        "metadata": meta,
-        "time": start_ms or end_ms or int(time.time() * 1000),
-    }
-    if start_ms:
-        members["start_time"] = start_ms
-    if end_ms:
-        members["end_time"] = end_ms
-        if start_ms and end >= start:
-            members["duration"] = (end - start) // 1_000_000
-    members["severity_id"] = severity
-    members["severity"] = _SEVERITY[severity]
-    members["status_id"] = status_id
-    members["status"] = _STATUS[status_id]
+    if type(start) is int and type(end) is int and 0 < start <= end:  # an ended span
+        start_ms = start // 1_000_000
+        members: dict[str, Any] = {
+            "metadata": meta,
+            "time": start_ms,
+            "start_time": start_ms,
+            "end_time": end // 1_000_000,
+            "duration": (end - start) // 1_000_000,
+            "severity_id": severity,
+            "severity": _SEVERITY[severity],
+            "status_id": status_id,
+            "status": _STATUS[status_id],
+        }
+    else:
+        members = {"metadata": meta, "time": _ms(start) or _ms(end) or int(time.time() * 1000)}
+        members.update(severity_id=severity, severity=_SEVERITY[severity])
+        members.update(status_id=status_id, status=_STATUS[status_id])
     if code is not None:
         members["status_code"] = str(code)
     description = span.status.description
@@ -453,6 +457,10 @@ def _members(
             members["status_detail"] = detail
     members["message"] = text(message) or "?"
     return members
+
+
+def _ms(nanoseconds: Any) -> int | None:
+    return nanoseconds // 1_000_000 if type(nanoseconds) is int and nanoseconds > 0 else None
 
 
 def _server_address(
@@ -480,19 +488,16 @@ def _endpoints(
     host_port: int | None,
 ) -> None:
     """``src_endpoint`` (when known) and ``dst_endpoint`` of a SERVER or CLIENT span."""
-    server = address_endpoint(host, host_port)
     peer = text(values[plan.peer]) if plan.peer else None
     if serving:
         client = _client(values, plan, peer)
         if client:
             members["src_endpoint"] = client
-        if not server:
-            server = dict(shape.service)
-        elif shape.parts.service:
-            server["svc_name"] = shape.parts.service
-        members["dst_endpoint"] = server
+        parts = shape.parts
+        members["dst_endpoint"] = _own_endpoint(host, host_port, parts.service, parts.host)
         return
-    members["src_endpoint"] = dict(shape.service)
+    server = address_endpoint(host, host_port)
+    members["src_endpoint"] = shape.service  # shared, like _own_endpoint's
     if peer and "ip" not in server:
         ip = address_endpoint(peer, None).get("ip")
         if ip:
@@ -501,6 +506,19 @@ def _endpoints(
     if remote_service:
         server["svc_name"] = remote_service
     members["dst_endpoint"] = server or {"name": "unknown"}
+
+
+@functools.lru_cache(maxsize=256)
+def _own_endpoint(
+    host: str | None, host_port: int | None, service: str, own_host: str
+) -> dict[str, Any]:
+    """A SERVER span's ``dst_endpoint``: the address it was asked at (else the service's host),
+    and the service. The same few for every request, so shared between events, which are
+    encoded and never changed."""
+    found = address_endpoint(host, host_port) or endpoint(own_host)
+    if service:
+        found["svc_name"] = service
+    return found
 
 
 def _client(values: dict[Any, Any], plan: Plan, peer: str | None) -> dict[str, Any]:
