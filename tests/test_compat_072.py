@@ -10,6 +10,7 @@ import datetime as dt
 import importlib
 import importlib.util
 import ipaddress
+import json
 import logging
 from pathlib import Path
 from types import ModuleType
@@ -19,7 +20,7 @@ import pytest
 from ocsf_third_party import third_party_errors
 
 from py_mdr import config
-from py_mdr.compat import legacy_source, with_source_format
+from py_mdr.compat import legacy_source, with_source_format, with_source_format_json
 from py_mdr.ocsf_models._base import OCSFModel
 from py_mdr.serialize import to_dict
 from py_mdr.sink import HECSink
@@ -249,3 +250,13 @@ def test_a_0_7_2_program_runs_unchanged_and_keeps_its_routing(sink: HECSink) -> 
     for envelope in sink.envelopes:
         assert envelope["source"] == "pymdr::billing_api.prod"
         assert envelope["event"]["source_format"] == "pymdr::billing_api.prod"
+
+
+def test_source_format_goes_first_in_an_encoded_event_too() -> None:
+    encoded = with_source_format_json(b'{"class_uid":1008,"message":"m"}', "pymdr::a.b")
+    assert encoded == b'{"source_format":"pymdr::a.b","class_uid":1008,"message":"m"}'
+    assert json.loads(with_source_format_json(b" { } ", "pymdr::a.b")) == {
+        "source_format": "pymdr::a.b"
+    }
+    with pytest.raises(ValueError, match="JSON object"):
+        with_source_format_json(b"[]", "pymdr::a.b")
