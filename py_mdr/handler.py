@@ -52,6 +52,9 @@ __all__ = ["HandlerStats", "MDRHandler"]
 # when a subclass overrides map_log_record and so needs the record itself.
 _ITEM_BASE = 512
 _RECORD_BASE = 1536
+_PER_EXTRA = 80  # a key and its slot in the extras dict
+_STR = 49  # a str object without its characters
+_NUMBER = 32
 _MAX_NAMES = 1024  # cached (source, sourcetype) pairs; more distinct logger names reset the cache
 
 
@@ -230,7 +233,7 @@ class MDRHandler(logging.Handler):
     # ------------------------------------------------------------------ caller's thread
     def handle(self, record: logging.LogRecord) -> Any:
         """Filter, then emit, without the handler lock: the queue is thread-safe on its own."""
-        rv = self.filter(record)
+        rv = self.filter(record) if self.filters else True
         if rv:
             if isinstance(rv, logging.LogRecord):  # Python 3.12+: a filter may swap the record
                 record = rv
@@ -247,7 +250,7 @@ class MDRHandler(logging.Handler):
             if self._custom_mapping:
                 self._put_record(record)
                 return
-            item = compact(record)
+            item = compact(record, contextvars.copy_context() if self._capture_context else None)
             folder = self._folder
             if folder is not None:
                 key = fold_key(item.name, item.levelno, item.message, item.exc_text, item.extra)
@@ -259,8 +262,6 @@ class MDRHandler(logging.Handler):
                         self._put_summary(summary)
                     if not send:
                         return
-            if self._capture_context:
-                item.context = contextvars.copy_context()
             size = _ITEM_BASE + len(item.message)
             text = item.exc_text
             if text:
@@ -270,7 +271,15 @@ class MDRHandler(logging.Handler):
                 size += len(stack)
             extra = item.extra
             if extra:
-                size += estimate_size(extra)
+                for value in extra.values():  # flat and plain, the usual case, sized here
+                    kind = type(value)
+                    if kind is str:
+                        size += _STR + len(value)
+                    elif kind is int or kind is bool or kind is float or value is None:
+                        size += _NUMBER
+                    else:
+                        size += estimate_size(value)
+                size += _PER_EXTRA * len(extra)
             self._put(item, size)
         except Exception:
             self._delivery.count("emit_error")
@@ -293,8 +302,7 @@ class MDRHandler(logging.Handler):
 
     def _put_summary(self, summary: Summary[Any]) -> None:
         """One event for a folded run: the run's first folded record, with its count."""
-        item: LogItem = summary.sample
-        item.repeat = (summary.count, summary.start, summary.end)
+        item: LogItem = summary.sample._replace(repeat=(summary.count, summary.start, summary.end))
         self._put(item, _ITEM_BASE + len(item.message))
 
     def _send_folded(self) -> None:

@@ -8,13 +8,15 @@ a plain dict already in serialized form. See https://schema.ocsf.io/1.3.0/classe
 
 from __future__ import annotations
 
+import itertools
 import logging
+import operator
 import os
 import threading
 import time
 import traceback
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from py_mdr import __version__
 from py_mdr.eventlog import (
@@ -135,35 +137,13 @@ def _exception_of(record: Any, exc_info: Any) -> tuple[dict[str, Any] | None, st
     return exception_info(name, message, text) or None, text
 
 
-class LogItem:
+class LogItem(NamedTuple):
     """What the worker needs of a ``LogRecord``, frozen on the logging thread by :func:`compact`.
 
     A fraction of the record's memory (no ``args``, no traceback, no per-record ``__dict__``),
-    so a bounded queue holds a burst of tens of thousands of records. The attribute names are
-    the ``LogRecord``'s, so the mapping reads either.
+    so a bounded queue holds a burst of tens of thousands of records. The field names are the
+    ``LogRecord``'s, so the mapping reads either.
     """
-
-    __slots__ = (
-        "captured",
-        "context",
-        "created",
-        "exc_text",
-        "extra",
-        "funcName",
-        "levelname",
-        "levelno",
-        "lineno",
-        "message",
-        "module",
-        "name",
-        "pathname",
-        "process",
-        "processName",
-        "repeat",
-        "stack_info",
-        "taskName",
-        "threadName",
-    )
 
     name: Any
     levelno: Any
@@ -176,51 +156,48 @@ class LogItem:
     process: Any
     processName: Any
     threadName: Any
-    taskName: Any
     stack_info: Any
+    taskName: Any
     message: str
     captured: tuple[Any, ...]
     extra: dict[Any, Any] | None
     exc_text: str | None
-    context: Any  # the logging call's contextvars.Context, when processors need it
-    repeat: tuple[int, float, float] | None  # a folded run: (count, first, last) in seconds
+    context: Any = None  # the logging call's contextvars.Context, when processors need it
+    repeat: tuple[int, float, float] | None = None  # a folded run: (count, first, last) seconds
 
 
-def compact(record: logging.LogRecord) -> LogItem:
+_new_item = tuple.__new__
+# The attributes every LogRecord has, read in one call (in LogItem's order).
+_STANDARD_NAMES = LogItem._fields[:12]
+_STANDARD = operator.itemgetter(*_STANDARD_NAMES)
+_MISSING = (None,) * 12
+
+
+def compact(record: logging.LogRecord, context: Any = None) -> LogItem:
     """Freeze ``record`` into a :class:`LogItem` on the caller's thread; never raises.
 
     Unlike :func:`capture`, the record is left as it was (other handlers still see its
-    ``exc_info``), so it need not be copied.
+    ``exc_info``), so it need not be copied. ``context`` is kept for the processors.
     """
     data = record.__dict__
     get = data.get
-    item = LogItem()
-    item.name = get("name")
-    item.levelno = get("levelno")
-    item.levelname = get("levelname")
-    item.pathname = get("pathname")
-    item.lineno = get("lineno")
-    item.funcName = get("funcName")
-    item.module = get("module")
-    item.created = get("created")
-    item.process = get("process")
-    item.processName = get("processName")
-    item.threadName = get("threadName")
-    item.taskName = get("taskName")
-    item.stack_info = get("stack_info")
+    try:
+        standard = _STANDARD(data)
+    except KeyError:  # a record someone took attributes away from
+        standard = tuple(get(key) for key in _STANDARD_NAMES) if data else _MISSING
     captured = get(CAPTURED)
     if captured is not None:  # captured before (e.g. by another py-mdr handler): reuse it
         message = get("message")
-        item.message = message if type(message) is str else safe_str(message)
-        item.captured = captured
+        if type(message) is not str:
+            message = safe_str(message)
         text = get("exc_text")
-        item.exc_text = text if type(text) is str else None
+        if type(text) is not str:
+            text = None
     else:
         try:
             message = record.getMessage()
         except Exception:
             message = _unformatted(record)
-        item.message = message
         exc_info = get("exc_info")
         exception = text = None
         if exc_info is not None:
@@ -228,17 +205,33 @@ def compact(record: logging.LogRecord) -> LogItem:
                 exception, text = _exception_of(record, exc_info)
             except Exception:  # exc_info set to something hostile by hand
                 exception = text = None
-        item.exc_text = text
-        item.captured = (next_sequence(), _get_native_id(), _now(), exception)
+        captured = (next_sequence(), _get_native_id(), _now(), exception)
     extra = None
-    if len(data) > PLAIN_RECORD_SIZE - 2:
+    if len(data) > _FRESH_SIZE:
+        extra = _extras_of(data)
+    return _new_item(
+        LogItem,
+        (*standard, get("taskName"), message, captured, extra, text, context, None),
+    )
+
+
+_FRESH_SIZE = len(_FRESH)
+_LAST_FRESH = list(_FRESH)[-1]
+
+
+def _extras_of(data: dict[str, Any]) -> dict[str, Any] | None:
+    """The attributes ``extra=`` (or an adapter, a factory) added to a record.
+
+    They are inserted after the ones ``LogRecord.__init__`` sets, so when the last of those
+    stands where it should, the rest of the dict is all there is to look at.
+    """
+    tail = itertools.islice(data.items(), _FRESH_SIZE - 1, None)
+    last, _ = next(tail)
+    if last != _LAST_FRESH:  # an unusual record class: look at every key
         keys = data.keys() - STANDARD_ATTRIBUTES
-        if keys:
-            extra = {key: data[key] for key in keys}
-    item.extra = extra
-    item.context = None
-    item.repeat = None
-    return item
+        return {key: data[key] for key in keys} if keys else None
+    extra = {key: value for key, value in tail if key not in STANDARD_ATTRIBUTES}
+    return extra or None
 
 
 # Mapping on the worker thread -----------------------------------------------------------------

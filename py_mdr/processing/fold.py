@@ -52,16 +52,9 @@ class Summary(Generic[T]):
     end: float
 
 
-class _Run(Generic[T]):
-    __slots__ = ("end", "first", "folded", "opened", "sample", "seen")
-
-    def __init__(self, opened: float) -> None:
-        self.opened = opened
-        self.seen = 1
-        self.folded = 0
-        self.first = 0.0
-        self.end = 0.0
-        self.sample: T | None = None
+# A run is a list, the cheapest thing to make in the logging call:
+# [window opened, seen, folded, first folded, last folded, sample]
+_OPENED, _SEEN, _FOLDED, _FIRST, _LAST, _SAMPLE = range(6)
 
 
 class Folder(Generic[T]):
@@ -71,7 +64,7 @@ class Folder(Generic[T]):
         self.window = window
         self.passes = passes
         self._lock = threading.Lock()
-        self._runs: dict[Hashable, _Run[T]] = {}
+        self._runs: dict[Hashable, list[Any]] = {}
         self.folded = 0  # occurrences counted into a summary instead of sent
 
     def admit(self, key: Hashable, when: float, item: T) -> tuple[bool, Summary[T] | None]:
@@ -79,20 +72,19 @@ class Folder(Generic[T]):
         with self._lock:
             runs = self._runs
             run = runs.get(key)
-            if run is None or when - run.opened >= self.window:
-                summary = _summary(run) if run is not None else None
-                if len(runs) >= _MAX_RUNS and run is None:
+            if run is None or when - run[_OPENED] >= self.window:
+                if run is None and len(runs) >= _MAX_RUNS:
                     return True, None  # too many kinds of record: no folding until expiry
-                runs[key] = _Run(when)
-                return True, summary
-            run.seen += 1
-            if run.seen <= self.passes:
+                runs[key] = [when, 1, 0, 0.0, 0.0, None]
+                return True, (_summary(run) if run is not None else None)
+            run[_SEEN] += 1
+            if run[_SEEN] <= self.passes:
                 return True, None
-            if not run.folded:
-                run.first = when
-                run.sample = item
-            run.folded += 1
-            run.end = when
+            if not run[_FOLDED]:
+                run[_FIRST] = when
+                run[_SAMPLE] = item
+            run[_FOLDED] += 1
+            run[_LAST] = when
             self.folded += 1
             return False, None
 
@@ -102,7 +94,7 @@ class Folder(Generic[T]):
             runs = self._runs
             if not runs:
                 return []
-            done = [key for key, run in runs.items() if now - run.opened >= self.window]
+            done = [key for key, run in runs.items() if now - run[_OPENED] >= self.window]
             summaries = []
             for key in done:
                 summary = _summary(runs.pop(key))
@@ -122,7 +114,7 @@ class Folder(Generic[T]):
         self.folded = 0
 
 
-def _summary(run: _Run[T]) -> Summary[T] | None:
-    if not run.folded or run.sample is None:
+def _summary(run: list[Any]) -> Summary[Any] | None:
+    if not run[_FOLDED] or run[_SAMPLE] is None:
         return None
-    return Summary(run.sample, run.folded, run.first, run.end)
+    return Summary(run[_SAMPLE], run[_FOLDED], run[_FIRST], run[_LAST])
