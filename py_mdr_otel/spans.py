@@ -89,12 +89,19 @@ _HTTP_ACTIVITIES = {
     "PUT": 7,
     "TRACE": 8,
 }
+# The direction says which end the service was: it answered (SERVER) or asked (CLIENT).
+_DIRECTION = {
+    True: b',"connection_info":{"direction_id":1,"direction":"Inbound"}',
+    False: b',"connection_info":{"direction_id":2,"direction":"Outbound"}',
+}
 _HTTP_FIXED = {
-    number_: _fixed(4002, "HTTP Activity", (4, "Network Activity"), (number_, caption))
+    (number_, serving): _fixed(4002, "HTTP Activity", (4, "Network Activity"), (number_, caption))
+    + _DIRECTION[serving]
     for number_, caption in (
         *((n, m.capitalize()) for m, n in _HTTP_ACTIVITIES.items()),
         (99, "Other"),
     )
+    for serving in (True, False)
 }
 _API_ACTIVITY = re.compile(r"(?:[Cc]reate|[Rr]ead|[Uu]pdate|[Dd]elete)(?![a-z])")
 _API_ACTIVITIES = {"create": 1, "read": 2, "update": 3, "delete": 4}
@@ -230,7 +237,7 @@ def encode_span(span: Any, vendor_name: str | None = None) -> Encoded | str:
     if method:
         shape = _shape(span, vendor_name)
         activity, members = _http(span, serving, values, plan, method, shape)
-        head = (_HTTP_FIXED[activity], shape.http_top, shape.http_meta)
+        head = (_HTTP_FIXED[activity, serving], shape.http_top, shape.http_meta)
     elif plan.rpc_system and values[plan.rpc_system]:
         shape = _shape(span, vendor_name)
         activity, members = _api(span, serving, values, plan, shape)
@@ -258,13 +265,19 @@ def _join(fixed: bytes, top: bytes, meta: bytes, members: dict[str, Any], unmapp
 
     The span's members are encoded in one call; the shape's metadata goes into the span's
     ``metadata`` (always first) and the shape's unmapped entries into its ``unmapped`` (always
-    last, never empty).
+    last).
     """
-    own = memoryview(dumps(members))  # b'{"metadata":{...},...,"unmapped":{...}}'
-    if unmapped:
-        tail: tuple[Any, ...] = (own[_OWN_HEAD:-2], b",", unmapped, b"}}")
-    else:
+    own_unmapped = members["unmapped"]
+    if not own_unmapped:
+        del members["unmapped"]
+    own = memoryview(dumps(members))  # b'{"metadata":{...},...[,"unmapped":{...}]}'
+    tail: tuple[Any, ...]
+    if not unmapped:
         tail = (own[_OWN_HEAD:],)
+    elif own_unmapped:
+        tail = (own[_OWN_HEAD:-2], b",", unmapped, b"}}")
+    else:
+        tail = (own[_OWN_HEAD:-1], b',"unmapped":{', unmapped, b"}}")
     return b"".join((b"{", fixed, top, b',"metadata":{', meta, b",", *tail))
 
 
@@ -344,7 +357,8 @@ def _http(
     user = _user(values, plan)
     if user:
         members["actor"] = {"user": user}
-    unmapped = members["unmapped"] = _unmapped(span, serving, values, plan.http_others, ids)
+    conventional = (http_method, f"{http_method} {route}")  # what instrumentations call it
+    unmapped = members["unmapped"] = _unmapped(span, values, plan.http_others, ids, conventional)
     if activity == 99:  # OCSF lists eight methods for http_method: the others are kept here
         unmapped["http_method"] = http_method
     return activity, members
@@ -401,7 +415,8 @@ def _api(
     user = _user(values, plan)
     # API Activity requires an actor: without an end user, the service's own process acted
     members["actor"] = {"user": user} if user else {"process": shape.parts.process}
-    members["unmapped"] = _unmapped(span, serving, values, plan.api_others, ids)
+    unmapped = members["unmapped"] = _unmapped(span, values, plan.api_others, ids, (called,))
+    unmapped["span_kind"] = "server" if serving else "client"  # API Activity has no direction
     return activity, members
 
 
@@ -550,9 +565,14 @@ def _user(values: dict[Any, Any], plan: Plan) -> dict[str, Any]:
 
 
 def _unmapped(
-    span: Any, serving: bool, values: dict[Any, Any], others: tuple[Any, ...], ids: _Ids
+    span: Any,
+    values: dict[Any, Any],
+    others: tuple[Any, ...],
+    ids: _Ids,
+    conventional: tuple[str, ...],
 ) -> dict[str, Any]:
-    """The span's own ``unmapped`` entries: other attributes, ids, exception, other events."""
+    """The span's own ``unmapped`` entries: other attributes, ids, exception, other events, and
+    the span's name unless it is one of the ``conventional`` names the event says already."""
     unmapped: dict[str, Any] = {}
     if others:
         kept = _other_attributes(values, others)
@@ -565,8 +585,8 @@ def _unmapped(
         if ids[2]:
             trace["parent_span_id"] = ids[2]
     name = text(span.name)
-    kind = "server" if serving else "client"
-    unmapped["span"] = {"name": name, "kind": kind} if name else {"kind": kind}
+    if name and name not in conventional:
+        unmapped["span_name"] = name
     events = span.events
     if events:
         _events(events, unmapped)

@@ -144,8 +144,14 @@ def test_a_server_span_in_stable_names_maps_to_http_activity() -> None:
         "span_id": f"{SPAN:016x}",
         "parent_span_id": f"{PARENT:016x}",
     }
-    assert event["unmapped"]["span"] == {"name": "GET /users/{id}", "kind": "server"}
+    assert event["connection_info"] == {"direction_id": 1, "direction": "Inbound"}
     assert "attributes" not in event["unmapped"]  # every attribute found its OCSF home
+    assert "span_name" not in event["unmapped"]  # the conventional name says nothing new
+
+
+def test_a_span_name_that_says_more_than_the_request_is_kept() -> None:
+    event = mapped(make_span(STABLE, name="users.views.detail"))
+    assert event["unmapped"]["span_name"] == "users.views.detail"
 
 
 @pytest.mark.parametrize("attributes", [OLD, OLDEST], ids=["http.target", "http.url"])
@@ -253,6 +259,7 @@ def test_a_client_span_goes_from_the_service_to_the_remote_server(
     attributes: dict[str, Any],
 ) -> None:
     event = mapped(make_span(attributes, kind=SpanKind.CLIENT, name="POST"))
+    assert event["connection_info"] == {"direction_id": 2, "direction": "Outbound"}
     assert event["src_endpoint"] == {"hostname": "web-1", "svc_name": "shop"}
     assert event["dst_endpoint"] == {
         "hostname": "payments.example.net",
@@ -368,6 +375,23 @@ def test_the_configured_vendor_stands_in_for_a_missing_namespace() -> None:
     assert "cloud" not in event
 
 
+@pytest.mark.parametrize("scope", [SCOPE, None], ids=["scope", "no-scope"])
+def test_a_span_without_ids_or_extras_still_gives_a_valid_event(
+    scope: InstrumentationScope | None,
+) -> None:
+    bare = ReadableSpan(
+        name="GET",
+        attributes={"http.request.method": "GET"},
+        kind=SpanKind.SERVER,
+        resource=Resource({"service.name": "shop"}),
+        instrumentation_scope=scope,
+    )
+    event = mapped(bare)
+    assert event["http_request"] == {"http_method": "GET"}
+    assert "correlation_uid" not in event["metadata"]
+    assert ("unmapped" in event) is (scope is not None)
+
+
 def test_encode_span_gives_the_envelope_fields_and_the_event_as_sent() -> None:
     encoded = encode_span(make_span(STABLE), "fallback-vendor")
     assert not isinstance(encoded, str)
@@ -409,6 +433,8 @@ def test_an_rpc_server_span_maps_to_api_activity() -> None:
     assert (event["severity_id"], event["status_id"], event["status_code"]) == (1, 1, "0")
     assert event["message"] == "shop.v1.Users/CreateUser OK"
     assert event["unmapped"]["attributes"] == {"rpc.system": "grpc"}
+    assert event["unmapped"]["span_kind"] == "server"
+    assert "span_name" not in event["unmapped"]
     assert event["metadata"]["profiles"] == ["cloud"]
 
 
