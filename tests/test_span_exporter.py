@@ -16,6 +16,7 @@ from typing import Any, cast
 import pytest
 import requests
 from event_checks import assert_clean
+from ocsf_third_party import third_party_errors
 from opentelemetry.instrumentation.logging.handler import LoggingHandler
 from opentelemetry.instrumentation.requests import RequestsInstrumentor
 from opentelemetry.sdk._logs import LoggerProvider
@@ -96,6 +97,7 @@ def assert_served(sink: HECSink, port: int, before: int, after: int) -> None:
     assert sorted(events) == [200, 404, 500]
     for code, event in events.items():
         assert_clean(event)
+        assert third_party_errors(event) == []
         assert (event["class_uid"], event["activity_id"], event["type_uid"]) == (4002, 3, 400203)
         assert event["http_request"]["http_method"] == "GET"
         assert event["http_request"]["user_agent"] == "probe/2.1"

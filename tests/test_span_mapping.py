@@ -9,6 +9,7 @@ import pytest
 from event_checks import assert_clean
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from ocsf_third_party import third_party_errors
 from opentelemetry._logs import LogRecord
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk.resources import Resource
@@ -100,6 +101,7 @@ def mapped(span: ReadableSpan) -> dict[str, Any]:
     event = span_to_event(span, vendor_name="fallback-vendor")
     assert event is not None
     assert_clean(event)
+    assert third_party_errors(event) == []
     return event
 
 
@@ -539,4 +541,5 @@ def test_any_attribute_values_give_a_valid_event_or_a_skip(
         return
     event = json.loads(encoded[0])
     assert_clean(event)
+    assert third_party_errors(event) == []
     assert event["class_uid"] in (4002, 6003)
