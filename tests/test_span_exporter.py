@@ -24,6 +24,7 @@ from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExportResult
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, Sampler
 from opentelemetry.trace import SpanKind
 from processes import ROOT, closed_port_url
 from wsgi_app import serve
@@ -59,8 +60,8 @@ def make_exporter(sink: HECSink, **kwargs: Any) -> MDRSpanExporter:
 
 
 @contextmanager
-def traced(exporter: MDRSpanExporter) -> Iterator[TracerProvider]:
-    provider = TracerProvider(resource=RESOURCE, shutdown_on_exit=False)
+def traced(exporter: MDRSpanExporter, sampler: Sampler | None = None) -> Iterator[TracerProvider]:
+    provider = TracerProvider(resource=RESOURCE, sampler=sampler, shutdown_on_exit=False)
     provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=20))
     try:
         yield provider
@@ -200,6 +201,35 @@ def test_the_application_under_opentelemetry_instrument_delivers_the_same(sink: 
     assert len(sink.events) == 3, [e["message"] for e in sink.events]
     assert_served(sink, port, before, after)
     assert sink.events[0]["metadata"]["product"]["name"] == "shop"
+
+
+# --- sampling ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sampler", "delivered"),
+    [
+        (None, 0),  # the SDK's default, parentbased_always_on, follows the caller's flag
+        (ALWAYS_ON, 1),
+        (ParentBased(ALWAYS_ON, remote_parent_not_sampled=ALWAYS_ON), 1),
+    ],
+    ids=["default", "always_on", "parent_based_recording_remote_parents"],
+)
+def test_a_caller_that_asks_not_to_be_sampled_is_seen_only_when_the_sampler_says_so(
+    sink: HECSink, sampler: Sampler | None, delivered: int
+) -> None:
+    exporter = make_exporter(sink)
+    with traced(exporter, sampler) as provider:
+        server = serve(provider)
+        try:
+            unsampled = {"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-00"}
+            url = f"http://127.0.0.1:{server.server_port}/users/1"
+            assert requests.get(url, headers=unsampled, timeout=5).status_code == 200
+        finally:
+            server.shutdown()
+        assert provider.force_flush(5_000)
+        assert exporter.force_flush(5_000)
+    assert len(sink.events) == delivered
 
 
 # --- no feedback loop -----------------------------------------------------------------------
