@@ -52,10 +52,16 @@ def ids_of(span: Any) -> Ids:
 def common_members(
     span: Any, ids: Ids, severity: int, status_id: int, code: int | None, message: str
 ) -> dict[str, Any]:
-    """The members every sent span has, ``metadata`` first."""
-    meta: dict[str, Any] = {"uid": new_uid(), "sequence": next_sequence()}
-    if ids[0]:
-        meta["correlation_uid"] = ids[0]
+    """The members every sent span has, ``metadata`` first.
+
+    The event's ``uid`` is the span's own (trace and span id), so a span exported twice is one
+    event downstream; a span without ids gets a random one.
+    """
+    trace_id, span_id = ids[0], ids[1]
+    uid = f"{trace_id}-{span_id}" if trace_id and span_id else new_uid()
+    meta: dict[str, Any] = {"uid": uid, "sequence": next_sequence()}
+    if trace_id:
+        meta["correlation_uid"] = trace_id
     start, end = span.start_time, span.end_time
     if type(start) is int and type(end) is int and 0 < start <= end:  # an ended span
         start_ms = start // 1_000_000

@@ -151,6 +151,12 @@ def test_a_server_span_in_stable_names_maps_to_http_activity() -> None:
     assert "span_name" not in event["unmapped"]  # the conventional name says nothing new
 
 
+def test_a_span_exported_twice_is_one_event_downstream() -> None:
+    first, second = mapped(make_span(STABLE)), mapped(make_span(STABLE))
+    assert first["metadata"]["uid"] == second["metadata"]["uid"] == f"{TRACE:032x}-{SPAN:016x}"
+    assert first["metadata"]["sequence"] != second["metadata"]["sequence"]
+
+
 def test_a_span_name_that_says_more_than_the_request_is_kept() -> None:
     event = mapped(make_span(STABLE, name="users.views.detail"))
     assert event["unmapped"]["span_name"] == "users.views.detail"
