@@ -17,7 +17,8 @@ from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any
 
-from py_mdr.config import hec_config
+from py_mdr.compat import legacy_source, with_source_format
+from py_mdr.config import ConfigError, hec_config
 from py_mdr.hec.envelope import encode_envelope
 from py_mdr.hec.errors import HECError, HECTimeoutError
 from py_mdr.hec.reports import HealthReport, SendReport, TransportStats
@@ -99,11 +100,14 @@ class MDRClient:
     ``host``/``token`` default to ``MDR_HOST``/``MDR_TOKEN``; ``ssl_verify`` is a bool or a CA
     bundle path (default true, or ``MDR_SSL_VERIFY`` / ``MDR_CA_BUNDLE``); ``client_cert`` is a
     PEM path or a (cert, key) pair for mutual TLS; ``timeout`` bounds one send, retries included.
+    Code written for py-mdr 0.7 may give ``dataset_name`` and ``namespace`` instead of ``name``:
+    events then go out as 0.7 sent them, with ``source`` and a top-level ``source_format`` of
+    ``pymdr::<dataset_name>.<namespace>``.
     """
 
     def __init__(
         self,
-        name: str,
+        name: str | None = None,
         host: str | None = None,
         token: str | None = None,
         ssl_verify: bool | str | None = None,
@@ -115,7 +119,19 @@ class MDRClient:
         use_ack: bool | None = None,
         compress: bool | None = None,
         retry: RetryPolicy | None = None,
+        dataset_name: str | None = None,
+        namespace: str | None = None,
     ) -> None:
+        self._legacy_source: str | None = None
+        if dataset_name is not None or namespace is not None:
+            self._legacy_source = legacy_source(dataset_name, namespace)
+            if name is None:
+                name = dataset_name
+        if name is None:
+            raise ConfigError(
+                "name is required (MDRClient(name='my-service', ...)), or dataset_name and "
+                "namespace as in py-mdr 0.7"
+            )
         if not _valid_name(name):
             raise ValueError(f"name must be {NAME_RULE}; got {name!r}")
         self.name = name
@@ -224,11 +240,14 @@ class MDRClient:
             seconds = stamp / 1000
         else:
             seconds = time.time()
+        legacy = self._legacy_source
+        if legacy is not None:
+            data = with_source_format(data, legacy)
         return encode_envelope(
             dumps(data),
             time=seconds,
             host=self._host,
-            source=self.name,
+            source=legacy or self.name,
             sourcetype=self._sourcetype,
             index=self._config.index,
         )

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from py_mdr import __version__
+from py_mdr.compat import legacy_source, with_source_format_json
 from py_mdr.config import ConfigError, hec_config, resolve_redact, resolve_spool
 from py_mdr.delivery import (
     DEFAULT_BATCH_BYTES,
@@ -107,6 +108,8 @@ class MDRHandler(logging.Handler):
       fields) to change the rules.
     - ``fold`` (on): exact repeats beyond the first few in a second become one event with a
       count.
+    - ``dataset_name`` / ``namespace``: py-mdr 0.7's routing; every event then goes out with
+      ``source`` and a top-level ``source_format`` of ``pymdr::<dataset_name>.<namespace>``.
     - ``retry``: a :class:`RetryPolicy` or a dict of its fields; ``timeout``: seconds one send
       may take, retries included (``MDR_TIMEOUT``, 60); ``compress`` (gzip, ``MDR_COMPRESSION``);
       ``use_ack`` (``MDR_USE_ACK``, off).
@@ -143,6 +146,8 @@ class MDRHandler(logging.Handler):
         processors: list[Processor] | tuple[Processor, ...] | None = None,
         redact: bool | Redaction | Mapping[str, Any] | None = None,
         fold: bool = True,
+        dataset_name: str | None = None,
+        namespace: str | None = None,
     ) -> None:
         for name, number in (
             ("max_queue_records", max_queue_records),
@@ -175,6 +180,9 @@ class MDRHandler(logging.Handler):
             retry=_retry_policy(retry),
         )
         product_fields = _product(product)
+        legacy = None
+        if dataset_name is not None or namespace is not None:
+            legacy = legacy_source(dataset_name, namespace)
         pipeline = Pipeline(
             _check_processors(processors),
             Redaction.of(resolve_redact(redact)),
@@ -212,6 +220,7 @@ class MDRHandler(logging.Handler):
         self._mapping_error_shown = False
         self._closed = False
         self._close_lock = threading.Lock()
+        self._legacy_source = legacy
         self._pipeline = pipeline
         self._capture_context = bool(pipeline.processors)
         self._folder: Folder[Any] | None = Folder() if fold else None
@@ -409,7 +418,10 @@ class MDRHandler(logging.Handler):
             if processed is None:
                 return None
             event = processed
-        return self._envelope(item.name, dumps(event), _seconds(event, item.created))
+        body = dumps(event)
+        if self._legacy_source is not None:
+            body = with_source_format_json(body, self._legacy_source)
+        return self._envelope(item.name, body, _seconds(event, item.created))
 
     def _encode_custom(self, queued: tuple[logging.LogRecord, Any]) -> bytes | None:
         """A subclass's :meth:`map_log_record`, serialized by the one serializer."""
@@ -422,7 +434,10 @@ class MDRHandler(logging.Handler):
             event = pipeline(event, context)
             if event is None:
                 return None
-        return self._envelope(record.name, dumps(event), _seconds(event, record.created))
+        body = dumps(event)
+        if self._legacy_source is not None:
+            body = with_source_format_json(body, self._legacy_source)
+        return self._envelope(record.name, body, _seconds(event, record.created))
 
     def _envelope(self, name: Any, body: bytes, seconds: float) -> bytes:
         names = self._names.get(name) if type(name) is str else None
@@ -439,7 +454,7 @@ class MDRHandler(logging.Handler):
 
     def _source_names(self, name: Any) -> tuple[str, str]:
         source = name if type(name) is str and name else (safe_str(name) or "root")
-        pair = (source, f"pymdr::{self.source_type or source}")
+        pair = (self._legacy_source or source, f"pymdr::{self.source_type or source}")
         if type(name) is str:
             if len(self._names) >= _MAX_NAMES:
                 self._names.clear()

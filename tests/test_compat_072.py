@@ -212,11 +212,6 @@ def test_source_format_goes_first_and_validate_explains_it() -> None:
     assert "dataset_name" in problem.message and "not an OCSF attribute" in problem.message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs MDRClient/MDRHandler to accept dataset_name/namespace "
-    "(py_mdr.compat.legacy_source and with_source_format, not wired in yet)",
-)
 def test_a_0_7_2_program_runs_unchanged_and_keeps_its_routing(sink: HECSink) -> None:
     from py_mdr.client import MDRClient
     from py_mdr.handler import MDRHandler
