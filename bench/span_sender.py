@@ -5,12 +5,14 @@ the WSGI instrumentation does (stable attribute names, a 200 answer) under a Tra
 BatchSpanProcessor feeds EXPORTER (``null``, ``otlp`` or ``mdr``), in bursts of 500 with a short
 pause (a busy service; a tight loop would outrun the processor's queue and drop spans), waits
 until the exporter has handed everything on, and prints one JSON line: the CPU time of this
-process (all threads: the application's, the processor's, the exporter's) per span.
+process (all threads: the application's, the processor's, the exporter's) per span. With
+``BENCH_CPU`` set, it runs on that core only.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -95,4 +97,6 @@ def main(kind: str, url: str, token: str, count: int) -> None:
 
 
 if __name__ == "__main__":
+    if os.environ.get("BENCH_CPU"):
+        os.sched_setaffinity(0, {int(os.environ["BENCH_CPU"])})
     main(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]))

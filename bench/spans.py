@@ -4,8 +4,9 @@ above the SDK's own cost (a do-nothing exporter behind the same BatchSpanProcess
 Run: ``.venv/bin/python bench/spans.py [--spans 20000] [--rounds 5]``. Each exporter runs in its
 own child process (``bench/span_sender.py``), the three one after the other in every round and
 the rounds interleaved, against receivers on loopback that live in this process, so a child's
-CPU is the exporter's and the SDK's alone. An exporter's own cost per span is its child's CPU
-per span minus the do-nothing child's of the same round. Prints medians and ranges over the
+CPU is the exporter's and the SDK's alone; the children share one core, this process has the
+others (``--unpinned``: any core). An exporter's own cost per span is its child's CPU per span
+minus the do-nothing child's of the same round. Prints medians and ranges over the
 rounds, what was delivered, and the ratio the target is stated in (our own <= 0.5x OTLP's own).
 """
 
@@ -28,8 +29,10 @@ TOKEN = "bench-token"
 SENDERS = (("null", "SDK + do-nothing exporter"), ("otlp", "OTLP/HTTP, gzip"), ("mdr", "MDR"))
 
 
-def run_child(sender: str, url: str, spans: int) -> float:
+def run_child(sender: str, url: str, spans: int, core: int | None) -> float:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join((str(HERE), str(HERE.parent))))
+    if core is not None:
+        env["BENCH_CPU"] = str(core)
     done = subprocess.run(
         [sys.executable, str(HERE / "span_sender.py"), sender, url, TOKEN, str(spans)],
         capture_output=True,
@@ -45,6 +48,17 @@ def run_child(sender: str, url: str, spans: int) -> float:
     return cpu
 
 
+def child_core(unpinned: bool) -> int | None:
+    """One core for the children, the others for this process (the receivers); None: any."""
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if unpinned or len(cores) < 2:
+        return None
+    # On one core a child's CPU time is its work, not also what two hyperthreads running the
+    # exporter's threads side by side cost each other.
+    os.sched_setaffinity(0, cores[:-1])
+    return cores[-1]
+
+
 def spread(values: list[float]) -> str:
     return f"{statistics.median(values):7.2f}  [{min(values):6.2f} .. {max(values):6.2f}]"
 
@@ -53,25 +67,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--spans", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=5, help="interleaved; at least 3")
+    parser.add_argument("--unpinned", action="store_true", help="children may use every core")
     args = parser.parse_args()
     rounds = max(3, args.rounds)
+    core = child_core(args.unpinned)
     cpu: dict[str, list[float]] = {sender: [] for sender, _ in SENDERS}
     with HECSink(token=TOKEN, validate=False, max_events=10) as hec, OTLPTraceSink() as otlp:
         urls = {"null": "-", "otlp": otlp.url, "mdr": hec.url}
         for _ in range(rounds):
             for sender, _ in SENDERS:
-                cpu[sender].append(run_child(sender, urls[sender], args.spans))
+                cpu[sender].append(run_child(sender, urls[sender], args.spans, core))
         delivered = {"otlp": otlp.spans, "mdr": hec.event_count}
     sent = rounds * (args.spans + 1_000)  # the warm-up spans are delivered too
-    own = {
-        sender: [total - floor for total, floor in zip(cpu[sender], cpu["null"], strict=True)]
-        for sender in ("otlp", "mdr")
-    }
+    floor = cpu["null"]
+    own = {s: [t - f for t, f in zip(cpu[s], floor, strict=True)] for s in ("otlp", "mdr")}
     ratios = [mdr / otlp for mdr, otlp in zip(own["mdr"], own["otlp"], strict=True)]
-    version = sys.version.split()[0]
+    where = f"children on core {core}" if core is not None else "children on any core"
     print(
-        f"{args.spans} server spans per run, {rounds} interleaved rounds, python {version}, "
-        f"{os.cpu_count()} cores; CPU us per span, median [min .. max]"
+        f"{args.spans} server spans per run, {rounds} interleaved rounds, python "
+        f"{sys.version.split()[0]}, {os.cpu_count()} cores, {where}; "
+        "CPU us per span, median [min .. max]"
     )
     print(f"  {'exporter':28} {'process CPU':>24} {'own (above the SDK)':>26} delivered")
     for sender, label in SENDERS:
