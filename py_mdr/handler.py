@@ -473,7 +473,10 @@ class MDRHandler(logging.Handler):
             unmapped = event.setdefault("unmapped", {})
             unmapped["mapping_error"] = error_text(error)
             self._pipeline.redactor.event(event)
-            return self._envelope(record.name, dumps(event), event["time"] / 1000)
+            body = dumps(event)
+            if self._legacy_source is not None:
+                body = with_source_format_json(body, self._legacy_source)
+            return self._envelope(record.name, body, event["time"] / 1000)
         except Exception:
             return None
 

@@ -582,7 +582,7 @@ SIGNALS = """
 import json, logging, signal, sys, time
 from py_mdr.handler import MDRHandler
 handler = MDRHandler(host=sys.argv[1], token="test-token", max_queue_records=200,
-                     close_timeout=0.5, timeout=0.5)
+                     close_timeout=0.5, timeout=0.5, fold=sys.argv[2] == "fold")
 log = logging.getLogger("signals")
 log.addHandler(handler)
 log.propagate = False
@@ -609,7 +609,7 @@ print(json.dumps({"calls": calls, "sent": stats.sent, "dropped": stats.dropped,
 
 
 def test_counts_add_up_exactly_with_a_signal_handler_logging_during_overflow() -> None:
-    result = run_child(f"import sys; sys.argv[1:] = {[closed_port_url()]!r}\n" + SIGNALS)
+    result = run_child(f"import sys; sys.argv[1:] = {[closed_port_url(), 'no']!r}\n" + SIGNALS)
     assert result.returncode == 0, result.stderr[-3000:]
     report = last_json(result.stdout)
     calls = report["calls"]
@@ -655,3 +655,13 @@ def test_the_spool_directory_can_come_from_the_environment(
         log.removeHandler(handler)
         handler.close()
     assert [e["message"] for e in sink.events] == ["through the disk"]
+
+
+def test_a_signal_handler_logging_while_repeats_are_folded_never_deadlocks() -> None:
+    result = run_child(
+        f"import sys; sys.argv[1:] = {[closed_port_url(), 'fold']!r}\n" + SIGNALS, timeout=30
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = last_json(result.stdout)
+    assert report["calls"]["signal"] > 100 and report["depth"] == 0
+    assert "Logging error" not in result.stderr

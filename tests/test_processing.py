@@ -225,11 +225,12 @@ def test_redaction_can_be_turned_off_extended_and_allow_listed(
 
 def test_a_bad_redact_argument_is_a_config_error_naming_it() -> None:
     with pytest.raises(ConfigError, match="redact"):
-        MDRHandler(host="127.0.0.1:1", token=TOKEN, redact="yes")
+        MDRHandler(host="127.0.0.1:1", token=TOKEN, redact="yes")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="pattern 'broken'"):
         MDRHandler(host="127.0.0.1:1", token=TOKEN, redact={"patterns": {"broken": "(["}})
     with pytest.raises(ConfigError, match=r"processors\[1\]"):
-        MDRHandler(host="127.0.0.1:1", token=TOKEN, processors=[dict, "not callable"])
+        bad: Any = [dict, "not callable"]
+        MDRHandler(host="127.0.0.1:1", token=TOKEN, processors=bad)
 
 
 @pytest.mark.parametrize(

@@ -24,22 +24,23 @@ DEFAULT_WINDOW = 1.0
 #: Occurrences of a record sent as they are, in each window, before repeats are folded.
 DEFAULT_PASS = 3
 _MAX_RUNS = 4096  # records tracked at once; beyond that, the tracking starts afresh
+_get_ident = threading.get_ident
 
 T = TypeVar("T")
 
 
 def fold_key(
     name: Any, level: Any, message: Any, exception: Any, extra: dict[Any, Any] | None
-) -> Hashable | None:
-    """What makes two records repeats of each other; None when that cannot be told cheaply."""
-    if not extra:
-        return (name, level, message, exception)
+) -> int | None:
+    """What makes two records repeats of each other, as a hash: a run keeps no reference to
+    the record's values (an ``extra=`` value of megabytes must not stay alive for folding).
+    None when it cannot be told cheaply."""
     try:
-        frozen = frozenset(extra.items())
-        hash(frozen)
+        if not extra:
+            return hash((name, level, message, exception))
+        return hash((name, level, message, exception, frozenset(extra.items())))
     except TypeError:  # a list or dict among the values: not worth the cost of comparing
         return None
-    return (name, level, message, exception, frozen)
 
 
 @dataclass(frozen=True)
@@ -64,52 +65,69 @@ class Folder(Generic[T]):
         self.window = window
         self.passes = passes
         self._lock = threading.Lock()
+        self._holder = 0
         self._runs: dict[Hashable, list[Any]] = {}
         self.folded = 0  # occurrences counted into a summary instead of sent
 
     def admit(self, key: Hashable, when: float, item: T) -> tuple[bool, Summary[T] | None]:
-        """Whether to send ``item`` now; and a summary of the previous run, once it closed."""
+        """Whether to send ``item`` now; and a summary of the previous run, once it closed.
+
+        A signal handler that logs while this thread is in here gets its record sent as it is
+        (waiting for the lock this thread holds would never end).
+        """
+        ident = _get_ident()
+        if self._holder == ident:
+            return True, None
         with self._lock:
-            runs = self._runs
-            run = runs.get(key)
-            if run is None or when - run[_OPENED] >= self.window:
-                if run is None and len(runs) >= _MAX_RUNS:
-                    return True, None  # too many kinds of record: no folding until expiry
-                runs[key] = [when, 1, 0, 0.0, 0.0, None]
-                return True, (_summary(run) if run is not None else None)
-            run[_SEEN] += 1
-            if run[_SEEN] <= self.passes:
-                return True, None
-            if not run[_FOLDED]:
-                run[_FIRST] = when
-                run[_SAMPLE] = item
-            run[_FOLDED] += 1
-            run[_LAST] = when
-            self.folded += 1
-            return False, None
+            self._holder = ident
+            try:
+                return self._admit(key, when, item)
+            finally:
+                self._holder = 0
+
+    def _admit(self, key: Hashable, when: float, item: T) -> tuple[bool, Summary[T] | None]:
+        runs = self._runs
+        run = runs.get(key)
+        if run is None or when - run[_OPENED] >= self.window:
+            if run is None and len(runs) >= _MAX_RUNS:
+                return True, None  # too many kinds of record: no folding until expiry
+            runs[key] = [when, 1, 0, 0.0, 0.0, None]
+            return True, (_summary(run) if run is not None else None)
+        run[_SEEN] += 1
+        if run[_SEEN] <= self.passes:
+            return True, None
+        if not run[_FOLDED]:
+            run[_FIRST] = when
+            run[_SAMPLE] = item
+        run[_FOLDED] += 1
+        run[_LAST] = when
+        self.folded += 1
+        return False, None
 
     def expired(self, now: float) -> list[Summary[T]]:
         """Summaries of the runs whose window has ended (and those runs forgotten)."""
+        if not self._runs:
+            return []
         with self._lock:
-            runs = self._runs
-            if not runs:
-                return []
-            done = [key for key, run in runs.items() if now - run[_OPENED] >= self.window]
-            summaries = []
-            for key in done:
-                summary = _summary(runs.pop(key))
-                if summary is not None:
-                    summaries.append(summary)
-            return summaries
+            self._holder = _get_ident()
+            try:
+                runs = self._runs
+                done = [key for key, run in runs.items() if now - run[_OPENED] >= self.window]
+                return [s for s in (_summary(runs.pop(key)) for key in done) if s is not None]
+            finally:
+                self._holder = 0
 
     def drain(self) -> list[Summary[T]]:
-        """Every pending summary (at close)."""
+        """Every pending summary (at flush and close)."""
         with self._lock:
+            self._holder = _get_ident()
             runs, self._runs = self._runs, {}
+            self._holder = 0
         return [s for s in map(_summary, runs.values()) if s is not None]
 
     def after_fork_in_child(self) -> None:
         self._lock = threading.Lock()
+        self._holder = 0
         self._runs = {}
         self.folded = 0
 
