@@ -261,7 +261,7 @@ class MDRHandler(logging.Handler):
                 return
             item = compact(record, contextvars.copy_context() if self._capture_context else None)
             folder = self._folder
-            if folder is not None:
+            if folder is not None and not folder.new_message(item.message):
                 key = fold_key(item.name, item.levelno, item.message, item.exc_text, item.extra)
                 if key is not None:
                     created = item.created

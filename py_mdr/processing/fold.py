@@ -67,7 +67,21 @@ class Folder(Generic[T]):
         self._lock = threading.Lock()
         self._holder = 0
         self._runs: dict[Hashable, list[Any]] = {}
+        self._messages: set[int] = set()  # hashes of the messages seen in this window
+        self._messages_since = 0.0
         self.folded = 0  # occurrences counted into a summary instead of sent
+
+    def new_message(self, message: str) -> bool:
+        """True the first time ``message`` comes up in a window: nothing to fold, and no need
+        to work out the record's whole key. Lock-free: a race only costs a closer look."""
+        digest = hash(message)
+        messages = self._messages
+        if digest in messages:
+            return False
+        if len(messages) >= _MAX_RUNS:
+            messages.clear()
+        messages.add(digest)
+        return True
 
     def admit(self, key: Hashable, when: float, item: T) -> tuple[bool, Summary[T] | None]:
         """Whether to send ``item`` now; and a summary of the previous run, once it closed.
@@ -106,6 +120,9 @@ class Folder(Generic[T]):
 
     def expired(self, now: float) -> list[Summary[T]]:
         """Summaries of the runs whose window has ended (and those runs forgotten)."""
+        if now - self._messages_since >= self.window:
+            self._messages = set()  # a new window: every message is new again
+            self._messages_since = now
         if not self._runs:
             return []
         with self._lock:
@@ -128,6 +145,7 @@ class Folder(Generic[T]):
     def after_fork_in_child(self) -> None:
         self._lock = threading.Lock()
         self._holder = 0
+        self._messages = set()
         self._runs = {}
         self.folded = 0
 
