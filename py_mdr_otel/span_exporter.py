@@ -8,6 +8,7 @@ spans: its sending runs with OpenTelemetry instrumentation suppressed (``py_mdr.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -15,8 +16,9 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from py_mdr.hec.envelope import encode_envelope
+from py_mdr.serialize import dumps
 from py_mdr_otel._outlet import ExporterStats, Outlet
-from py_mdr_otel.spans import encode_span
+from py_mdr_otel.spans import Encoded, encode_span
 
 __all__ = ["MDRSpanExporter", "SpanExporterStats"]
 
@@ -38,8 +40,9 @@ class MDRSpanExporter(Outlet, SpanExporter):
     ``rpc.system`` API Activity; every other span is skipped and counted in ``stats().skipped``.
     Use it under ``BatchSpanProcessor``, or let ``OTEL_TRACES_EXPORTER=mdr
     opentelemetry-instrument`` create it with no arguments. Its arguments, environment variables
-    and defaults are ``MDRExporter``'s. The constructor never touches the network and starts no
-    thread.
+    and defaults are ``MDRExporter``'s; ``processors`` see each event dict, and redaction covers
+    the request (URL, user agent) besides the message and ``unmapped``. The constructor never
+    touches the network and starts no thread.
     """
 
     _thread_name = "py-mdr-otel-spans"
@@ -58,15 +61,23 @@ class MDRSpanExporter(Outlet, SpanExporter):
 
     def _encode(self, spans: Sequence[ReadableSpan]) -> tuple[list[bytes], int, int]:
         envelopes: list[bytes] = []
-        unmappable = 0
+        unmappable = dropped = 0
         skipped = self._skipped
         vendor = self._vendor_name
         index = self._index
+        pipeline = self._pipeline
+        redact = pipeline.redactor.event if pipeline.redactor.enabled else None
         for span in spans:
             try:
-                encoded = encode_span(span, vendor)
+                if pipeline.processors:
+                    encoded = self._processed(span)
+                else:
+                    encoded = encode_span(span, vendor, redact)
                 if isinstance(encoded, str):
                     skipped[encoded] = skipped.get(encoded, 0) + 1
+                    continue
+                if encoded is None:
+                    dropped += 1
                     continue
                 event, seconds, host, source = encoded
                 envelopes.append(
@@ -86,4 +97,19 @@ class MDRSpanExporter(Outlet, SpanExporter):
                     "a span could not be encoded for MDR; it was skipped and counted",
                     exc_info=True,
                 )
+        if dropped:
+            self._delivery.count("processor", dropped)
         return envelopes, 0, unmappable
+
+    def _processed(self, span: ReadableSpan) -> Encoded | str | None:
+        """The slower path when there are processors: the whole event as a dict for them;
+        None when one of them dropped it."""
+        encoded = encode_span(span, self._vendor_name)
+        if isinstance(encoded, str):
+            return encoded
+        processed = self._pipeline(json.loads(encoded[0]))
+        if processed is None:
+            return None
+        when = processed.get("time")
+        seconds = when / 1000 if type(when) is int and when > 0 else encoded[1]
+        return dumps(processed), seconds, encoded[2], encoded[3]

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 from opentelemetry.trace import SpanKind, StatusCode
@@ -75,12 +76,18 @@ _DENIED_GRPC = frozenset({7, 8, 16})  # PERMISSION_DENIED, RESOURCE_EXHAUSTED, U
 _FAILED_GRPC = frozenset({2, 4, 12, 13, 14, 15})  # the server errors, as 5xx are for HTTP
 
 
-def encode_span(span: Any, vendor_name: str | None = None) -> Encoded | str:
+def encode_span(
+    span: Any,
+    vendor_name: str | None = None,
+    redact: Callable[[dict[str, Any]], object] | None = None,
+) -> Encoded | str:
     """The exporter's one pass over a span: its event, encoded, with the envelope's fields.
 
     A span MDR does not take gives the name of its kind instead (``"internal"``, ``"client"``,
-    ...), for counting. ``vendor_name`` stands in for a missing ``service.namespace``. May raise
-    for a span the SDK did not make; the exporter counts such a span as unmappable.
+    ...), for counting. ``vendor_name`` stands in for a missing ``service.namespace``.
+    ``redact``, when given, edits the span's own members (message, request, ``unmapped``,
+    ``metadata``) in place before they are encoded. May raise for a span the SDK did not make;
+    the exporter counts such a span as unmappable.
     """
     kind = span.kind
     if kind is _SERVER:
@@ -105,6 +112,8 @@ def encode_span(span: Any, vendor_name: str | None = None) -> Encoded | str:
         head = (API_FIXED[activity], shape.api_top, shape.api_meta)
     else:
         return _KIND_NAMES[kind]
+    if redact is not None:
+        redact(members)
     event = _join(*head, members, shape.unmapped)
     return event, members["time"] / 1000, shape.parts.host, shape.source
 

@@ -294,6 +294,58 @@ def test_what_the_span_exporter_logs_never_reaches_mdr(sink: HECSink) -> None:
     assert logs.stats().internal >= 1  # the warning reached the log exporter, marked as ours
 
 
+# --- processors and redaction ----------------------------------------------------------------
+
+JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV"
+
+
+def request_spans(exporter: MDRSpanExporter, *paths: str) -> None:
+    with traced(exporter) as provider:
+        tracer = provider.get_tracer("tests.requests")
+        for path in paths:
+            with tracer.start_as_current_span("GET", kind=SpanKind.SERVER) as span:
+                span.set_attributes(
+                    {"http.request.method": "GET", "url.path": path, "url.query": f"s={JWT}"}
+                )
+                span.set_attribute("http.response.status_code", 200)
+        assert provider.force_flush(5_000)
+        assert exporter.force_flush(5_000)
+
+
+def test_a_secret_in_a_request_is_redacted_by_default(sink: HECSink) -> None:
+    exporter = make_exporter(sink)
+    request_spans(exporter, "/login")
+    [event] = sink.events
+    assert event["http_request"]["url"]["query_string"] == "s=[REDACTED:jwt]"
+    assert event["metadata"]["labels"] == ["redacted:jwt"]
+    assert sink.problems == []
+    assert exporter.stats().redacted == {"jwt": 1}
+
+
+def test_processors_see_each_event_and_may_drop_it(sink: HECSink) -> None:
+    def no_health_checks(event: dict[str, Any]) -> dict[str, Any] | None:
+        return None if event["http_request"]["url"]["path"] == "/health" else event
+
+    def tenant(event: dict[str, Any]) -> dict[str, Any]:
+        event["unmapped"]["tenant"] = "acme"
+        return event
+
+    exporter = make_exporter(sink, processors=[no_health_checks, tenant])
+    request_spans(exporter, "/login", "/health")
+    [event] = sink.events
+    assert (event["http_request"]["url"]["path"], event["unmapped"]["tenant"]) == ("/login", "acme")
+    assert event["http_request"]["url"]["query_string"] == "s=[REDACTED:jwt]"
+    assert sink.problems == []
+    stats = exporter.stats()
+    assert (stats.sent, stats.dropped, stats.redacted) == (1, {"processor": 1}, {"jwt": 1})
+
+
+def test_redaction_can_be_turned_off(sink: HECSink) -> None:
+    exporter = make_exporter(sink, redact=False)
+    request_spans(exporter, "/login")
+    assert sink.events[0]["http_request"]["url"]["query_string"] == f"s={JWT}"
+
+
 # --- results, counters, configuration -------------------------------------------------------
 
 
