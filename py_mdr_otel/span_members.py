@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Callable
 from typing import Any
 
 from py_mdr.eventlog import endpoint, exception_info, new_uid, next_sequence
@@ -23,10 +24,14 @@ __all__ = [
     "common_members",
     "ids_of",
     "place_endpoints",
+    "redact_own",
     "server_address",
     "unmapped_of",
     "user_of",
 ]
+
+#: The URL parts a redactor sees.
+_REQUEST_TEXT = ("path", "query_string", "url_string")
 
 _STATUS = {0: "Unknown", 1: "Success", 2: "Failure"}
 _SEVERITY = {1: "Informational", 3: "Medium", 4: "High"}
@@ -254,3 +259,46 @@ def _events(events: Any, unmapped: dict[str, Any]) -> None:
         others.append(entry)
     if others:
         unmapped["events"] = others
+
+
+def redact_own(members: dict[str, Any], redact: Callable[[dict[str, Any]], object]) -> None:
+    """Redact the span's own members in place.
+
+    The redactor sees what the application and its users write where secrets turn up: the URL's
+    path and query, the status description, the other attributes, exception and events, and
+    ``api``; not the ids, codes and names the mapping put there, nor the client's user agent.
+    The message quotes the route, else the path, and follows the path's redaction.
+    """
+    request: dict[str, Any] = members.get("http_request") or {}
+    url: dict[str, Any] = request.get("url") or {}
+    view: dict[str, Any] = {}
+    asked = {key: url[key] for key in _REQUEST_TEXT if key in url}
+    if asked:
+        view["http_request"] = asked
+    if "api" in members:
+        view["api"] = members["api"]
+    written = {key: value for key, value in members["unmapped"].items() if key != "trace"}
+    detail = members.get("status_detail")
+    if detail:
+        written["status_detail"] = detail
+    if written:
+        view["unmapped"] = written
+    if not view:
+        return
+    redact(view)
+    labels = view.get("metadata", {}).get("labels")
+    if not labels:
+        return  # nothing found: the redactor changed nothing
+    members["metadata"]["labels"] = labels
+    if "api" in view:
+        members["api"] = view["api"]
+    if "unmapped" in view:
+        redacted = dict(view["unmapped"])
+        if detail:
+            members["status_detail"] = redacted.pop("status_detail")
+        members["unmapped"].update(redacted)
+    if asked:
+        path = url.get("path")
+        url.update(view["http_request"])
+        if path and url["path"] != path:
+            members["message"] = members["message"].replace(path, url["path"], 1)

@@ -31,6 +31,7 @@ from py_mdr_otel.span_members import (
     common_members,
     ids_of,
     place_endpoints,
+    redact_own,
     server_address,
     unmapped_of,
     user_of,
@@ -113,7 +114,7 @@ def encode_span(
     else:
         return _KIND_NAMES[kind]
     if redact is not None:
-        redact(members)
+        redact_own(members, redact)
     event = _join(*head, members, shape.unmapped)
     return event, members["time"] / 1000, shape.parts.host, shape.source
 

@@ -17,6 +17,7 @@ from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode
 
+from py_mdr.processing import Redaction, Redactor
 from py_mdr_otel.mapping import otel_to_event
 from py_mdr_otel.spans import encode_span, span_to_event
 
@@ -408,6 +409,24 @@ def test_encode_span_gives_the_envelope_fields_and_the_event_as_sent() -> None:
     decoded = json.loads(event)
     assert_clean(decoded)
     assert without_identity(decoded) == without_identity(mapped(make_span(STABLE)))
+
+
+def test_redaction_covers_what_users_and_the_application_write() -> None:
+    jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV"
+    attributes = {k: v for k, v in STABLE.items() if k != "http.route"}
+    attributes.update({"url.path": f"/reset/{jwt}", "note": "password=hunter2"})
+    failed = Status(StatusCode.ERROR, "login failed: password=hunter2")
+    encoded = encode_span(make_span(attributes, status=failed), redact=Redactor(Redaction()).event)
+    assert not isinstance(encoded, str)
+    event = json.loads(encoded[0])
+    assert_clean(event)
+    assert event["http_request"]["url"]["path"] == "/reset/[REDACTED:jwt]"
+    assert event["message"] == "GET /reset/[REDACTED:jwt] 404"  # it quoted the path
+    assert event["status_detail"] == "login failed: password=[REDACTED:secret_pair]"
+    assert event["unmapped"]["attributes"]["note"] == "password=[REDACTED:secret_pair]"
+    assert event["http_request"]["user_agent"] == "curl/8.5.0"
+    assert event["unmapped"]["trace"]["span_id"] == f"{SPAN:016x}"
+    assert sorted(event["metadata"]["labels"]) == ["redacted:jwt", "redacted:secret_pair"]
 
 
 # --- API Activity ---------------------------------------------------------------------------
