@@ -2,7 +2,8 @@
 
 Usage: ``python bench/span_sender.py EXPORTER URL TOKEN SPANS``. Records SPANS server spans as
 the WSGI instrumentation does (stable attribute names, a 200 answer) under a TracerProvider whose
-BatchSpanProcessor feeds EXPORTER (``null``, ``otlp`` or ``mdr``), in bursts of 500 with a short
+BatchSpanProcessor feeds EXPORTER (``null``, ``otlp``, ``mdr``, or ``mdr_plain``: redaction
+off), in bursts of 500 with a short
 pause (a busy service; a tight loop would outrun the processor's queue and drop spans), waits
 until the exporter has handed everything on, and prints one JSON line: the CPU time of this
 process (all threads: the application's, the processor's, the exporter's) per span. With
@@ -40,10 +41,10 @@ def exporter(kind: str, url: str, token: str) -> SpanExporter:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         return OTLPSpanExporter(endpoint=url, compression=Compression.Gzip)
-    if kind == "mdr":
+    if kind in ("mdr", "mdr_plain"):
         from py_mdr_otel import MDRSpanExporter
 
-        return MDRSpanExporter(host=url, token=token, compress=True)
+        return MDRSpanExporter(host=url, token=token, compress=True, redact=kind == "mdr")
     return NullExporter()
 
 
