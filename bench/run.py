@@ -78,6 +78,7 @@ def main() -> None:
             ("OTel SDK + OTLP/HTTP", "otlp", otlp.url, 60.0, "otlp"),
             ("OTel SDK + MDRExporter", "mdr_exporter", hec.url, 60.0, "hec"),
             ("MDRHandler", "mdr_handler", hec.url, 60.0, "hec"),
+            ("MDRHandler, no redact/fold", "mdr_bare", hec.url, 60.0, "hec"),
             ("MDRHandler, endpoint down", "mdr_handler", closed_port_url(), 1.0, None),
             ("MDRHandler, endpoint hanging", "mdr_handler", hanging.url, 1.0, None),
         ]
@@ -129,6 +130,13 @@ def main() -> None:
     handler_cpu = by["MDRHandler"]["cpu_us_per_record"] / otel["cpu_us_per_record"]
     exporter_cpu = by["OTel SDK + MDRExporter"]["cpu_us_per_record"] / otel["cpu_us_per_record"]
     print(f"  MDRHandler CPU/record: {handler_cpu:.2f}x OTel+OTLP [<= 0.5]")
+    bare = by["MDRHandler, no redact/fold"]
+    processing = by["MDRHandler"]["cpu_us_per_record"] / bare["cpu_us_per_record"]
+    print(
+        f"  redaction and folding: MDRHandler CPU/record {processing:.2f}x without them "
+        f"[<= 1.10]; caller p50 {by['MDRHandler']['p50_us'] / floor['p50_us']:.2f}x floor "
+        f"[<= 1.5], without them {bare['p50_us'] / floor['p50_us']:.2f}x"
+    )
     print(f"  MDRExporter CPU/record: {exporter_cpu:.2f}x OTel+OTLP [<= 0.75]")
 
 

@@ -97,6 +97,14 @@ def mdr_handler(url: str, token: str) -> tuple[logging.Handler, Finish]:
     return handler, finish
 
 
+def mdr_bare(url: str, token: str) -> tuple[logging.Handler, Finish]:
+    """``MDRHandler`` without redaction and storm folding: what those two cost shows beside it."""
+    from py_mdr.handler import MDRHandler
+
+    handler = MDRHandler(host=url, token=token, close_timeout=2.0, redact=False, fold=False)
+    return handler, lambda: handler.flush(FLUSH_TIMEOUT)
+
+
 def mdr_default(url: str, token: str) -> tuple[logging.Handler, Finish]:
     """``MDRHandler`` with every setting at its default."""
     from py_mdr.handler import MDRHandler
@@ -123,6 +131,7 @@ SENDERS: dict[str, Setup] = {
     "otlp": otlp,
     "mdr_exporter": mdr_exporter,
     "mdr_handler": mdr_handler,
+    "mdr_bare": mdr_bare,
     # bench/burst.py's senders (all defaults; the two spools in BENCH_SPOOL_DIR)
     "otlp_gzip": otlp_gzip,
     "mdr_default": mdr_default,
