@@ -41,8 +41,8 @@ class MDRSpanExporter(Outlet, SpanExporter):
     Use it under ``BatchSpanProcessor``, or let ``OTEL_TRACES_EXPORTER=mdr
     opentelemetry-instrument`` create it with no arguments. Its arguments, environment variables
     and defaults are ``MDRExporter``'s; ``processors`` see each event dict, and redaction covers
-    the request (URL, user agent) besides the message and ``unmapped``. The constructor never
-    touches the network and starts no thread.
+    the URL's path and query and the status description besides ``unmapped``. The constructor
+    never touches the network and starts no thread.
     """
 
     _thread_name = "py-mdr-otel-spans"
