@@ -1,8 +1,9 @@
-"""Fixtures shared by the test files: a real HEC receiver on loopback."""
+"""Fixtures shared by the test files: a real HEC receiver on loopback, loggers to attach to."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -14,3 +15,22 @@ def sink() -> Iterator[HECSink]:
     """A started receiver on an ephemeral port accepting the token "test-token"; stopped after."""
     with HECSink(token="test-token") as receiver:
         yield receiver
+
+
+@pytest.fixture
+def attach() -> Iterator[Callable[[logging.Handler, str], logging.Logger]]:
+    """Attach a handler to a fresh, non-propagating logger; closed and detached afterwards."""
+    attached: list[tuple[logging.Logger, logging.Handler]] = []
+
+    def attach_(handler: logging.Handler, name: str) -> logging.Logger:
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.DEBUG)
+        logger.propagate = False
+        logger.addHandler(handler)
+        attached.append((logger, handler))
+        return logger
+
+    yield attach_
+    for logger, handler in attached:
+        logger.removeHandler(handler)
+        handler.close()

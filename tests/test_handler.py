@@ -64,25 +64,6 @@ class Keeper(logging.Handler):
         self.records.append(record)
 
 
-@pytest.fixture
-def attach() -> Iterator[Callable[[logging.Handler, str], logging.Logger]]:
-    """Attach a handler to a fresh, non-propagating logger; closed and detached afterwards."""
-    attached: list[tuple[logging.Logger, logging.Handler]] = []
-
-    def attach_(handler: logging.Handler, name: str) -> logging.Logger:
-        logger = logging.getLogger(name)
-        logger.setLevel(logging.DEBUG)
-        logger.propagate = False
-        logger.addHandler(handler)
-        attached.append((logger, handler))
-        return logger
-
-    yield attach_
-    for logger, handler in attached:
-        logger.removeHandler(handler)
-        handler.close()
-
-
 def handler_for(sink: HECSink, **options: Any) -> MDRHandler:
     options.setdefault("linger", 0.02)
     options.setdefault("retry", FAST)

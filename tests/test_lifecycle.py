@@ -665,3 +665,20 @@ def test_a_signal_handler_logging_while_repeats_are_folded_never_deadlocks() -> 
     report = last_json(result.stdout)
     assert report["calls"]["signal"] > 100 and report["depth"] == 0
     assert "Logging error" not in result.stderr
+
+
+def test_close_with_a_spool_ends_as_soon_as_the_spool_is_empty(
+    sink: HECSink, tmp_path: Path
+) -> None:
+    for round_ in range(5):  # the wait it guards against came from a race: try it a few times
+        handler = MDRHandler(host=sink.url, token=TOKEN, spool_dir=str(tmp_path), linger=0.01)
+        log = logging.getLogger(f"spool.close.{round_}")
+        log.addHandler(handler)
+        log.propagate = False
+        log.warning("one line")
+        assert handler.flush(5)
+        started = time.monotonic()
+        handler.close()
+        log.removeHandler(handler)
+        assert time.monotonic() - started < 0.5
+    assert sink.event_count == 5

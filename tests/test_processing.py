@@ -87,24 +87,6 @@ def sink() -> Iterator[HECSink]:
         yield receiver
 
 
-@pytest.fixture
-def attach() -> Iterator[Callable[[logging.Handler, str], logging.Logger]]:
-    attached: list[tuple[logging.Logger, logging.Handler]] = []
-
-    def attach_(handler: logging.Handler, name: str) -> logging.Logger:
-        logger = logging.getLogger(name)
-        logger.addHandler(handler)
-        logger.setLevel(logging.DEBUG)
-        logger.propagate = False
-        attached.append((logger, handler))
-        return logger
-
-    yield attach_
-    for logger, handler in attached:
-        logger.removeHandler(handler)
-        handler.close()
-
-
 def handler_for(sink: HECSink, **options: Any) -> MDRHandler:
     options.setdefault("linger", 0.02)
     options.setdefault("close_timeout", 2.0)
@@ -316,13 +298,8 @@ def raise_always(event: dict[str, Any]) -> dict[str, Any]:
     raise ValueError("a bug in a processor")
 
 
-def test_processors_enrich_from_the_logging_calls_context_drop_and_survive_errors(
-    sink: HECSink,
-    attach: Callable[[logging.Handler, str], logging.Logger],
-    capfd: pytest.CaptureFixture[str],
-) -> None:
-    handler = handler_for(sink, processors=[add_request_id, drop_health_checks, raise_always])
-    log = attach(handler, "processors")
+def serve_requests(log: logging.Logger) -> None:
+    """Three requests and a health check, each on its own thread with its own request id."""
 
     def serve(rid: str, line: str) -> None:
         request_id.set(rid)  # as a web framework's middleware would, per request
@@ -336,6 +313,15 @@ def test_processors_enrich_from_the_logging_calls_context_drop_and_survive_error
         thread.start()
     for thread in threads:
         thread.join(5)
+
+
+def test_processors_enrich_from_the_logging_calls_context_drop_and_survive_errors(
+    sink: HECSink,
+    attach: Callable[[logging.Handler, str], logging.Logger],
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    handler = handler_for(sink, processors=[add_request_id, drop_health_checks, raise_always])
+    serve_requests(attach(handler, "processors"))
     assert handler.flush(5)
     got = {e["message"]: e["unmapped"]["request_id"] for e in sink.events}
     assert got == {f"GET /orders/{n}": f"req-{n}" for n in range(3)}
@@ -380,19 +366,7 @@ def test_processors_through_opentelemetry_see_the_logging_calls_context(
         host=sink.url, token=TOKEN, processors=[add_request_id, drop_health_checks, raise_always]
     )
     with otel_logger(exporter, "otel.processors") as log:
-
-        def serve(rid: str, line: str) -> None:
-            request_id.set(rid)
-            log.info(line)
-
-        threads = [
-            threading.Thread(target=serve, args=(f"req-{n}", f"GET /orders/{n}")) for n in range(3)
-        ]
-        threads.append(threading.Thread(target=serve, args=("req-h", "GET /health")))
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(5)
+        serve_requests(log)
     got = {e["message"]: e["unmapped"]["request_id"] for e in sink.events}
     assert got == {f"GET /orders/{n}": f"req-{n}" for n in range(3)}
     assert all("py_mdr_context" not in str(e) for e in sink.events)

@@ -206,6 +206,7 @@ class Delivery(Generic[T]):
         self._spooled = 0
         self._disk_refused_at: float | None = None
         self._adopt_requested = True
+        self._writer_done = False  # set by the worker as it ends at close
         self._send_lock = threading.Lock()  # the worker (disk refused) and the sender share it
         self._last_error: str | None = None
         self._crash_reported = False
@@ -521,6 +522,7 @@ class Delivery(Generic[T]):
                 with self._lock:
                     if not self._closed and self._thread is threading.current_thread():
                         self._thread = None  # the next put starts a new worker
+                    self._writer_done = self._closed  # nothing more reaches the spool
                     self._done.notify_all()
                 self._sender_wake.set()  # the sender may be waiting for the worker to finish
 
@@ -694,8 +696,7 @@ class Delivery(Generic[T]):
             self._sender_wake.clear()  # before looking, so a wake-up after the look counts
             batch = spool.next_batch(self._batch_size, self._batch_bytes)
             if batch is None:
-                writer = self._thread
-                if self._closing and (writer is None or not writer.is_alive()):
+                if self._closing and (self._writer_done or self._thread is None):
                     return
                 self._sender_wake.wait(_IDLE_WAIT)
                 self._tell_losses()

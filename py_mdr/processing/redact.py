@@ -84,6 +84,7 @@ _STRUCTURAL = frozenset(
         "correlation_uid",
         "trace_id",
         "span_id",
+        "parent_span_id",
         "trace_flags",
         "sequence",
         "time",
