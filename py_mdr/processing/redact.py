@@ -93,6 +93,8 @@ _STRUCTURAL = frozenset(
     }
 )
 _SHORTEST = 5  # no rule matches less text than this (e.g. "pwd=x")
+_SHORTEST_CARD = 13  # digits of the shortest card number
+_SCALARS = frozenset({str, int, float, bool, bytes})
 _MAX_KEYS = 4096  # key names remembered as secret or not
 
 
@@ -206,6 +208,7 @@ class Redactor:
         lower = value.lower()
         cards = (
             self._cards
+            and len(value) >= _SHORTEST_CARD
             and _FOUR_DIGITS.search(value) is not None
             and _CARD_LENGTH.search(value) is not None
         )
@@ -265,11 +268,19 @@ class Redactor:
             for key, item in value.items():
                 if type(key) is str and key in _STRUCTURAL:
                     continue
-                if self._is_secret_field(key, item):
-                    new: Any = "[REDACTED:secret_field]"
-                    found["secret_field"] = found.get("secret_field", 0) + 1
-                else:
+                kind = type(item)
+                if kind in _SCALARS:
+                    if self._is_secret_field(key, item):
+                        new: Any = "[REDACTED:secret_field]"
+                        found["secret_field"] = found.get("secret_field", 0) + 1
+                    elif kind is str and len(item) >= _SHORTEST:
+                        new = self.text(item, found)
+                    else:
+                        continue
+                elif kind is dict or kind is list:
                     new = self.tree(item, found)
+                else:
+                    continue
                 if new is not item:
                     if changed is None:
                         changed = dict(value)
@@ -284,9 +295,7 @@ class Redactor:
 
     def _is_secret_field(self, key: Any, item: Any) -> bool:
         keys = self._keys
-        if keys is None or type(key) is not str:
-            return False
-        if type(item) not in (str, int, float, bytes) or item in ("", b""):
+        if keys is None or type(key) is not str or item in ("", b"") or type(item) is bool:
             return False
         secret = self._secret_keys.get(key)
         if secret is None:
