@@ -231,27 +231,6 @@ class Delivery(Generic[T]):
         lock.acquire()  # explicit acquire/release: cheaper than a `with` block here
         self._holder = ident
         try:
-            queue = self._queue
-            count = len(queue)
-            before = self._bytes
-            if (
-                count < self._max_records
-                and before + size <= self._max_bytes
-                and count
-                and not self._closed
-            ):
-                # the usual case, kept inline: room, and the worker already knows of work
-                queue.append((item, size))
-                self._bytes = after = before + size
-                self._enqueued += 1
-                count += 1
-                if count > self._peak:
-                    self._peak = count
-                if after > self._bytes_peak:
-                    self._bytes_peak = after
-                if count == self._batch_size or before < self._batch_bytes <= after:
-                    self._wake.set()
-                return True
             return self._admit(item, size)
         finally:
             self._holder = 0
