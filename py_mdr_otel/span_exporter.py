@@ -66,7 +66,7 @@ class MDRSpanExporter(Outlet, SpanExporter):
         vendor = self._vendor_name
         index = self._index
         pipeline = self._pipeline
-        redact = pipeline.redactor.event if pipeline.redactor.enabled else None
+        redact = pipeline.redactor if pipeline.redactor.enabled else None
         for span in spans:
             try:
                 if pipeline.processors:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable
 from typing import Any
 
 from py_mdr.eventlog import endpoint, exception_info, new_uid, next_sequence
+from py_mdr.processing.redact import Redactor
 from py_mdr.serialize import clean
 from py_mdr_otel.resource import plain
 from py_mdr_otel.span_network import address_endpoint, port, split_host, text
@@ -261,7 +261,7 @@ def _events(events: Any, unmapped: dict[str, Any]) -> None:
         unmapped["events"] = others
 
 
-def redact_own(members: dict[str, Any], redact: Callable[[dict[str, Any]], object]) -> None:
+def redact_own(members: dict[str, Any], redactor: Redactor) -> None:
     """Redact the span's own members in place.
 
     The redactor sees what the application and its users write where secrets turn up: the URL's
@@ -271,6 +271,18 @@ def redact_own(members: dict[str, Any], redact: Callable[[dict[str, Any]], objec
     """
     request: dict[str, Any] = members.get("http_request") or {}
     url: dict[str, Any] = request.get("url") or {}
+    unmapped = members["unmapped"]
+    if (
+        not members.get("status_detail")
+        and "api" not in members
+        and all(key == "trace" for key in unmapped)
+        and all(
+            type(value) is str and redactor.looks_clean(value)
+            for key, value in url.items()
+            if key in _REQUEST_TEXT
+        )
+    ):
+        return  # the usual request: only its URL to look at, and nothing there could match
     view: dict[str, Any] = {}
     asked = {key: url[key] for key in _REQUEST_TEXT if key in url}
     if asked:
@@ -285,7 +297,7 @@ def redact_own(members: dict[str, Any], redact: Callable[[dict[str, Any]], objec
         view["unmapped"] = written
     if not view:
         return
-    redact(view)
+    redactor.event(view)
     labels = view.get("metadata", {}).get("labels")
     if not labels:
         return  # nothing found: the redactor changed nothing

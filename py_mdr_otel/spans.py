@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
 from typing import Any
 
 from opentelemetry.trace import SpanKind, StatusCode
 
+from py_mdr.processing.redact import Redactor
 from py_mdr.serialize import dumps
 from py_mdr_otel.resource import plain
 from py_mdr_otel.span_members import (
@@ -80,13 +80,13 @@ _FAILED_GRPC = frozenset({2, 4, 12, 13, 14, 15})  # the server errors, as 5xx ar
 def encode_span(
     span: Any,
     vendor_name: str | None = None,
-    redact: Callable[[dict[str, Any]], object] | None = None,
+    redact: Redactor | None = None,
 ) -> Encoded | str:
     """The exporter's one pass over a span: its event, encoded, with the envelope's fields.
 
     A span MDR does not take gives the name of its kind instead (``"internal"``, ``"client"``,
     ...), for counting. ``vendor_name`` stands in for a missing ``service.namespace``.
-    ``redact``, when given, edits the span's own members (message, request, ``unmapped``,
+    ``redact``, a redactor when given, edits the span's own members (message, request, ``unmapped``,
     ``metadata``) in place before they are encoded. May raise for a span the SDK did not make;
     the exporter counts such a span as unmappable.
     """

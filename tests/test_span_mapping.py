@@ -416,7 +416,7 @@ def test_redaction_covers_what_users_and_the_application_write() -> None:
     attributes = {k: v for k, v in STABLE.items() if k != "http.route"}
     attributes.update({"url.path": f"/reset/{jwt}", "note": "password=hunter2"})
     failed = Status(StatusCode.ERROR, "login failed: password=hunter2")
-    encoded = encode_span(make_span(attributes, status=failed), redact=Redactor(Redaction()).event)
+    encoded = encode_span(make_span(attributes, status=failed), redact=Redactor(Redaction()))
     assert not isinstance(encoded, str)
     event = json.loads(encoded[0])
     assert_clean(event)

@@ -94,6 +94,7 @@ _STRUCTURAL = frozenset(
 )
 _SHORTEST = 5  # no rule matches less text than this (e.g. "pwd=x")
 _SHORTEST_CARD = 13  # digits of the shortest card number
+_REMEMBERED = 256  # texts up to this long found clean are remembered
 _SCALARS = frozenset({str, int, float, bool, bytes})
 _MAX_KEYS = 4096  # key names remembered as secret or not
 
@@ -192,6 +193,7 @@ class Redactor:
         self._keys = re.compile("|".join(f"(?:{k})" for k in keys), re.I) if keys else None
         self._allow = frozenset(redaction.allow)
         self._secret_keys: dict[str, bool] = {}
+        self._clean: dict[str, None] = {}  # short texts known to hold no secret
         self.enabled = redaction.enabled and bool(rules or keys)
         self._lock = threading.Lock()
         self._counts: dict[str, int] = {}
@@ -201,20 +203,41 @@ class Redactor:
         with self._lock:
             return dict(self._counts)
 
-    def text(self, value: str, found: dict[str, int]) -> str:
-        """``value`` with every secret replaced; what was found is counted in ``found``."""
+    def looks_clean(self, value: str) -> bool:
+        """True when no rule could match anything in ``value`` (the check :meth:`text` starts
+        with): a caller holding only plain text may skip the rest. Short texts found clean are
+        remembered (URL parts and queries repeat)."""
         if len(value) < _SHORTEST:
-            return value
-        lower = value.lower()
-        cards = (
+            return True
+        clean = self._clean
+        if value in clean:
+            return True
+        if self._always:
+            return False
+        if (
             self._cards
             and len(value) >= _SHORTEST_CARD
             and _FOUR_DIGITS.search(value) is not None
             and _CARD_LENGTH.search(value) is not None
-        )
+        ):
+            return False
         gate = self._gate
-        if not (cards or self._always) and (gate is None or gate.search(lower) is None):
+        if gate is not None and gate.search(value.lower()) is not None:
+            return False
+        if len(value) <= _REMEMBERED:
+            if len(clean) >= _MAX_KEYS:
+                clean.clear()
+            clean[value] = None
+        return True
+
+    def text(self, value: str, found: dict[str, int]) -> str:
+        """``value`` with every secret replaced; what was found is counted in ``found``."""
+        if self.looks_clean(value):
             return value  # the usual message: nothing that looks like a secret
+        lower = value.lower()
+        cards = (
+            self._cards and len(value) >= _SHORTEST_CARD and _CARD_LENGTH.search(value) is not None
+        )
         for rule in self._rules:
             if rule.digits:
                 if not cards:
