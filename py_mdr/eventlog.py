@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from py_mdr.serialize import clean, dumps, json_safe, prune, safe_str
+from py_mdr.time_units import suspect_unit
 
 OCSF_VERSION = "1.3.0"
 LOG_PROVIDER = "py-mdr"
@@ -323,12 +324,16 @@ def clean_mapping(items: Mapping[Any, Any]) -> dict[str, Any]:
 
 
 def ms_from_seconds(seconds: Any) -> int | None:
-    """OCSF ``timestamp_t`` (integer ms) from POSIX seconds; ``None`` if it is no finite number."""
+    """OCSF ``timestamp_t`` (integer ms) from POSIX seconds; ``None`` if it is no finite number,
+    or so far off that it reads as another unit (the caller then falls back to now)."""
     if type(seconds) is float or (isinstance(seconds, (int, float)) and type(seconds) is not bool):
         try:
-            return int(seconds * 1000)
+            ms = int(seconds * 1000)
         except (ValueError, OverflowError):  # NaN, infinity
             return None
+        if not -(2**63) <= ms < 2**63 or suspect_unit(ms) is not None:
+            return None
+        return ms
     return None
 
 

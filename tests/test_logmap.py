@@ -632,3 +632,12 @@ def test_records_with_odd_standard_attributes_never_raise(overrides: dict[str, A
     record = logging.makeLogRecord({"msg": "m", **overrides})
     logmap.capture(record)
     assert_clean(logmap.record_to_event(record, None))
+
+
+@pytest.mark.parametrize("created", [9223372036854776.0, 1e13, 1e16, -1e17])
+def test_a_creation_time_far_off_falls_back_to_the_time_it_was_logged(created: float) -> None:
+    record = logging.makeLogRecord({"msg": "m", "created": created})
+    logmap.capture(record)
+    event = logmap.record_to_event(record, None)
+    assert event["time"] == event["metadata"]["logged_time"]
+    assert_clean(event)
