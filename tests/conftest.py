@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterator
 
 import pytest
+from hypothesis import settings
 
 from py_mdr.sink import HECSink
+
+# In CI the property tests draw the same examples on every run, so a landing never hangs on a
+# lucky draw; on a developer's machine they keep exploring (and keep what they find in
+# .hypothesis/, where a failure is replayed first).
+settings.register_profile("ci", derandomize=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 @pytest.fixture
