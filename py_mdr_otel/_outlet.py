@@ -3,7 +3,7 @@
 Both exporters are configured the same way (arguments, then ``MDR_*`` variables, then defaults),
 map their batch on the SDK's export thread and hand the finished HEC envelopes to py-mdr's
 delivery (bounded queue, worker, optional disk spool), then return at once. Only the mapping
-differs: a subclass supplies ``_encode``.
+differs: a subclass supplies ``_encode_one``.
 """
 
 from __future__ import annotations
@@ -27,12 +27,20 @@ from py_mdr.delivery import DEFAULT_MAX_BYTES, DEFAULT_MAX_RECORDS, DeliveryStat
 from py_mdr.delivery.door import open_delivery
 from py_mdr.eventlog import error_text, program_name
 from py_mdr.hec.config import HECConfig
+from py_mdr.hec.envelope import encode_envelope
 from py_mdr.hec.reports import TransportStats
 from py_mdr.hec.retry import RetryPolicy
 from py_mdr.processing import Pipeline, Processor, Redaction, check_processors
 from py_mdr.processing.contexts import capture_contexts
 
-__all__ = ["DEFAULT_EXPORT_TIMEOUT", "ExporterStats", "Outlet"]
+__all__ = ["DEFAULT_EXPORT_TIMEOUT", "DROPPED", "INTERNAL", "Encoded", "ExporterStats", "Outlet"]
+
+#: One item encoded: ``(event JSON, envelope time, host, source)``.
+Encoded = tuple[bytes, float, str, str]
+#: What ``_encode_one`` gives for an item py-mdr itself caused (skipped by design).
+INTERNAL = object()
+#: What ``_encode_one`` gives for an item a processor dropped.
+DROPPED = object()
 
 log = logging.getLogger("py_mdr_otel")
 
@@ -85,12 +93,14 @@ class Outlet:
     """The part of an exporter that is not its mapping (see the module docstring).
 
     A subclass also derives from the SDK's exporter class (after this one, so these methods
-    win) and implements ``_encode``. The constructor never touches the network and starts no
+    win) and implements ``_encode_one``. The constructor never touches the network and starts no
     thread.
     """
 
     #: The delivery's worker thread name.
     _thread_name = "py-mdr-otel-delivery"
+    #: What one exported item is, in the warning about one that could not be encoded.
+    _item_noun = "a log record"
 
     def __init__(
         self,
@@ -201,9 +211,51 @@ class Outlet:
         self._delivery.close(limit)
 
     # ---------------------------------------------------------- for subclasses
-    def _encode(self, batch: Sequence[Any]) -> tuple[list[bytes], int, int]:
-        """Envelopes for the batch; also how many items were py-mdr's own, how many unmappable."""
+    def _encode_one(self, item: Any) -> Encoded | str | object:
+        """One item's ``(event JSON, envelope time, host, source)``; or :data:`INTERNAL` (py-mdr's
+        own), :data:`DROPPED` (by a processor), or the name of a kind MDR does not take."""
         raise NotImplementedError
+
+    def _encode(self, batch: Sequence[Any]) -> tuple[list[bytes], int, int]:
+        """Envelopes for the batch; also how many items were py-mdr's own, how many unmappable.
+
+        Kinds MDR does not take are counted in ``_skipped``, processor drops in the delivery.
+        """
+        envelopes: list[bytes] = []
+        internal = unmappable = dropped = 0
+        skipped = self._skipped
+        index = self._index
+        for item in batch:
+            try:
+                encoded = self._encode_one(item)
+                if encoded is INTERNAL:
+                    internal += 1
+                elif encoded is DROPPED:
+                    dropped += 1
+                elif isinstance(encoded, str):
+                    skipped[encoded] = skipped.get(encoded, 0) + 1
+                else:
+                    event, seconds, host, source = cast(Encoded, encoded)
+                    envelopes.append(
+                        encode_envelope(
+                            event,
+                            time=seconds,
+                            host=host,
+                            source=source,
+                            sourcetype=self._sourcetype(item.resource),
+                            index=index,
+                        )
+                    )
+            except Exception:
+                unmappable += 1
+                self._warn_once(
+                    "unmappable",
+                    f"{self._item_noun} could not be encoded for MDR; it was skipped and counted",
+                    exc_info=True,
+                )
+        if dropped:
+            self._delivery.count("processor", dropped)
+        return envelopes, internal, unmappable
 
     def _stats_fields(self) -> dict[str, Any]:
         queue = self._delivery.stats()

@@ -15,16 +15,20 @@ from collections.abc import Sequence
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 
-from py_mdr.hec.envelope import encode_envelope
 from py_mdr.processing.contexts import CONTEXT_ATTRIBUTE, take_context
 from py_mdr.serialize import dumps
-from py_mdr_otel._outlet import DEFAULT_EXPORT_TIMEOUT, ExporterStats, Outlet
+from py_mdr_otel._outlet import (
+    DEFAULT_EXPORT_TIMEOUT,
+    DROPPED,
+    INTERNAL,
+    Encoded,
+    ExporterStats,
+    Outlet,
+)
 from py_mdr_otel.mapping import encode_record, envelope_fields, is_internal, otel_to_event
 
 __all__ = ["DEFAULT_EXPORT_TIMEOUT", "ExporterStats", "MDRExporter"]
 
-#: What ``_processed`` gives for a record a processor dropped.
-_DROPPED = (b"", 0.0, "", "")
 _SUCCESS = LogRecordExportResult.SUCCESS
 _FAILURE = LogRecordExportResult.FAILURE
 
@@ -70,58 +74,25 @@ class MDRExporter(Outlet, LogRecordExporter):
         """
         return _SUCCESS if self._take(batch) else _FAILURE
 
-    def _encode(self, batch: Sequence[ReadableLogRecord]) -> tuple[list[bytes], int, int]:
-        """Envelopes for the records that are not ours; also (skipped internal, unmappable)."""
-        envelopes: list[bytes] = []
-        skipped = unmappable = dropped = 0
-        vendor = self._vendor_name
-        index = self._index
-        pipeline = self._pipeline
-        redact = pipeline.redactor.event if pipeline.redactor.enabled else None
-        for item in batch:
-            try:
-                if pipeline.processors:
-                    encoded = self._processed(item)
-                else:
-                    encoded = encode_record(item, vendor, redact)
-                if encoded is None:
-                    skipped += 1
-                    continue
-                if encoded is _DROPPED:
-                    dropped += 1
-                    continue
-                event, seconds, host, source = encoded
-                envelopes.append(
-                    encode_envelope(
-                        event,
-                        time=seconds,
-                        host=host,
-                        source=source,
-                        sourcetype=self._sourcetype(item.resource),
-                        index=index,
-                    )
-                )
-            except Exception:
-                unmappable += 1
-                self._warn_once(
-                    "unmappable",
-                    "a log record could not be encoded for MDR; it was skipped and counted",
-                    exc_info=True,
-                )
-        if dropped:
-            self._delivery.count("processor", dropped)
-        return envelopes, skipped, unmappable
+    def _encode_one(self, item: ReadableLogRecord) -> Encoded | object:
+        if self._pipeline.processors:
+            return self._processed(item)
+        redactor = self._pipeline.redactor
+        encoded = encode_record(
+            item, self._vendor_name, redactor.event if redactor.enabled else None
+        )
+        return INTERNAL if encoded is None else encoded
 
-    def _processed(self, item: ReadableLogRecord) -> tuple[bytes, float, str, str] | None:
+    def _processed(self, item: ReadableLogRecord) -> Encoded | object:
         """The slower path when there are processors: the whole event as a dict for them."""
         if is_internal(item):
-            return None
+            return INTERNAL
         attributes = getattr(getattr(item, "log_record", item), "attributes", None) or {}
         context = take_context(attributes.get(CONTEXT_ATTRIBUTE))
         event = otel_to_event(item, vendor_name=self._vendor_name)
         processed = self._pipeline(event, context)
         if processed is None:
-            return _DROPPED
+            return DROPPED
         seconds, host, source = envelope_fields(item, self._vendor_name)
         when = processed.get("time")
         if type(when) is int and when > 0:

@@ -15,10 +15,9 @@ from dataclasses import dataclass, field
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from py_mdr.hec.envelope import encode_envelope
 from py_mdr.serialize import dumps
-from py_mdr_otel._outlet import ExporterStats, Outlet
-from py_mdr_otel.spans import Encoded, encode_span
+from py_mdr_otel._outlet import DROPPED, Encoded, ExporterStats, Outlet
+from py_mdr_otel.spans import encode_span
 
 __all__ = ["MDRSpanExporter", "SpanExporterStats"]
 
@@ -46,6 +45,7 @@ class MDRSpanExporter(Outlet, SpanExporter):
     """
 
     _thread_name = "py-mdr-otel-spans"
+    _item_noun = "a span"
 
     def stats(self) -> SpanExporterStats:
         """``MDRExporter.stats()`` plus ``skipped``: spans not sent, by span kind."""
@@ -59,57 +59,20 @@ class MDRSpanExporter(Outlet, SpanExporter):
         """
         return _SUCCESS if self._take(spans) else _FAILURE
 
-    def _encode(self, spans: Sequence[ReadableSpan]) -> tuple[list[bytes], int, int]:
-        envelopes: list[bytes] = []
-        unmappable = dropped = 0
-        skipped = self._skipped
-        vendor = self._vendor_name
-        index = self._index
-        pipeline = self._pipeline
-        redact = pipeline.redactor if pipeline.redactor.enabled else None
-        for span in spans:
-            try:
-                if pipeline.processors:
-                    encoded = self._processed(span)
-                else:
-                    encoded = encode_span(span, vendor, redact)
-                if isinstance(encoded, str):
-                    skipped[encoded] = skipped.get(encoded, 0) + 1
-                    continue
-                if encoded is None:
-                    dropped += 1
-                    continue
-                event, seconds, host, source = encoded
-                envelopes.append(
-                    encode_envelope(
-                        event,
-                        time=seconds,
-                        host=host,
-                        source=source,
-                        sourcetype=self._sourcetype(span.resource),
-                        index=index,
-                    )
-                )
-            except Exception:
-                unmappable += 1
-                self._warn_once(
-                    "unmappable",
-                    "a span could not be encoded for MDR; it was skipped and counted",
-                    exc_info=True,
-                )
-        if dropped:
-            self._delivery.count("processor", dropped)
-        return envelopes, 0, unmappable
+    def _encode_one(self, span: ReadableSpan) -> Encoded | str | object:
+        if self._pipeline.processors:
+            return self._processed(span)
+        redactor = self._pipeline.redactor
+        return encode_span(span, self._vendor_name, redactor if redactor.enabled else None)
 
-    def _processed(self, span: ReadableSpan) -> Encoded | str | None:
-        """The slower path when there are processors: the whole event as a dict for them;
-        None when one of them dropped it."""
+    def _processed(self, span: ReadableSpan) -> Encoded | str | object:
+        """The slower path when there are processors: the whole event as a dict for them."""
         encoded = encode_span(span, self._vendor_name)
         if isinstance(encoded, str):
             return encoded
         processed = self._pipeline(json.loads(encoded[0]))
         if processed is None:
-            return None
+            return DROPPED
         when = processed.get("time")
         seconds = when / 1000 if type(when) is int and when > 0 else encoded[1]
         return dumps(processed), seconds, encoded[2], encoded[3]
