@@ -59,10 +59,32 @@ _sequence = itertools.count(1)
 # they only serve de-duplication, so a fast non-cryptographic source is enough. Reseeded in a
 # forked child, so parent and child never share a stream.
 _uid_source = random.Random()
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_uid_source.seed)
-
 _random_bits = _uid_source.getrandbits
+_SEQUENCE_BITS = 48
+_SEQUENCE_MASK = (1 << _SEQUENCE_BITS) - 1
+
+
+def _new_uid_prefix() -> str:
+    """74 random bits in a version 8 (RFC 9562), RFC 4122 variant UUID's first four groups."""
+    return "%08x-%04x-8%03x-%04x-" % (  # noqa: UP031 (%-format is 1.6x an f-string here)
+        _random_bits(32),
+        _random_bits(16),
+        _random_bits(12),
+        _random_bits(14) | 0x8000,
+    )
+
+
+_uid_prefix = _new_uid_prefix()
+
+
+def _after_fork_in_child() -> None:
+    global _uid_prefix
+    _uid_source.seed()
+    _uid_prefix = _new_uid_prefix()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def next_sequence() -> int:
@@ -70,11 +92,24 @@ def next_sequence() -> int:
     return next(_sequence)
 
 
+def event_uid(sequence: int) -> str:
+    """``metadata.uid`` of the event with this process's ``sequence`` number: a UUID string.
+
+    A version 8 UUID: 74 random bits drawn once per process (again in a forked child), then the
+    sequence in the last 48 bits. Unique like a random UUID (two processes share a prefix with
+    odds of 2**-74), the same for the same event however often it is sent (retries, spool), and
+    cheap on the wire: within a batch gzip sends the shared prefix once and each uid in a few
+    bytes, where 122 random bits per event cost about 16 bytes that no compressor can shrink.
+    """
+    return _uid_prefix + "%012x" % (sequence & _SEQUENCE_MASK)  # noqa: UP031
+
+
 def new_uid() -> str:
     """A random (version 4, RFC 4122 variant) UUID string, ~6x cheaper than ``uuid.uuid4()``.
 
-    The 122 random bits come in the five groups' own sizes, so no big integer is cut apart;
-    the version digit is written as ``4`` and the variant bits ``10`` are set on the fourth group.
+    For events with no sequence number of this process. The 122 random bits come in the five
+    groups' own sizes, so no big integer is cut apart; the version digit is written as ``4``
+    and the variant bits ``10`` are set on the fourth group.
     """
     return "%08x-%04x-4%03x-%04x-%012x" % (  # noqa: UP031 (%-format is 1.6x an f-string here)
         _random_bits(32),
@@ -206,7 +241,7 @@ def metadata_fixed(product: dict[str, Any], log_version: str) -> dict[str, Any]:
 
 def metadata_event(sequence: int, logged_time: int | None, log_level: Any) -> dict[str, Any]:
     """The part of ``metadata`` that is new for every event: ``uid``, sequence, times, level."""
-    result: dict[str, Any] = {"uid": new_uid(), "sequence": sequence}
+    result: dict[str, Any] = {"uid": event_uid(sequence), "sequence": sequence}
     if logged_time is not None:
         result["logged_time"] = logged_time
     level = log_level if type(log_level) is str else clean_text(log_level)

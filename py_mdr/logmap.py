@@ -35,8 +35,8 @@ from py_mdr.eventlog import (
     fit_message,
     local_host,
     metadata,
+    event_uid,
     ms_from_seconds,
-    new_uid,
     next_sequence,
     os_user,
 )
@@ -345,7 +345,7 @@ def _map_plain(record: LogItem, product: Any, log_version: str) -> dict[str, Any
             "version": OCSF_VERSION,
             "product": _product(product),
             "log_provider": LOG_PROVIDER,
-            "uid": new_uid(),
+            "uid": event_uid(sequence),
             "sequence": sequence,
             "log_version": log_version,
             "logged_time": logged_ms,

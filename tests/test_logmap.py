@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import io
 import json
+import gzip
 import logging
 import math
 import os
@@ -372,7 +373,7 @@ def test_no_extra_means_no_extra_key(logged: tuple[logging.Logger, Capturing]) -
     assert "extra" not in _event(handler)["unmapped"]
 
 
-def test_uid_is_a_fresh_uuid4_and_sequence_follows_logging_order(
+def test_uid_is_a_version_8_uuid_of_this_process_and_its_sequence(
     logged: tuple[logging.Logger, Capturing],
 ) -> None:
     logger, handler = logged
@@ -381,10 +382,22 @@ def test_uid_is_a_fresh_uuid4_and_sequence_follows_logging_order(
     events = [logmap.record_to_event(r, PRODUCT) for r in reversed(handler.records)]
     events.reverse()
     uids = [uuid.UUID(e["metadata"]["uid"]) for e in events]
+    assert [str(u) for u in uids] == [e["metadata"]["uid"] for e in events]  # canonical form
     assert len(set(uids)) == 50
-    assert {u.version for u in uids} == {4}
+    assert {u.version for u in uids} == {8} and {u.variant for u in uids} == {uuid.RFC_4122}
     sequences = [e["metadata"]["sequence"] for e in events]
     assert sequences == sorted(sequences) and len(set(sequences)) == 50
+    assert [u.int & (2**48 - 1) for u in uids] == sequences  # the sequence, in the last 48 bits
+    assert len({u.int >> 48 for u in uids}) == 1  # one random prefix per process
+    again = logmap.record_to_event(handler.records[0], PRODUCT)
+    assert again["metadata"]["uid"] == events[0]["metadata"]["uid"]  # same event, same uid
+
+
+def test_sequential_uids_cost_a_fraction_of_random_ones_on_the_wire() -> None:
+    sequential = "".join(eventlog.event_uid(eventlog.next_sequence()) for _ in range(500))
+    random_ = "".join(eventlog.new_uid() for _ in range(500))
+    small = len(gzip.compress(sequential.encode(), 1))
+    assert small * 4 < len(gzip.compress(random_.encode(), 1))
 
 
 def test_new_uid_is_a_random_rfc4122_version_4_uuid() -> None:
@@ -403,8 +416,7 @@ def test_metadata_is_its_fixed_part_plus_the_per_event_part() -> None:
     fixed = eventlog.metadata_fixed(product, "1.0")
     own = eventlog.metadata_event(7, 1_700_000_000_000, "INFO")
     assert not set(fixed) & set(own)
-    assert {**fixed, **own, "uid": whole["uid"]} == whole
-    assert whole["uid"] != own["uid"]
+    assert {**fixed, **own} == whole  # the uid too: it follows from the sequence
     assert eventlog.metadata_event(1, None, None).keys() == {"uid", "sequence"}
     assert "log_version" not in eventlog.metadata_fixed(product, "")
 
@@ -415,13 +427,14 @@ def test_uid_stream_differs_in_a_forked_child() -> None:
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # child: report one uid and leave at once
-        os.write(write, eventlog.new_uid().encode())
+        os.write(write, f"{eventlog.new_uid()} {eventlog.event_uid(1)}".encode())
         os._exit(0)
     os.close(write)
-    child = os.read(read, 64).decode()
+    child = os.read(read, 128).decode().split()
     os.close(read)
     os.waitpid(pid, 0)
-    assert child and child != eventlog.new_uid()
+    assert len(child) == 2 and child[0] != eventlog.new_uid()
+    assert child[1] != eventlog.event_uid(1)  # a new prefix in the child
 
 
 def test_capture_twice_keeps_the_first_capture(logged: tuple[logging.Logger, Capturing]) -> None:
