@@ -20,7 +20,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from py_mdr.serialize import clean, dumps, json_safe, prune, safe_str
+from py_mdr.plain import clean, dumps, json_safe, prune, safe_str
 from py_mdr.time_units import suspect_unit
 
 OCSF_VERSION = "1.3.0"
@@ -101,7 +101,7 @@ def event_uid(sequence: int) -> str:
     cheap on the wire: within a batch gzip sends the shared prefix once and each uid in a few
     bytes, where 122 random bits per event cost about 16 bytes that no compressor can shrink.
     """
-    return _uid_prefix + "%012x" % (sequence & _SEQUENCE_MASK)  # noqa: UP031
+    return _uid_prefix + "%012x" % (sequence & _SEQUENCE_MASK)
 
 
 def new_uid() -> str:

@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from py_mdr import __version__
 from py_mdr.compat import legacy_source, with_source_format_json
@@ -40,11 +40,12 @@ from py_mdr.hec.reports import TransportStats
 from py_mdr.hec.retry import RetryPolicy
 from py_mdr.internal import INTERNAL_ATTRIBUTE, install_record_marker, is_sending
 from py_mdr.logmap import LogItem, capture, compact, item_to_event
-from py_mdr.ocsf_models._base import OCSFModel
-from py_mdr.ocsf_models.events.system_activity.event_log_activity import EventLogActivity
+from py_mdr.plain import dumps, is_model, safe_str
 from py_mdr.processing import Folder, Pipeline, Processor, Redaction, Summary, fold_key
 from py_mdr.processing import check_processors as _check_processors
-from py_mdr.serialize import dumps, safe_str, to_dict
+
+if TYPE_CHECKING:  # the models load when a subclass or a caller asks for one, not on import
+    from py_mdr.ocsf_models.events.system_activity.event_log_activity import EventLogActivity
 
 __all__ = ["HandlerStats", "MDRHandler"]
 
@@ -378,6 +379,10 @@ class MDRHandler(logging.Handler):
         mapping instead (and the error is counted and shown once). Building the model costs
         far more than the default path, which skips it when this method is not overridden.
         """
+        from py_mdr.ocsf_models.events.system_activity.event_log_activity import (
+            EventLogActivity,
+        )
+
         return EventLogActivity(**self._event(record))
 
     def _event(self, record: logging.LogRecord | LogItem) -> dict[str, Any]:
@@ -426,6 +431,8 @@ class MDRHandler(logging.Handler):
     def _encode_custom(self, queued: tuple[logging.LogRecord, Any]) -> bytes | None:
         """A subclass's :meth:`map_log_record`, serialized by the one serializer."""
         record, context = queued
+        from py_mdr.serialize import to_dict
+
         event: dict[str, Any] | None = to_dict(self.map_log_record(record))
         if not event:
             raise ValueError("map_log_record returned an empty event")
@@ -500,7 +507,7 @@ def _retry_policy(retry: RetryPolicy | Mapping[str, float] | None) -> RetryPolic
 
 def _product(product: Any) -> dict[str, Any]:
     """``metadata.product`` once, completed with the documented defaults (name, vendor)."""
-    if product is not None and not isinstance(product, (OCSFModel, Mapping)):
+    if product is not None and not (is_model(product) or isinstance(product, Mapping)):
         raise ConfigError(
             "product must be an OCSF Product (py_mdr.ocsf_models.objects.product.Product) "
             f"or a dict of its attributes, got {type(product).__name__}"

@@ -29,19 +29,19 @@ from py_mdr.eventlog import (
     device,
     endpoint,
     envelope_time,
+    event_uid,
     exception_info,
     fallback_event,
     file_information,
     fit_message,
     local_host,
     metadata,
-    event_uid,
     ms_from_seconds,
     next_sequence,
     os_user,
 )
+from py_mdr.plain import clean, safe_repr, safe_str
 from py_mdr.processing.contexts import CONTEXT_ATTRIBUTE
-from py_mdr.serialize import clean, safe_repr, safe_str
 from py_mdr.severity import from_python_level
 
 __all__ = [

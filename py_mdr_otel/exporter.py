@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 
+from py_mdr.plain import dumps
 from py_mdr.processing.contexts import CONTEXT_ATTRIBUTE, take_context
-from py_mdr.serialize import dumps
 from py_mdr_otel._outlet import (
     DEFAULT_EXPORT_TIMEOUT,
     DROPPED,

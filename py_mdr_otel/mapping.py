@@ -31,8 +31,8 @@ from py_mdr.eventlog import (
 )
 from py_mdr.internal import INTERNAL_ATTRIBUTE
 from py_mdr.logmap import CAPTURED
+from py_mdr.plain import clean, dumps, json_safe
 from py_mdr.processing.contexts import CONTEXT_ATTRIBUTE
-from py_mdr.serialize import clean, dumps, json_safe
 from py_mdr.severity import UNKNOWN, from_otel_severity, from_otel_text
 from py_mdr_otel.resource import MAX_INT32, ResourceParts, plain, resource_parts, scope_info
 

@@ -21,7 +21,7 @@ from py_mdr.eventlog import (
     host_name,
     os_user,
 )
-from py_mdr.serialize import dumps
+from py_mdr.plain import dumps
 
 __all__ = ["MAX_INT32", "ResourceParts", "plain", "resource_parts", "scope_info"]
 

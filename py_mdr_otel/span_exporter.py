@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from py_mdr.serialize import dumps
+from py_mdr.plain import dumps
 from py_mdr_otel._outlet import DROPPED, Encoded, ExporterStats, Outlet
 from py_mdr_otel.spans import encode_span
 

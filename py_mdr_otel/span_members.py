@@ -12,8 +12,8 @@ import time
 from typing import Any
 
 from py_mdr.eventlog import endpoint, exception_info, new_uid, next_sequence
+from py_mdr.plain import clean
 from py_mdr.processing.redact import Redactor
-from py_mdr.serialize import clean
 from py_mdr_otel.resource import plain
 from py_mdr_otel.span_network import address_endpoint, port, split_host, text
 from py_mdr_otel.span_plan import Plan

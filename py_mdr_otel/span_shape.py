@@ -7,13 +7,14 @@ device, cloud and leftover resource attributes from :mod:`py_mdr_otel.resource`,
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from typing import Any
 
 from py_mdr import __version__
 from py_mdr.eventlog import metadata_fixed, program_name
-from py_mdr.serialize import dumps
+from py_mdr.plain import dumps
 from py_mdr_otel.resource import ResourceParts, resource_parts, scope_info
 
 __all__ = ["API_FIXED", "HTTP_ACTIVITIES", "HTTP_FIXED", "Shape", "shape_of"]
@@ -33,7 +34,8 @@ def _fixed(
         "type_uid": class_uid * 100 + activity[0],
         "type_name": f"{class_name}: {activity[1]}",
     }
-    return dumps(members)[1:-1]
+    # built on import, so the stdlib encoder (the same bytes for these names and numbers)
+    return json.dumps(members, separators=(",", ":")).encode()[1:-1]
 
 
 HTTP_ACTIVITIES = {

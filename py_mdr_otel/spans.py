@@ -24,8 +24,8 @@ from typing import Any
 
 from opentelemetry.trace import SpanKind, StatusCode
 
+from py_mdr.plain import dumps
 from py_mdr.processing.redact import Redactor
-from py_mdr.serialize import dumps
 from py_mdr_otel.resource import plain
 from py_mdr_otel.span_members import (
     common_members,

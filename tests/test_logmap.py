@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import getpass
+import gzip
 import io
 import json
-import gzip
 import logging
 import math
 import os

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from py_mdr.delivery.report import Reporter
 from py_mdr.delivery.spool import DEFAULT_MAX_SPOOL_BYTES, Spool
@@ -11,8 +11,10 @@ from py_mdr.delivery.worker import Delivery, Encode
 from py_mdr.hec.config import HECConfig
 from py_mdr.hec.errors import HECError
 from py_mdr.hec.reports import SendReport
-from py_mdr.hec.transport import HECTransport
 from py_mdr.internal import sending
+
+if TYPE_CHECKING:  # requests loads when the first door opens, not on import
+    from py_mdr.hec.transport import HECTransport
 
 __all__ = ["open_delivery"]
 
@@ -41,6 +43,8 @@ def open_delivery(
 
     def refused(kind: str, error: HECError) -> None:
         reporter.refused(kind, error)
+
+    from py_mdr.hec.transport import HECTransport
 
     transport = HECTransport(config, notify=refused)
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import secrets
 import struct
 import threading
 import zlib
@@ -168,7 +167,7 @@ def check_directory(directory: object) -> str:
     path = os.path.abspath(os.fspath(directory))
     try:
         os.makedirs(path, mode=0o700, exist_ok=True)
-        probe = os.path.join(path, f".probe-{os.getpid()}-{secrets.token_hex(4)}")
+        probe = os.path.join(path, f".probe-{os.getpid()}-{os.urandom(4).hex()}")
         fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         os.close(fd)
         os.unlink(probe)
@@ -283,7 +282,7 @@ class Spool:
                 self._remove(segment)
 
     def _claim_owner(self) -> None:
-        owner = f"{os.getpid()}-{secrets.token_hex(4)}"
+        owner = f"{os.getpid()}-{os.urandom(4).hex()}"
         temporary = os.path.join(self.directory, f".{owner}.lock.tmp")
         fd = os.open(temporary, _OPEN_RW | os.O_CREAT | os.O_EXCL, 0o600)
         try:

@@ -13,7 +13,7 @@ import time as _time
 from collections.abc import Mapping
 from typing import Any
 
-from py_mdr.serialize import dumps, json_safe
+from py_mdr.plain import dumps, json_safe
 
 
 @functools.lru_cache(maxsize=512)

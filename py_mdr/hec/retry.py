@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-import email.utils
 import math
 import random
 import time
@@ -79,6 +78,8 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     else:
         return seconds if math.isfinite(seconds) and seconds >= 0 else None
     try:
+        import email.utils  # rare (a Retry-After date); not loaded on import
+
         when = email.utils.parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
