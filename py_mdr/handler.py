@@ -261,6 +261,8 @@ class MDRHandler(logging.Handler):
                 self._put_record(record)
                 return
             item = compact(record, contextvars.copy_context() if self._capture_context else None)
+            if self.formatter is not None:
+                item = item._replace(message=self._formatted(record, item.message))
             folder = self._folder
             if folder is not None and not folder.new_message(item.message):
                 key = fold_key(item.name, item.levelno, item.message, item.exc_text, item.extra)
@@ -297,11 +299,14 @@ class MDRHandler(logging.Handler):
 
     def _put_record(self, record: logging.LogRecord) -> None:
         """A subclass's map_log_record needs the record itself: queue a frozen copy."""
-        if record.exc_info is not None:
-            # capture() drops exc_info so the queue holds no frames; other handlers (and
-            # those of parent loggers) still need it, so ours keeps a copy of the record.
+        if record.exc_info is not None or self.formatter is not None:
+            # capture() drops exc_info so the queue holds no frames, and a formatter changes
+            # the message; other handlers (and those of parent loggers) still need the record
+            # as it was, so ours keeps a copy.
             record = copy.copy(record)
         capture(record)
+        if self.formatter is not None:
+            record.message = self._formatted(record, record.message)
         data = record.__dict__
         size = _RECORD_BASE + len(data["message"]) + estimate_size(data)
         text = record.exc_text
@@ -309,6 +314,17 @@ class MDRHandler(logging.Handler):
             size += len(text)
         context = contextvars.copy_context() if self._capture_context else None
         self._put((record, context), size)
+
+    def _formatted(self, record: logging.LogRecord, message: str) -> str:
+        """The text of ``setFormatter``'s formatter: the event's ``message`` when one is set.
+
+        A formatter that fails leaves the plain message, so the record is still sent.
+        """
+        try:
+            text = self.format(record)
+        except Exception:
+            return message
+        return text if type(text) is str else safe_str(text)
 
     def _put_summary(self, summary: Summary[Any]) -> None:
         """One event for a folded run: the run's first folded record, with its count."""

@@ -198,7 +198,8 @@ def encode_record(
 ) -> tuple[bytes, float, str, str] | None:
     """The exporter's one pass over a record: ``(event JSON, envelope time, host, source)``.
 
-    ``None`` for a record py-mdr itself caused (marked ``py_mdr_internal``). The JSON has the
+    ``None`` for a record py-mdr itself caused (marked ``py_mdr_internal``) or one of
+    OpenTelemetry's own (see :func:`is_internal`). The JSON has the
     content of ``dumps(otel_to_event(data, vendor_name=vendor_name))``, but the members every
     record of a resource and scope shares are spliced in already encoded, not copied and
     encoded again. ``redact``, when given, edits the record's own members (its message,
@@ -208,7 +209,7 @@ def encode_record(
     try:
         record = _record(data)
         attributes = _attributes_of(record)
-        if attributes and attributes.get(INTERNAL_ATTRIBUTE):
+        if (attributes and attributes.get(INTERNAL_ATTRIBUTE)) or _from_opentelemetry(data):
             return None
         shape = _shape(data, vendor_name, __version__)
         own = _own(data, record, attributes, shape)
@@ -262,6 +263,12 @@ def _event_json(shape: _Shape, own: _Own) -> bytes:
         tail = (text[_OWN_HEAD:-2], b"," if unmapped else b"", shape.unmapped_json, b"}}")
     head = (b"{", shape.top_json, b',"actor":', actor, enrichments, b',"metadata":{')
     return b"".join((*head, shape.meta_json, b",", *tail))
+
+
+def _from_opentelemetry(data: Any) -> bool:
+    """True when the record's scope (the stdlib logger's name) is OpenTelemetry's own code."""
+    name = getattr(getattr(data, "instrumentation_scope", None), "name", None)
+    return type(name) is str and (name == "opentelemetry" or name.startswith("opentelemetry."))
 
 
 def _record(data: Any) -> Any:
@@ -367,6 +374,10 @@ def _attributes(
 ) -> tuple[int | None, _Site | None]:
     """Record attributes into ``unmapped``; returns the thread id and the code location, if any.
 
+    Attributes with an OCSF home (``code.*``, ``exception.*``, ``thread.id``) go there; every
+    other one is a key-value pair of the application (through OpenTelemetry's logging handler,
+    a stdlib ``extra=`` field) and lands in ``unmapped.extra``, as it does through MDRHandler.
+
     The code location becomes the ``file_information`` enrichment where the event is put
     together (a call site repeats, so the exporter reuses its encoded form).
     """
@@ -416,7 +427,7 @@ def _attributes(
         if info:
             unmapped["exception"] = info
     if others:
-        unmapped["attributes"] = others
+        unmapped["extra"] = others  # where MDRHandler puts `extra=` fields: one rule, both doors
     return tid, site
 
 
@@ -499,8 +510,16 @@ def envelope_fields(data: Any, vendor_name: str | None = None) -> tuple[float, s
 
 
 def is_internal(data: Any) -> bool:
-    """True for a record py-mdr itself caused (marked ``py_mdr_internal``); never raises."""
+    """True for a record of the telemetry pipeline itself; never raises.
+
+    That is one py-mdr caused (marked ``py_mdr_internal``), or one logged by OpenTelemetry's
+    own code (scope ``opentelemetry`` or ``opentelemetry.*``, such as the logging
+    instrumentation's start-up warnings): the application's operators want to see those on
+    their console, but they are not the application's events. Both are counted, not exported.
+    """
     try:
+        if _from_opentelemetry(data):
+            return True
         attributes = getattr(_record(data), "attributes", None)
         if not attributes:
             return False

@@ -203,7 +203,7 @@ def test_batch_pipeline_delivers_events_mapped_from_resource_severity_time_and_t
         "trace_flags": f"{int(context.trace_flags):02x}",
     }
     assert all("correlation_uid" not in e["metadata"] for e in events if e is not traced)
-    assert events[1]["unmapped"]["attributes"] == {"order_id": 42, "tags": ["a", "b"]}
+    assert events[1]["unmapped"]["extra"] == {"order_id": 42, "tags": ["a", "b"]}
     assert events[1]["enrichments"][0]["data"]["function_name"] == (
         "test_batch_pipeline_delivers_events_mapped_from_resource_severity_time_and_trace"
     )
@@ -241,7 +241,7 @@ def test_export_returns_success_after_503_recovers_and_nothing_is_lost_or_duplic
     finally:
         exporter.shutdown()
     assert result is SUCCESS
-    assert sorted(e["unmapped"]["attributes"]["n"] for e in sink.events) == list(range(20))
+    assert sorted(e["unmapped"]["extra"]["n"] for e in sink.events) == list(range(20))
     assert len({e["metadata"]["uid"] for e in sink.events}) == 20
     assert [r.status for r in sink.requests] == [503, 503, 200]
     stats = exporter.stats()
@@ -346,6 +346,30 @@ def test_marked_records_are_skipped_without_a_request(sink: HECSink) -> None:
     assert result is SUCCESS
     assert sink.requests == []
     assert exporter.stats().internal == 1
+
+
+def test_opentelemetry_own_records_are_counted_not_exported(sink: HECSink) -> None:
+    """OpenTelemetry's own warnings (scope ``opentelemetry.*``) are not the application's."""
+    exporter = make_exporter(sink)
+    provider = LoggerProvider(resource=RESOURCE)
+    provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
+    handler = instrumentation_handler(provider)
+    names = ("opentelemetry.instrumentation.logging", "opentelemetry", "opentelemetry_app")
+    loggers = [logging.getLogger(name) for name in names]
+    try:
+        for lg in loggers:
+            lg.addHandler(handler)
+            lg.propagate = False
+            lg.warning("from %s", lg.name)
+        assert exporter.force_flush(5_000)
+    finally:
+        for lg in loggers:
+            lg.removeHandler(handler)
+            lg.propagate = True
+        provider.shutdown()
+    assert [e["message"] for e in sink.events] == ["from opentelemetry_app"]
+    stats = exporter.stats()
+    assert (stats.exported, stats.internal, stats.sent) == (3, 2, 1)
 
 
 # --- no feedback loop -----------------------------------------------------------------------

@@ -274,7 +274,7 @@ def test_forked_child_reports_its_own_pid() -> None:
 def test_thread_id_outside_integer_range_stays_an_attribute(pipe: Pipeline) -> None:
     event = pipe.event(body="x", attributes={"thread.id": 2**40})
     assert "tid" not in event["actor"]["process"]
-    assert event["unmapped"]["attributes"]["thread.id"] == 2**40
+    assert event["unmapped"]["extra"]["thread.id"] == 2**40
 
 
 def test_cloud_adds_the_profile(pipe: Pipeline) -> None:
@@ -326,7 +326,7 @@ def test_code_attributes_fill_file_information(pipe: Pipeline) -> None:
         }
     ]
     assert new["enrichments"] == old["enrichments"] == expected
-    assert "attributes" not in new.get("unmapped", {})
+    assert "extra" not in new.get("unmapped", {})
     both = pipe.event(
         body="x", attributes={"code.lineno": 1, "code.line.number": 2, "code.filepath": "/a.py"}
     )
@@ -365,7 +365,7 @@ def test_other_attributes_and_resource_go_to_unmapped(pipe: Pipeline) -> None:
             "nan": math.nan,
         },
     )
-    assert event["unmapped"]["attributes"] == {
+    assert event["unmapped"]["extra"] == {
         "order.id": "A1",
         "retry": 2,
         "tags": ["a", "b"],
@@ -434,7 +434,7 @@ def test_records_from_the_stdlib_bridge(pipe: Pipeline) -> None:
     assert event["message"] == "user bob locked"
     assert event["log_name"] == "test_otel_mapping.bridge"
     assert (event["severity_id"], event["metadata"]["log_level"]) == (3, "WARN")
-    assert event["unmapped"]["attributes"] == {"attempts": 5}
+    assert event["unmapped"]["extra"] == {"attempts": 5}
     assert event["enrichments"][0]["data"]["function_name"] == "test_records_from_the_stdlib_bridge"
     assert_clean(event)
 
@@ -466,7 +466,7 @@ def test_mdr_handler_capture_state_is_not_an_attribute(pipe: Pipeline) -> None:
     finally:
         logger.handlers = []
     event = otel_to_event(pipe.exporter.get_finished_logs()[-1])
-    assert logmap.CAPTURED not in event.get("unmapped", {}).get("attributes", {})
+    assert logmap.CAPTURED not in event.get("unmapped", {}).get("extra", {})
 
 
 def test_envelope_fields(pipe: Pipeline) -> None:
@@ -681,7 +681,7 @@ def test_encoded_record_has_the_content_of_the_mapped_event(pipe: Pipeline) -> N
     records = _bridge_records(pipe, "test_otel_mapping.encode")
     assert len(records) == 160
     decoded = [_assert_encoded_like_mapped(record) for record in records]
-    assert decoded[0]["unmapped"]["attributes"] == {"order": 0, "tags": ["a"]}
+    assert decoded[0]["unmapped"]["extra"] == {"order": 0, "tags": ["a"]}
     assert {"exception", "resource"} <= set(decoded[2]["unmapped"])
     assert decoded[3]["metadata"]["correlation_uid"] and decoded[3]["cloud"]["provider"] == "aws"
     assert decoded[0]["metadata"]["profiles"] == ["cloud"]
@@ -729,7 +729,7 @@ def test_encoded_record_without_constant_unmapped_entries() -> None:
             instrumentation_scope=InstrumentationScope("plain"),
         )
         decoded = _assert_encoded_like_mapped(readable)
-        assert decoded.get("unmapped") == ({"attributes": attributes} if attributes else None)
+        assert decoded.get("unmapped") == ({"extra": attributes} if attributes else None)
 
 
 def test_encoded_scope_details_and_dropped_count() -> None:
