@@ -45,6 +45,7 @@ from py_mdr.processing.contexts import CONTEXT_ATTRIBUTE
 from py_mdr.severity import from_python_level
 
 __all__ = [
+    "EVENT_TIME",
     "LogItem",
     "capture",
     "compact",
@@ -63,6 +64,11 @@ _FRESH = vars(logging.LogRecord("", logging.INFO, "", 0, "", (), None))
 STANDARD_ATTRIBUTES = frozenset(_FRESH).union(
     {"message", "asctime", "taskName", CAPTURED, CONTEXT_ATTRIBUTE}
 )
+#: An ``extra=`` key whose value (POSIX seconds) is the event's ``time`` in place of the record's
+#: creation; it is not sent as a key-value pair. ``py_mdr.structlog`` passes structlog's
+#: timestamp this way (a record's ``created`` cannot be set through ``extra=``).
+EVENT_TIME = "_py_mdr_time"
+
 #: Keys of a captured record without extras (a fresh one's, plus `message` and capture()'s own):
 #: a record no larger skips the set difference, and the handler sizes extras from it.
 PLAIN_RECORD_SIZE = len(_FRESH) + 2
@@ -279,6 +285,9 @@ def item_to_event(
             event = _map_careful(item, product, log_version)
     except Exception as error:  # hostile attribute values: keep what is safe
         return _fallback(item, product, log_version, error)
+    extra = item.extra
+    if extra is not None and EVENT_TIME in extra:
+        _event_time(event, extra[EVENT_TIME])
     repeat = item.repeat
     if repeat is not None:  # one event standing for a folded run of repeats
         count, first, last = repeat
@@ -286,6 +295,20 @@ def item_to_event(
         event["start_time"] = int(first * 1000)
         event["end_time"] = event["time"] = int(last * 1000)
     return event
+
+
+def _event_time(event: dict[str, Any], seconds: Any) -> None:
+    """The time an ``EVENT_TIME`` extra gives (when it is a plausible one) becomes ``time``."""
+    unmapped = event.get("unmapped")
+    if unmapped:
+        extra = unmapped.get("extra")
+        if extra:
+            extra.pop(EVENT_TIME, None)
+            if not extra:
+                del unmapped["extra"]
+    ms = ms_from_seconds(seconds)
+    if ms is not None and ms > 0:
+        event["time"] = ms
 
 
 def _map_plain(record: LogItem, product: Any, log_version: str) -> dict[str, Any] | None:

@@ -30,7 +30,7 @@ from py_mdr.eventlog import (
     program_name,
 )
 from py_mdr.internal import INTERNAL_ATTRIBUTE
-from py_mdr.logmap import CAPTURED
+from py_mdr.logmap import CAPTURED, EVENT_TIME
 from py_mdr.plain import clean, dumps, json_safe
 from py_mdr.processing.contexts import CONTEXT_ATTRIBUTE
 from py_mdr.severity import UNKNOWN, from_otel_severity, from_otel_text
@@ -52,6 +52,7 @@ _SPECIAL = {
     "thread.id": ("thread", "id"),
     CAPTURED: ("skip", ""),  # MDRHandler's capture state, copied by OTel's logging handler
     CONTEXT_ATTRIBUTE: ("skip", ""),  # the number of the logging call's kept context
+    EVENT_TIME: ("skip", ""),  # the record's own timestamp stands for it (the same moment)
 }
 
 # Per (resource, scope): the constant part of every event, as dicts and as encoded JSON ----------
