@@ -1,11 +1,14 @@
 # An ordinary application: it only uses the standard logging module and knows nothing of MDR or
 # OpenTelemetry. Auto-instrumentation ships its log lines to MDR without a code change:
 #
-#   pip install 'py-mdr[otel]' opentelemetry-distro opentelemetry-instrumentation-logging
+#   pip install 'py-mdr[otel-auto]'
 #   export MDR_HOST=hec.example.com:8088 MDR_TOKEN=...
 #   OTEL_LOGS_EXPORTER=mdr OTEL_SERVICE_NAME=orders \
-#   OTEL_TRACES_EXPORTER=none OTEL_METRICS_EXPORTER=none \
+#   OTEL_TRACES_EXPORTER=none OTEL_METRICS_EXPORTER=none OTEL_PYTHON_LOG_CODE_ATTRIBUTES=true \
 #   opentelemetry-instrument python examples/otel_auto_app.py
+#
+# The logging instrumentation puts OpenTelemetry's handler on the root logger by itself; leave
+# OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED unset (true selects the SDK's deprecated one).
 #
 # To try it locally, start a receiver in another shell (`python -m py_mdr.sink --port 8088
 # --token T`) and use MDR_HOST=http://127.0.0.1:8088 MDR_TOKEN=T.

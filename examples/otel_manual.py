@@ -48,7 +48,7 @@ def main() -> int:
         exporter = MDRExporter()  # everything from MDR_* variables
         provider = LoggerProvider(resource=RESOURCE)
         provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
-        handler = LoggingHandler(logger_provider=provider)
+        handler = LoggingHandler(logger_provider=provider, log_code_attributes=True)
         root = logging.getLogger()
         root.addHandler(handler)
         root.setLevel(logging.INFO)
