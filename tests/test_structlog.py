@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -84,6 +85,29 @@ def test_the_example_delivers_message_severity_pairs_exception_and_time(sink: HE
     for event in events.values():
         assert before - 1 <= event["time"] <= after + 1
     assert [e["log_name"] for e in events.values()] == ["shop.orders"] * 3
+
+
+def test_the_readme_snippet_delivers_under_w_error(sink: HECSink, tmp_path: Path) -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.DOTALL)
+    (snippet,) = [b for b in blocks if "from py_mdr.structlog import render_to_mdr" in b]
+    code = snippet.replace('"route.to.hec.endpoint:8088"', repr(sink.url))
+    code = code.replace('"A-VALID-TOKEN"', repr(sink.token))
+    assert code != snippet
+    script = tmp_path / "snippet.py"
+    script.write_text(code, encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MDR_")}
+    result = subprocess.run(
+        [sys.executable, "-W", "error", str(script)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    (event,) = sink.events
+    assert (event["message"], event["severity_id"]) == ("card declined", 3)
+    assert event["unmapped"]["extra"] == {"order_id": 42}
 
 
 @pytest.fixture
