@@ -5,7 +5,8 @@ py-mdr's delivery (bounded queue, worker, optional disk spool: the same as ``MDR
 then returns at once. So the SDK's processor never waits for MDR and never drops records
 because MDR is slow, busy or down; retries, the send deadline and the spool are the delivery's.
 Records created while py-mdr sends (its own lines, its HTTP stack's) carry the
-``py_mdr_internal`` mark and are skipped instead of exported again.
+``py_mdr_internal`` mark and are skipped instead of exported again; so are OpenTelemetry's own
+records (scope ``opentelemetry.*``). Both are counted in ``stats().internal``.
 """
 
 from __future__ import annotations
