@@ -1,8 +1,9 @@
 """Per-record cost of each stage inside ``MDRExporter.export``, on real OpenTelemetry SDK records.
 
 Run: ``.venv/bin/python bench/export_stages.py [--records 2000] [--repeat 5]``. Records come from
-the SDK's own ``LoggingHandler`` fed the same call as ``bench/run.py`` (``logger.info`` with 2
-%-args and 3 ``extra`` fields), so their attributes (code location, extras) are the real ones.
+OpenTelemetry's logging handler (with code attributes) fed the same call as ``bench/run.py``
+(``logger.info`` with 2 %-args and 3 ``extra`` fields), so their attributes (code location,
+extras) are the real ones.
 Each stage runs over the whole batch on one thread; the best of ``--repeat`` rounds is shown in
 CPU microseconds per record of that thread (the best round is the least disturbed by other load;
 the local receiver's threads are not counted). ``encode`` is
@@ -20,7 +21,8 @@ import timeit
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler, ReadableLogRecord
+from opentelemetry.instrumentation.logging.handler import LoggingHandler
+from opentelemetry.sdk._logs import LoggerProvider, ReadableLogRecord
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 
@@ -43,7 +45,7 @@ def sdk_records(count: int) -> Sequence[ReadableLogRecord]:
     logger = logging.getLogger("bench.app")
     logger.propagate = False
     logger.setLevel(logging.INFO)
-    handler = LoggingHandler(logger_provider=provider)
+    handler = LoggingHandler(logger_provider=provider, log_code_attributes=True)
     logger.addHandler(handler)
     extra = {"request_id": "r-1234", "tenant": "acme", "attempt": 2}
     try:
