@@ -18,12 +18,16 @@ from typing import Any
 
 import pytest
 import structlog
+from opentelemetry.instrumentation.logging.handler import LoggingHandler
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 
 from py_mdr import config
 from py_mdr.handler import MDRHandler
 from py_mdr.hec.retry import RetryPolicy
 from py_mdr.sink import HECSink
 from py_mdr.structlog import render_to_mdr
+from py_mdr_otel import MDRExporter
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -188,6 +192,29 @@ def test_a_hostile_event_dict_never_raises_into_the_application(
     assert handler.flush(5)
     assert [e["message"] for e in sink.events] == ["odd values", "plain"]
     assert "timestamp" in sink.events[0]["unmapped"]["extra"]  # too far off: kept as a pair
+
+
+def test_through_opentelemetry_the_pairs_land_at_the_same_path(
+    sink: HECSink, attach: Attach
+) -> None:
+    exporter = MDRExporter(host=sink.url, token=sink.token, retry=FAST, timeout=5.0)
+    provider = LoggerProvider()
+    provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
+    attach(LoggingHandler(logger_provider=provider), "structlog.otel")
+    structlog.configure(
+        processors=[structlog.processors.TimeStamper(fmt="iso", utc=True), render_to_mdr],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        cache_logger_on_first_use=False,
+    )
+    try:
+        structlog.get_logger("structlog.otel").warning("stock is low", sku="sku-1", left=2)
+        assert exporter.force_flush(5_000)
+    finally:
+        structlog.reset_defaults()
+        provider.shutdown()
+    (event,) = sink.events
+    assert (event["message"], event["severity_id"]) == ("stock is low", 3)
+    assert event["unmapped"]["extra"] == {"sku": "sku-1", "left": 2}  # no timestamp, no marker
 
 
 def test_renderer_output_is_logging_call_arguments() -> None:
