@@ -20,7 +20,8 @@ from typing import Any
 from py_mdr.compat import legacy_source, with_source_format
 from py_mdr.config import ConfigError, hec_config
 from py_mdr.hec.envelope import encode_envelope
-from py_mdr.hec.errors import HECError, HECTimeoutError
+from py_mdr.hec.errors import HECTimeoutError
+from py_mdr.hec.errors import MDRDeliveryError as MDRDeliveryError  # its 1.x home
 from py_mdr.hec.reports import HealthReport, SendReport, TransportStats
 from py_mdr.hec.retry import RetryPolicy
 from py_mdr.hec.transport import HECTransport
@@ -55,43 +56,6 @@ def _valid_name(name: object) -> bool:
         and name.isprintable()
         and not _NAME_FORBIDDEN.intersection(name)
     )
-
-
-class MDRDeliveryError(HECError):
-    """Events were not delivered; ``report`` says how many and why, ``__cause__`` the last error.
-
-    ``status``, ``hec_code`` and ``permanent`` are those of the underlying HEC error;
-    ``report.undelivered`` holds the envelopes that may get through later (after the outage, or
-    once the token, index, CA bundle or host is fixed).
-    """
-
-    def __init__(self, report: SendReport, total: int, detail: str | None = None) -> None:
-        self.report = report
-        self.total = total
-        cause = report.error
-        if detail is None:
-            reasons = ", ".join(f"{reason}: {count}" for reason, count in report.dropped.items())
-            detail = f"MDR did not accept {report.dropped_total} of {total} event(s) ({reasons})"
-        text = f"{detail}: {cause}" if cause is not None else detail
-        super().__init__(
-            text,
-            status=cause.status if cause else None,
-            hec_code=cause.hec_code if cause else None,
-            permanent=cause.permanent if cause else False,
-        )
-
-    def _message(self) -> str:
-        return self.text
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return (_rebuild_delivery_error, (self.report, self.total, self.text))
-
-
-def _rebuild_delivery_error(report: SendReport, total: int, text: str) -> MDRDeliveryError:
-    error = MDRDeliveryError(report, total)
-    error.text = text
-    error.args = (text,)
-    return error
 
 
 class MDRClient:

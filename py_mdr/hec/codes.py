@@ -1,4 +1,4 @@
-"""The HEC response table (HEC.md "Responses") as one function: what does the sender do next."""
+"""The HEC response table as one function: what the sender does next for each answer."""
 
 from __future__ import annotations
 

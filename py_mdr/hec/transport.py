@@ -110,7 +110,7 @@ def _timeout(connect: float, read: float, total: float) -> Any:
 
 
 class HECTransport:
-    """Sends envelopes to one HEC endpoint, following the response table in HEC.md.
+    """Sends envelopes to one HEC endpoint, following HEC's response codes.
 
     ``notify`` (optional) hears once per kind about what waiting will not fix: ``auth`` (token
     refused), ``index``, ``tls`` (certificate not trusted), ``dns`` (host name does not
