@@ -63,7 +63,8 @@ class MDRClient:
 
     ``host``/``token`` default to ``MDR_HOST``/``MDR_TOKEN``; ``ssl_verify`` is a bool or a CA
     bundle path (default true, or ``MDR_SSL_VERIFY`` / ``MDR_CA_BUNDLE``); ``client_cert`` is a
-    PEM path or a (cert, key) pair for mutual TLS; ``timeout`` bounds one send, retries included.
+    PEM path or a (cert, key) pair for mutual TLS (or give the key with ``client_key``);
+    ``timeout`` bounds one send, retries included.
     Code written for py-mdr 0.7 may give ``dataset_name`` and ``namespace`` instead of ``name``:
     events then go out as 0.7 sent them, with ``source`` and a top-level ``source_format`` of
     ``pymdr::<dataset_name>.<namespace>``.
@@ -79,13 +80,24 @@ class MDRClient:
         index: str | None = None,
         ca_bundle: str | None = None,
         client_cert: str | tuple[str, str] | None = None,
+        client_key: str | None = None,
         timeout: float | None = None,
         use_ack: bool | None = None,
         compress: bool | None = None,
-        retry: RetryPolicy | None = None,
+        retry: RetryPolicy | Mapping[str, float] | None = None,
         dataset_name: str | None = None,
         namespace: str | None = None,
     ) -> None:
+        """Check and resolve the settings (arguments, then ``MDR_*`` variables); no network I/O.
+
+        ``name`` is required (or 0.7's ``dataset_name``/``namespace``). ``client_key`` is the
+        client certificate's key file when ``client_cert`` does not hold it (``MDR_CLIENT_KEY``).
+        ``retry`` is a :class:`~py_mdr.hec.retry.RetryPolicy` or a dict of its fields; ``timeout``
+        (``MDR_TIMEOUT``, 60) replaces its deadline. A host name the resolver says does not
+        exist fails ``send`` at once instead of being retried until the deadline (see the
+        README, "Configuration"). Raises :class:`~py_mdr.errors.ConfigError` naming the
+        argument (or variable) that is wrong and how to fix it.
+        """
         self._legacy_source: str | None = None
         if dataset_name is not None or namespace is not None:
             self._legacy_source = legacy_source(dataset_name, namespace)
@@ -97,7 +109,7 @@ class MDRClient:
                 "namespace as in py-mdr 0.7"
             )
         if not _valid_name(name):
-            raise ValueError(f"name must be {NAME_RULE}; got {name!r}")
+            raise ConfigError(f"name must be {NAME_RULE}; got {name!r}")
         self.name = name
         self._config = hec_config(
             host,
@@ -106,10 +118,12 @@ class MDRClient:
             index=index,
             ca_bundle=ca_bundle,
             client_cert=client_cert,
+            client_key=client_key,
             timeout=timeout,
             compress=compress,
             use_ack=use_ack,
             retry=retry,
+            retry_unresolved=False,
         )
         self._host = socket.gethostname()
         self._sourcetype = f"pymdr::{name}"

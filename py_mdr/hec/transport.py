@@ -42,6 +42,7 @@ from py_mdr.hec.reports import Counters, HealthReport, SendReport, TransportStat
 from py_mdr.hec.response import HECAnswer, parse_answer
 from py_mdr.hec.retry import parse_retry_after
 from py_mdr.hec.session import new_session
+from py_mdr.hec.tls_names import certificate_names
 from py_mdr.hec.watchdog import Deadline
 from py_mdr.internal import sending
 
@@ -349,6 +350,9 @@ class HECTransport:
             self._counters.error(str(error))
             if failure is not None:
                 self._tell(failure.kind, error)
+            if failure is not None and failure.unresolved and not self.config.retry_unresolved:
+                self._drop(report, "unresolved", error, piece, *queue)
+                return
             if failure is not None and not failure.retryable:
                 self._drop(
                     report, "tls" if failure.kind == "tls" else "request_error", error, piece
@@ -515,6 +519,12 @@ class HECTransport:
             read_timeout=read_timeout,
             cut=scope.fired,
             scrub=self._scrub,
+            verify=self.config.verify,
+            names=lambda: certificate_names(
+                self.config.url,
+                self.config.verify,
+                min(scope.remaining(), self.config.connect_timeout),
+            ),
         )
 
     def _answer_error(self, outcome: _Outcome, action: Action) -> HECError:
