@@ -25,7 +25,7 @@ from py_mdr.hec.errors import MDRDeliveryError as MDRDeliveryError  # its 1.x ho
 from py_mdr.hec.reports import HealthReport, SendReport, TransportStats
 from py_mdr.hec.retry import RetryPolicy
 from py_mdr.hec.transport import HECTransport
-from py_mdr.serialize import dumps, json_safe, to_dict
+from py_mdr.serialize import absurd_time, dumps, json_safe, to_dict
 
 # Characters a sourcetype name must not carry: separators and quoting in Splunk searches.
 _NAME_FORBIDDEN = frozenset(" :\"'\\/|*?=,;`")
@@ -214,6 +214,8 @@ class MDRClient:
         if not isinstance(data, dict) or not data:
             raise ValueError("an empty event cannot be sent (HEC refuses a blank event)")
         stamp = data.get("time")
+        if type(stamp) is int and stamp.bit_length() > 63:  # math.isfinite would overflow
+            raise absurd_time("time", stamp)
         if isinstance(stamp, (int, float)) and not isinstance(stamp, bool) and math.isfinite(stamp):
             seconds = stamp / 1000
         else:
