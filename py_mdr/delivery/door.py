@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from py_mdr.checks import count, path, seconds
+from py_mdr.checks import count, path
 from py_mdr.delivery.report import Reporter
 from py_mdr.delivery.spool import DEFAULT_MAX_SPOOL_BYTES, Spool
 from py_mdr.delivery.worker import Delivery, Encode
@@ -35,14 +35,9 @@ def open_delivery(
 
     ``spool_dir`` opens the disk spool (checked now: an unusable directory raises
     :class:`~py_mdr.config.ConfigError` naming it). ``queue`` holds the queue's settings
-    (``max_records``, ``batch_size``, ``linger``, ...), checked by the same rules as the doors'
-    arguments. Nothing here touches the network.
+    (``max_records``, ``batch_size``, ``linger``, ...), which :class:`Delivery` checks by the
+    same rules as the doors' arguments. Nothing here touches the network.
     """
-    for key in ("max_records", "max_bytes", "batch_size", "batch_bytes"):
-        if key in queue:
-            count(key, queue[key])
-    if "linger" in queue:
-        seconds("linger", queue["linger"], zero_ok=True)
     if max_spool_bytes is not None:
         count("max_spool_bytes", max_spool_bytes)
     spool = None

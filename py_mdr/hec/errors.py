@@ -23,6 +23,8 @@ class HECError(MDRError):
         hec_code: int | None = None,
         permanent: bool | None = None,
     ) -> None:
+        """``text`` says what went wrong and what to do, in our words; ``status`` and ``hec_code``
+        are the answer's, when there was one; ``permanent`` defaults to the class's."""
         self.status = status
         self.hec_code = hec_code
         self.text = text
@@ -101,6 +103,8 @@ class MDRDeliveryError(HECError):
     """
 
     def __init__(self, report: SendReport, total: int, detail: str | None = None) -> None:
+        """``report`` of the send that gave up, ``total`` events it was given; ``detail``
+        replaces the summary "MDR did not accept N of M event(s) (reason: count)"."""
         self.report = report
         self.total = total
         cause = report.error

@@ -120,6 +120,8 @@ class HECTransport:
     """
 
     def __init__(self, config: HECConfig, *, notify: Notify | None = None) -> None:
+        """``config`` is already resolved (see :func:`py_mdr.config.hec_config`); ``notify`` hears
+        about what waiting will not fix. No network I/O until the first send."""
         self.config = config
         self._auth = _SplunkAuth(config.token)
         token = config.token
