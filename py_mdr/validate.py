@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import enum
 import json
+import sys
+import types
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -268,3 +270,17 @@ def _kind(value: Any) -> str:
     return {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}.get(
         type(value), type(value).__name__
     )
+
+
+class _CallableModule(types.ModuleType):
+    """``py_mdr.validate`` names both this module and its function; calling either validates.
+
+    Importing ``py_mdr.validate`` replaces the package's lazy function attribute with the module,
+    so code that did ``from py_mdr import validate`` after such an import still works.
+    """
+
+    def __call__(self, event: OCSFModel | Mapping[str, Any]) -> list[Problem]:
+        return validate(event)
+
+
+sys.modules[__name__].__class__ = _CallableModule
