@@ -94,9 +94,11 @@ class MDRClient:
         client certificate's key file when ``client_cert`` does not hold it (``MDR_CLIENT_KEY``).
         ``retry`` is a :class:`~py_mdr.hec.retry.RetryPolicy` or a dict of its fields; ``timeout``
         (``MDR_TIMEOUT``, 60) replaces its deadline. A host name the resolver says does not
-        exist fails ``send`` at once instead of being retried until the deadline (see the
-        README, "Configuration"). Raises :class:`~py_mdr.errors.ConfigError` naming the
-        argument (or variable) that is wrong and how to fix it.
+        exist fails ``send`` at once: that answer is final for now (resolvers cache it for the
+        zone's negative TTL), so retrying until the deadline would only delay the same error;
+        a lookup that got no answer at all is retried like any unreachable endpoint. Raises
+        :class:`~py_mdr.errors.ConfigError` naming the argument (or variable) that is wrong
+        and how to fix it.
         """
         self._legacy_source: str | None = None
         if dataset_name is not None or namespace is not None:
