@@ -134,6 +134,32 @@ def test_the_handler_reports_an_unresolvable_host_on_stderr_and_in_its_stats(
     assert f"the host name {NOWHERE}" in (handler.stats.transport.last_error or "")
 
 
+def test_the_exporter_reports_an_unresolvable_host_on_stderr_and_in_its_stats(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    from opentelemetry._logs import LogRecord, SeverityNumber
+    from opentelemetry.sdk._logs import ReadableLogRecord
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+    from py_mdr_otel import MDRExporter
+
+    exporter = MDRExporter(host=f"{NOWHERE}:8088", token="t", timeout=1)
+    record = LogRecord(timestamp=time.time_ns(), severity_number=SeverityNumber(13), body="lost")
+    readable = ReadableLogRecord(
+        log_record=record,
+        resource=Resource.create({"service.name": "errors"}),
+        instrumentation_scope=InstrumentationScope("tests.errors"),
+    )
+    exporter.export([readable])
+    exporter.force_flush(5_000)
+    exporter.shutdown()
+    stats = exporter.stats()
+    assert stats.dropped == {"deadline": 1}
+    assert f"the host name {NOWHERE}" in (stats.transport.last_error or "")
+    assert f"the host name {NOWHERE}" in capfd.readouterr().err
+
+
 def test_host_must_be_a_string_even_when_mdr_host_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MDR_HOST", "env.example.com:8088")
     for door in (
