@@ -386,7 +386,10 @@ def resolve_retry(retry: RetryPolicy | Mapping[str, float] | None) -> RetryPolic
         return retry
     if isinstance(retry, Mapping):
         mapping_keys("retry", retry, tuple(f.name for f in dataclasses.fields(RetryPolicy)))
-        return RetryPolicy(**retry)
+        try:
+            return RetryPolicy(**retry)
+        except ConfigError as error:  # named as the caller wrote it: retry={"deadline": 0}
+            raise ConfigError(f"retry: {error}") from None
     raise ConfigError(
         "retry must be a RetryPolicy or a dict of its fields (initial_backoff, max_backoff, "
         f"multiplier, deadline), got {type(retry).__name__}"

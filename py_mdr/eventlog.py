@@ -185,6 +185,20 @@ def endpoint(hostname: str) -> dict[str, Any]:
     return {_host_key(hostname): hostname}
 
 
+#: The attributes of OCSF 1.3.0 ``product`` (a dict given as a product may use only these).
+PRODUCT_KEYS = (
+    "cpe_name",
+    "data_classification",
+    "feature",
+    "lang",
+    "name",
+    "path",
+    "uid",
+    "url_string",
+    "vendor_name",
+    "version",
+)
+
 _PRODUCT_TEXT = frozenset(
     {"name", "version", "uid", "vendor_name", "lang", "path", "cpe_name", "url_string"}
 )

@@ -44,7 +44,7 @@ from py_mdr.delivery import (
     estimate_size,
 )
 from py_mdr.delivery.door import open_delivery
-from py_mdr.eventlog import default_product, error_text, host_name
+from py_mdr.eventlog import PRODUCT_KEYS, default_product, error_text, host_name
 from py_mdr.hec.envelope import encode_envelope
 from py_mdr.hec.reports import TransportStats
 from py_mdr.hec.retry import RetryPolicy
@@ -517,7 +517,7 @@ def _product(product: Any) -> dict[str, Any]:
             f"or a dict of its attributes, got {type(product).__name__}"
         )
     if isinstance(product, Mapping):
-        mapping_keys("product", product, tuple(Product.model_fields))
+        mapping_keys("product", product, PRODUCT_KEYS)
     return default_product(product)
 
 

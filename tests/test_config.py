@@ -408,3 +408,10 @@ def test_no_mdr_variable_is_read_outside_config() -> None:
             for number, line in enumerate(source.read_text().splitlines(), 1):
                 if readers.search(line):
                     assert "MDR_" not in line, f"{source.relative_to(root)}:{number}: {line}"
+
+
+def test_the_product_keys_are_those_of_the_ocsf_product() -> None:
+    from py_mdr.eventlog import PRODUCT_KEYS
+    from py_mdr.ocsf_models.objects.product import Product
+
+    assert set(PRODUCT_KEYS) == set(Product.model_fields)
