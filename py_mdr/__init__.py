@@ -15,12 +15,19 @@ OCSF_VERSION = "1.3.0"
 if TYPE_CHECKING:
     from py_mdr.client import MDRClient
     from py_mdr.delivery.lifecycle import drain_on_sigterm
+    from py_mdr.errors import ConfigError, EventError, MDRError
     from py_mdr.handler import MDRHandler
+    from py_mdr.hec.errors import HECError, MDRDeliveryError
     from py_mdr.serialize import to_dict, to_json
     from py_mdr.validate import validate
 
 _LAZY = {
+    "ConfigError": "py_mdr.errors",
+    "EventError": "py_mdr.errors",
+    "HECError": "py_mdr.hec.errors",
     "MDRClient": "py_mdr.client",
+    "MDRDeliveryError": "py_mdr.hec.errors",
+    "MDRError": "py_mdr.errors",
     "MDRHandler": "py_mdr.handler",
     "drain_on_sigterm": "py_mdr.delivery.lifecycle",
     "to_dict": "py_mdr.serialize",
@@ -30,7 +37,12 @@ _LAZY = {
 
 __all__ = [
     "OCSF_VERSION",
+    "ConfigError",
+    "EventError",
+    "HECError",
     "MDRClient",
+    "MDRDeliveryError",
+    "MDRError",
     "MDRHandler",
     "__version__",
     "drain_on_sigterm",

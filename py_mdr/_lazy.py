@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -14,6 +15,10 @@ def lazy_getattr(package: str, exports: Mapping[str, str]) -> Callable[[str], An
         module = exports.get(name)
         if module is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        return getattr(importlib.import_module(module), name)
+        value = getattr(importlib.import_module(module), name)
+        # kept on the package: importing a submodule of the same name (``py_mdr.validate``)
+        # would otherwise leave the module where the function was asked for
+        setattr(sys.modules[package], name, value)
+        return value
 
     return __getattr__

@@ -20,11 +20,12 @@ from typing import Any
 from py_mdr.compat import legacy_source, with_source_format
 from py_mdr.config import ConfigError, hec_config
 from py_mdr.hec.envelope import encode_envelope
-from py_mdr.hec.errors import HECError, HECTimeoutError
+from py_mdr.hec.errors import HECTimeoutError
+from py_mdr.hec.errors import MDRDeliveryError as MDRDeliveryError  # its 1.x home
 from py_mdr.hec.reports import HealthReport, SendReport, TransportStats
 from py_mdr.hec.retry import RetryPolicy
 from py_mdr.hec.transport import HECTransport
-from py_mdr.serialize import dumps, json_safe, to_dict
+from py_mdr.serialize import absurd_time, dumps, json_safe, to_dict
 
 # Characters a sourcetype name must not carry: separators and quoting in Splunk searches.
 _NAME_FORBIDDEN = frozenset(" :\"'\\/|*?=,;`")
@@ -57,49 +58,13 @@ def _valid_name(name: object) -> bool:
     )
 
 
-class MDRDeliveryError(HECError):
-    """Events were not delivered; ``report`` says how many and why, ``__cause__`` the last error.
-
-    ``status``, ``hec_code`` and ``permanent`` are those of the underlying HEC error;
-    ``report.undelivered`` holds the envelopes that may get through later (after the outage, or
-    once the token, index, CA bundle or host is fixed).
-    """
-
-    def __init__(self, report: SendReport, total: int, detail: str | None = None) -> None:
-        self.report = report
-        self.total = total
-        cause = report.error
-        if detail is None:
-            reasons = ", ".join(f"{reason}: {count}" for reason, count in report.dropped.items())
-            detail = f"MDR did not accept {report.dropped_total} of {total} event(s) ({reasons})"
-        text = f"{detail}: {cause}" if cause is not None else detail
-        super().__init__(
-            text,
-            status=cause.status if cause else None,
-            hec_code=cause.hec_code if cause else None,
-            permanent=cause.permanent if cause else False,
-        )
-
-    def _message(self) -> str:
-        return self.text
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return (_rebuild_delivery_error, (self.report, self.total, self.text))
-
-
-def _rebuild_delivery_error(report: SendReport, total: int, text: str) -> MDRDeliveryError:
-    error = MDRDeliveryError(report, total)
-    error.text = text
-    error.args = (text,)
-    return error
-
-
 class MDRClient:
     """Sends OCSF events to MDR over HEC: ``sourcetype`` ``pymdr::<name>``, ``source`` ``name``.
 
     ``host``/``token`` default to ``MDR_HOST``/``MDR_TOKEN``; ``ssl_verify`` is a bool or a CA
     bundle path (default true, or ``MDR_SSL_VERIFY`` / ``MDR_CA_BUNDLE``); ``client_cert`` is a
-    PEM path or a (cert, key) pair for mutual TLS; ``timeout`` bounds one send, retries included.
+    PEM path or a (cert, key) pair for mutual TLS (or give the key with ``client_key``);
+    ``timeout`` bounds one send, retries included.
     Code written for py-mdr 0.7 may give ``dataset_name`` and ``namespace`` instead of ``name``:
     events then go out as 0.7 sent them, with ``source`` and a top-level ``source_format`` of
     ``pymdr::<dataset_name>.<namespace>``.
@@ -115,13 +80,26 @@ class MDRClient:
         index: str | None = None,
         ca_bundle: str | None = None,
         client_cert: str | tuple[str, str] | None = None,
+        client_key: str | None = None,
         timeout: float | None = None,
         use_ack: bool | None = None,
         compress: bool | None = None,
-        retry: RetryPolicy | None = None,
+        retry: RetryPolicy | Mapping[str, float] | None = None,
         dataset_name: str | None = None,
         namespace: str | None = None,
     ) -> None:
+        """Check and resolve the settings (arguments, then ``MDR_*`` variables); no network I/O.
+
+        ``name`` is required (or 0.7's ``dataset_name``/``namespace``). ``client_key`` is the
+        client certificate's key file when ``client_cert`` does not hold it (``MDR_CLIENT_KEY``).
+        ``retry`` is a :class:`~py_mdr.hec.retry.RetryPolicy` or a dict of its fields; ``timeout``
+        (``MDR_TIMEOUT``, 60) replaces its deadline. A host name the resolver says does not
+        exist fails ``send`` at once: that answer is final for now (resolvers cache it for the
+        zone's negative TTL), so retrying until the deadline would only delay the same error;
+        a lookup that got no answer at all is retried like any unreachable endpoint. Raises
+        :class:`~py_mdr.errors.ConfigError` naming the argument (or variable) that is wrong
+        and how to fix it.
+        """
         self._legacy_source: str | None = None
         if dataset_name is not None or namespace is not None:
             self._legacy_source = legacy_source(dataset_name, namespace)
@@ -133,7 +111,7 @@ class MDRClient:
                 "namespace as in py-mdr 0.7"
             )
         if not _valid_name(name):
-            raise ValueError(f"name must be {NAME_RULE}; got {name!r}")
+            raise ConfigError(f"name must be {NAME_RULE}; got {name!r}")
         self.name = name
         self._config = hec_config(
             host,
@@ -142,10 +120,12 @@ class MDRClient:
             index=index,
             ca_bundle=ca_bundle,
             client_cert=client_cert,
+            client_key=client_key,
             timeout=timeout,
             compress=compress,
             use_ack=use_ack,
             retry=retry,
+            retry_unresolved=False,
         )
         self._host = socket.gethostname()
         self._sourcetype = f"pymdr::{name}"
@@ -236,6 +216,8 @@ class MDRClient:
         if not isinstance(data, dict) or not data:
             raise ValueError("an empty event cannot be sent (HEC refuses a blank event)")
         stamp = data.get("time")
+        if type(stamp) is int and stamp.bit_length() > 63:  # math.isfinite would overflow
+            raise absurd_time("time", stamp)
         if isinstance(stamp, (int, float)) and not isinstance(stamp, bool) and math.isfinite(stamp):
             seconds = stamp / 1000
         else:

@@ -9,16 +9,44 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from py_mdr.checks import count, flag, mapping_keys, path, seconds, text
+from py_mdr.errors import ConfigError
 from py_mdr.hec.config import HECConfig
 from py_mdr.hec.retry import RetryPolicy
 
-
-class ConfigError(ValueError):
-    """A setting is missing or malformed."""
+__all__ = [
+    "SETTINGS",
+    "ConfigError",
+    "Setting",
+    "count",
+    "env_bool",
+    "env_float",
+    "env_str",
+    "flag",
+    "hec_config",
+    "mapping_keys",
+    "path",
+    "resolve_cert",
+    "resolve_compress",
+    "resolve_export_timeout",
+    "resolve_index",
+    "resolve_product_name",
+    "resolve_redact",
+    "resolve_retry",
+    "resolve_spool",
+    "resolve_timeout",
+    "resolve_token",
+    "resolve_url",
+    "resolve_vendor_name",
+    "resolve_verify",
+    "seconds",
+    "text",
+]
 
 
 @dataclass(frozen=True)
@@ -115,7 +143,7 @@ def env_bool(name: str, default: bool | None = None) -> bool | None:
 
 
 def env_float(name: str, default: float | None = None, *, positive: bool = True) -> float | None:
-    """A number of seconds (or any float) from the environment."""
+    """A number of seconds from the environment: finite, and > 0 unless ``positive`` is False."""
     value = env_str(name)
     if value is None:
         return default
@@ -123,8 +151,11 @@ def env_float(name: str, default: float | None = None, *, positive: bool = True)
         number = float(value)
     except ValueError:
         raise ConfigError(f"environment variable {name} must be a number, got {value!r}") from None
-    if not math.isfinite(number) or (positive and number <= 0):
-        raise ConfigError(f"environment variable {name} must be a positive number, got {value!r}")
+    if not math.isfinite(number) or number < 0 or (positive and number == 0):
+        bound = "> 0" if positive else ">= 0"
+        raise ConfigError(
+            f"environment variable {name} must be a finite number of seconds {bound}, got {value!r}"
+        )
     return number
 
 
@@ -133,23 +164,22 @@ def resolve_spool(spool_dir: Any, max_spool_bytes: int | None) -> tuple[str | No
 
     Only names them; the directory is checked (and created) when the spool is opened.
     """
-    directory = spool_dir if spool_dir is not None else env_str("MDR_SPOOL_DIR")
-    if directory is not None and not isinstance(directory, (str, os.PathLike)):
+    directory: str | None
+    if spool_dir is not None:
+        directory = path("spool_dir", spool_dir)
+    else:
+        variable = env_str("MDR_SPOOL_DIR")
+        directory = path("spool_dir", variable, variable="MDR_SPOOL_DIR") if variable else None
+    if max_spool_bytes is not None:
+        return directory, count("max_spool_bytes", max_spool_bytes)
+    raw = env_str("MDR_MAX_SPOOL_BYTES")
+    if raw is None:
+        return directory, None
+    if not (raw.isascii() and raw.isdigit()):
         raise ConfigError(
-            f"spool_dir must be a directory path (argument spool_dir= or MDR_SPOOL_DIR), "
-            f"got {type(directory).__name__}"
+            f"environment variable MDR_MAX_SPOOL_BYTES must be a whole number of bytes, got {raw!r}"
         )
-    bound = max_spool_bytes
-    if bound is None:
-        text = env_str("MDR_MAX_SPOOL_BYTES")
-        if text is not None:
-            if not text.isdigit():
-                raise ConfigError(
-                    f"environment variable MDR_MAX_SPOOL_BYTES must be a whole number of bytes, "
-                    f"got {text!r}"
-                )
-            bound = int(text)
-    return (os.fspath(directory) if directory is not None else None), bound
+    return directory, count("max_spool_bytes", int(raw), variable="MDR_MAX_SPOOL_BYTES")
 
 
 def resolve_redact(redact: Any) -> Any:
@@ -160,8 +190,16 @@ def resolve_redact(redact: Any) -> Any:
 
 
 def resolve_url(host: str | None) -> str:
-    """The HEC base URL from ``host`` or ``MDR_HOST``: scheme resolved, no trailing path."""
-    raw = host.strip() if isinstance(host, str) else None
+    """The HEC base URL from ``host`` or ``MDR_HOST``: scheme resolved, no trailing path.
+
+    A ``host`` that is not a string is refused, never silently replaced by ``MDR_HOST``.
+    """
+    if host is not None and not isinstance(host, str):
+        raise ConfigError(
+            f"host must be a string such as 'hec.example.com:8088' or 'https://hec.example.com', "
+            f"got {type(host).__name__} {host!r} (a port goes after the name: 'name:8088')"
+        )
+    raw = host.strip() if host is not None else None
     if not raw:
         raw = env_str("MDR_HOST")
     if not raw:
@@ -202,7 +240,9 @@ def resolve_url(host: str | None) -> str:
 
 def resolve_token(token: str | None) -> str:
     """The HEC token from ``token`` or ``MDR_TOKEN``; checked so it can go into a header."""
-    value = token.strip() if isinstance(token, str) else None
+    if token is not None and not isinstance(token, str):
+        raise ConfigError(f"token must be a string, got {type(token).__name__}")
+    value = token.strip() if token is not None else None
     if not value:
         value = env_str("MDR_TOKEN")
     if not value:
@@ -219,15 +259,21 @@ def resolve_token(token: str | None) -> str:
     return value
 
 
-def _existing_file(path: str, what: str) -> str:
-    expanded = os.path.expanduser(path)
+def _existing_file(given: object, what: str, name: str) -> str:
+    expanded = path(name, given)
     if not os.path.isfile(expanded):
-        raise ConfigError(f"{what}: file not found: {path!r}")
+        raise ConfigError(f"{what}: file not found: {given!r}")
     return expanded
 
 
 def resolve_verify(ssl_verify: bool | str | None, ca_bundle: str | None = None) -> bool | str:
     """``True``/``False`` or a CA bundle path, from the arguments, then the environment."""
+    if ssl_verify is not None and not isinstance(ssl_verify, (bool, str, os.PathLike)):
+        raise ConfigError(
+            f"ssl_verify must be True, False or a CA bundle path, got {type(ssl_verify).__name__}"
+        )
+    if isinstance(ssl_verify, os.PathLike):
+        ssl_verify = os.fspath(ssl_verify)
     if isinstance(ssl_verify, str):
         if ca_bundle is not None and ca_bundle != ssl_verify:
             raise ConfigError("give the CA bundle once: either ssl_verify='<path>' or ca_bundle=")
@@ -235,7 +281,9 @@ def resolve_verify(ssl_verify: bool | str | None, ca_bundle: str | None = None) 
     if ca_bundle:
         if ssl_verify is False:
             raise ConfigError("ssl_verify=False contradicts ca_bundle=: drop one of them")
-        return _existing_file(ca_bundle, "CA bundle (argument `ca_bundle` / `ssl_verify`)")
+        return _existing_file(
+            ca_bundle, "CA bundle (argument `ca_bundle` / `ssl_verify`)", "ca_bundle"
+        )
     if ssl_verify is False:
         return False
     env_bundle = env_str("MDR_CA_BUNDLE")
@@ -244,21 +292,41 @@ def resolve_verify(ssl_verify: bool | str | None, ca_bundle: str | None = None) 
             raise ConfigError("MDR_SSL_VERIFY=false contradicts MDR_CA_BUNDLE: unset one of them")
         return False
     if env_bundle:
-        return _existing_file(env_bundle, "CA bundle (environment variable MDR_CA_BUNDLE)")
+        return _existing_file(
+            env_bundle, "CA bundle (environment variable MDR_CA_BUNDLE)", "MDR_CA_BUNDLE"
+        )
     return True
 
 
-def resolve_cert(
-    client_cert: str | tuple[str, str] | None, client_key: str | None = None
-) -> str | tuple[str, str] | None:
-    """The client certificate for mutual TLS: a combined PEM path or (cert, key) paths."""
-    cert: str | None
-    key: str | None
-    if isinstance(client_cert, tuple):
+_CERT_SHAPES = (
+    "a PEM file path holding the certificate (and maybe its key), or a (certificate path, "
+    "key path) pair; or give the key with client_key="
+)
+
+
+def resolve_cert(client_cert: object, client_key: object = None) -> str | tuple[str, str] | None:
+    """The client certificate for mutual TLS: a combined PEM path or (cert, key) paths.
+
+    ``client_cert`` is a path or a (cert, key) pair; ``client_key`` the key's path when the
+    certificate file does not hold it. Either comes from ``MDR_CLIENT_CERT`` / ``MDR_CLIENT_KEY``
+    when not given; a key from the environment never pairs with a certificate given here.
+    """
+    cert: object
+    key: object
+    if isinstance(client_cert, (tuple, list)):
+        if len(client_cert) != 2:
+            raise ConfigError(
+                f"client_cert must be {_CERT_SHAPES}; got a {type(client_cert).__name__} of "
+                f"{len(client_cert)} items"
+            )
+        if client_key is not None:
+            raise ConfigError("give the client key once: in client_cert=(cert, key) or client_key=")
         cert, key = client_cert
-    else:
+    elif client_cert is None or isinstance(client_cert, (str, os.PathLike)):
         cert = client_cert or env_str("MDR_CLIENT_CERT")
         key = client_key or (env_str("MDR_CLIENT_KEY") if client_cert is None else None)
+    else:
+        raise ConfigError(f"client_cert must be {_CERT_SHAPES}; got {type(client_cert).__name__}")
     if cert is None:
         if key is not None:
             raise ConfigError(
@@ -266,15 +334,20 @@ def resolve_cert(
                 "(argument `client_cert` / MDR_CLIENT_CERT)"
             )
         return None
-    cert_path = _existing_file(cert, "client certificate (argument `client_cert`/MDR_CLIENT_CERT)")
+    cert_path = _existing_file(
+        cert, "client certificate (argument `client_cert` / MDR_CLIENT_CERT)", "client_cert"
+    )
     if key is None:
         return cert_path
-    return cert_path, _existing_file(key, "client key (argument `client_cert` / MDR_CLIENT_KEY)")
+    return cert_path, _existing_file(
+        key, "client key (argument `client_key` / MDR_CLIENT_KEY)", "client_key"
+    )
 
 
 def resolve_compress(compress: bool | None) -> bool:
+    """``compress`` (a bool), else ``MDR_COMPRESSION`` (``gzip`` or ``none``), else gzip."""
     if compress is not None:
-        return bool(compress)
+        return flag("compress", compress)
     value = env_str("MDR_COMPRESSION")
     if value is None or value.lower() == "gzip":
         return True
@@ -284,20 +357,56 @@ def resolve_compress(compress: bool | None) -> bool:
 
 
 def resolve_index(index: str | None) -> str | None:
+    """``index``, else ``MDR_INDEX``, else none (the token's default index)."""
     if index is not None:
-        index = index.strip()
-        if not index:
-            raise ConfigError("index must not be empty (argument `index` / MDR_INDEX)")
-        return index
+        return text("index", index)
     return env_str("MDR_INDEX")
 
 
 def resolve_timeout(timeout: float | None) -> float | None:
+    """``timeout`` (seconds one send may take, retries included), else ``MDR_TIMEOUT``."""
     if timeout is None:
         return env_float("MDR_TIMEOUT")
-    if not (isinstance(timeout, (int, float)) and math.isfinite(timeout) and timeout > 0):
-        raise ConfigError(f"timeout must be a positive number of seconds, got {timeout!r}")
-    return float(timeout)
+    return seconds("timeout", timeout)
+
+
+def resolve_export_timeout(timeout: float | None, default: float) -> float:
+    """An exporter's ``timeout``, else ``MDR_EXPORT_TIMEOUT``, ``MDR_TIMEOUT``, ``default``."""
+    if timeout is not None:
+        return seconds("timeout", timeout)
+    value = env_float("MDR_EXPORT_TIMEOUT")
+    if value is None:
+        value = env_float("MDR_TIMEOUT")
+    return value if value is not None else default
+
+
+def resolve_retry(retry: RetryPolicy | Mapping[str, float] | None) -> RetryPolicy | None:
+    """A :class:`RetryPolicy` as given, or one built from a dict of its fields (no other keys)."""
+    if retry is None or isinstance(retry, RetryPolicy):
+        return retry
+    if isinstance(retry, Mapping):
+        mapping_keys("retry", retry, tuple(f.name for f in dataclasses.fields(RetryPolicy)))
+        try:
+            return RetryPolicy(**retry)
+        except ConfigError as error:  # named as the caller wrote it: retry={"deadline": 0}
+            raise ConfigError(f"retry: {error}") from None
+    raise ConfigError(
+        "retry must be a RetryPolicy or a dict of its fields (initial_backoff, max_backoff, "
+        f"multiplier, deadline), got {type(retry).__name__}"
+    )
+
+
+def resolve_product_name() -> str | None:
+    """``MDR_PRODUCT_NAME``, or None when unset or blank."""
+    return env_str("MDR_PRODUCT_NAME")
+
+
+def resolve_vendor_name(vendor_name: str | None = None) -> str | None:
+    """``vendor_name`` if not blank, else ``MDR_VENDOR_NAME``, else None."""
+    if vendor_name is not None and not isinstance(vendor_name, str):
+        raise ConfigError(f"vendor_name must be a string, got {type(vendor_name).__name__}")
+    given = vendor_name.strip() if vendor_name else None
+    return given or env_str("MDR_VENDOR_NAME")
 
 
 def hec_config(
@@ -312,20 +421,21 @@ def hec_config(
     timeout: float | None = None,
     compress: bool | None = None,
     use_ack: bool | None = None,
-    retry: RetryPolicy | None = None,
+    retry: RetryPolicy | Mapping[str, float] | None = None,
     **overrides: Any,
 ) -> HECConfig:
     """Build the transport configuration: arguments, then ``MDR_*`` variables, then defaults.
 
     ``timeout`` (or ``MDR_TIMEOUT``) is the overall deadline of one send, retries included; it
-    replaces the deadline of ``retry``. ``overrides`` go to :class:`HECConfig` as they are
-    (batch sizes, ack intervals, socket timeouts).
+    replaces the deadline of ``retry`` (a :class:`RetryPolicy` or a dict of its fields).
+    ``overrides`` go to :class:`HECConfig` as they are (batch sizes, ack intervals, socket
+    timeouts), which checks them.
     """
-    policy = retry if retry is not None else RetryPolicy()
+    policy = resolve_retry(retry) or RetryPolicy()
     deadline = resolve_timeout(timeout)
     if deadline is not None:
         policy = dataclasses.replace(policy, deadline=deadline)
-    ack = use_ack if use_ack is not None else env_bool("MDR_USE_ACK", False)
+    ack = flag("use_ack", use_ack) if use_ack is not None else env_bool("MDR_USE_ACK", False)
     return HECConfig(
         url=resolve_url(host),
         token=resolve_token(token),

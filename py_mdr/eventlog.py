@@ -20,6 +20,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
+from py_mdr.config import resolve_product_name, resolve_vendor_name
 from py_mdr.plain import clean, dumps, json_safe, prune, safe_str
 from py_mdr.time_units import suspect_unit
 
@@ -184,6 +185,20 @@ def endpoint(hostname: str) -> dict[str, Any]:
     return {_host_key(hostname): hostname}
 
 
+#: The attributes of OCSF 1.3.0 ``product`` (a dict given as a product may use only these).
+PRODUCT_KEYS = (
+    "cpe_name",
+    "data_classification",
+    "feature",
+    "lang",
+    "name",
+    "path",
+    "uid",
+    "url_string",
+    "vendor_name",
+    "version",
+)
+
 _PRODUCT_TEXT = frozenset(
     {"name", "version", "uid", "vendor_name", "lang", "path", "cpe_name", "url_string"}
 )
@@ -208,9 +223,9 @@ def default_product(product: Any = None) -> dict[str, Any]:
                 safe_str(value) if not isinstance(value, (dict, list)) else dumps(value).decode()
             )
     if not result.get("name") and not result.get("uid"):
-        result["name"] = os.environ.get("MDR_PRODUCT_NAME") or program_name()
+        result["name"] = resolve_product_name() or program_name()
     if not result.get("vendor_name"):
-        result["vendor_name"] = os.environ.get("MDR_VENDOR_NAME") or "unknown"
+        result["vendor_name"] = resolve_vendor_name() or "unknown"
     return result
 
 

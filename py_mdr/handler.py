@@ -23,7 +23,17 @@ from typing import TYPE_CHECKING, Any
 
 from py_mdr import __version__
 from py_mdr.compat import legacy_source, with_source_format_json
-from py_mdr.config import ConfigError, hec_config, resolve_redact, resolve_spool
+from py_mdr.config import (
+    ConfigError,
+    count,
+    flag,
+    hec_config,
+    mapping_keys,
+    resolve_redact,
+    resolve_spool,
+    seconds,
+    text,
+)
 from py_mdr.delivery import (
     DEFAULT_BATCH_BYTES,
     DEFAULT_BATCH_SIZE,
@@ -34,7 +44,7 @@ from py_mdr.delivery import (
     estimate_size,
 )
 from py_mdr.delivery.door import open_delivery
-from py_mdr.eventlog import default_product, error_text, host_name
+from py_mdr.eventlog import PRODUCT_KEYS, default_product, error_text, host_name
 from py_mdr.hec.envelope import encode_envelope
 from py_mdr.hec.reports import TransportStats
 from py_mdr.hec.retry import RetryPolicy
@@ -89,8 +99,10 @@ class MDRHandler(logging.Handler):
 
     - ``host`` / ``token``: the HEC endpoint and token (``MDR_HOST`` / ``MDR_TOKEN``).
     - ``ssl_verify``: verify the server (default true, ``MDR_SSL_VERIFY``), or a CA bundle path;
-      ``ca_bundle`` / ``client_cert`` likewise (``MDR_CA_BUNDLE``, ``MDR_CLIENT_CERT``).
-    - ``product``: an OCSF ``Product`` or a dict for ``metadata.product``.
+      ``ca_bundle`` / ``client_cert`` / ``client_key`` likewise (``MDR_CA_BUNDLE``,
+      ``MDR_CLIENT_CERT``, ``MDR_CLIENT_KEY``).
+    - ``product``: an OCSF ``Product`` or a dict of its attributes for ``metadata.product``
+      (an unknown key is refused); without a name, ``MDR_PRODUCT_NAME`` or the program's name.
     - ``source_type``: the sourcetype is ``pymdr::<source_type>`` (default: the logger's name).
     - ``index``: written on every envelope (``MDR_INDEX``).
     - ``spool_dir``: a directory for the disk spool (``MDR_SPOOL_DIR``; default none): records
@@ -130,6 +142,7 @@ class MDRHandler(logging.Handler):
         index: str | None = None,
         ca_bundle: str | None = None,
         client_cert: str | tuple[str, str] | None = None,
+        client_key: str | None = None,
         level: int | str = logging.NOTSET,
         spool_dir: str | None = None,
         max_spool_bytes: int | None = None,
@@ -150,24 +163,25 @@ class MDRHandler(logging.Handler):
         dataset_name: str | None = None,
         namespace: str | None = None,
     ) -> None:
+        """Check every setting and open the queue; no network I/O, no thread yet.
+
+        The arguments are described in the class docstring. Raises
+        :class:`~py_mdr.errors.ConfigError` naming the argument (or ``MDR_*`` variable) that is
+        wrong and what it accepts; the token never appears in it.
+        """
         for name, number in (
             ("max_queue_records", max_queue_records),
             ("max_queue_bytes", max_queue_bytes),
             ("batch_size", batch_size),
             ("batch_bytes", batch_bytes),
         ):
-            if type(number) is not int or number < 1:
-                raise ConfigError(f"{name} must be an integer >= 1, got {number!r}")
-        for name, seconds in (("linger", linger), ("close_timeout", close_timeout)):
-            if not (
-                isinstance(seconds, (int, float))
-                and not isinstance(seconds, bool)
-                and math.isfinite(seconds)
-                and seconds >= 0
-            ):
-                raise ConfigError(f"{name} must be a number of seconds >= 0, got {seconds!r}")
-        if source_type is not None and not (isinstance(source_type, str) and source_type):
-            raise ConfigError(f"source_type must be a non-empty string, got {source_type!r}")
+            count(name, number)
+        seconds("linger", linger, zero_ok=True)
+        close_timeout = seconds("close_timeout", close_timeout, zero_ok=True)
+        flag("block", block)
+        flag("fold", fold)
+        if source_type is not None:
+            text("source_type", source_type)
         settings = hec_config(
             host,
             token,
@@ -175,10 +189,11 @@ class MDRHandler(logging.Handler):
             index=index,
             ca_bundle=ca_bundle,
             client_cert=client_cert,
+            client_key=client_key,
             timeout=timeout,
             compress=compress,
             use_ack=use_ack,
-            retry=_retry_policy(retry),
+            retry=retry,
         )
         product_fields = _product(product)
         legacy = None
@@ -510,17 +525,6 @@ class MDRHandler(logging.Handler):
             self._folder.after_fork_in_child()
 
 
-def _retry_policy(retry: RetryPolicy | Mapping[str, float] | None) -> RetryPolicy | None:
-    if retry is None or isinstance(retry, RetryPolicy):
-        return retry
-    if isinstance(retry, Mapping):
-        try:
-            return RetryPolicy(**retry)
-        except (TypeError, ValueError) as error:
-            raise ConfigError(f"retry: {error}") from None
-    raise ConfigError(f"retry must be a RetryPolicy or a dict of its fields, got {retry!r}")
-
-
 def _product(product: Any) -> dict[str, Any]:
     """``metadata.product`` once, completed with the documented defaults (name, vendor)."""
     if product is not None and not (is_model(product) or isinstance(product, Mapping)):
@@ -528,6 +532,8 @@ def _product(product: Any) -> dict[str, Any]:
             "product must be an OCSF Product (py_mdr.ocsf_models.objects.product.Product) "
             f"or a dict of its attributes, got {type(product).__name__}"
         )
+    if isinstance(product, Mapping):
+        mapping_keys("product", product, PRODUCT_KEYS)
     return default_product(product)
 
 

@@ -18,7 +18,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from py_mdr.derive import derive_event, fill_pair, spec_for_event
-from py_mdr.ocsf_models._base import GENERIC_OBJECT, Attr, ModelSpec, OCSFModel, load_model
+from py_mdr.errors import EventError
+from py_mdr.ocsf_models._base import (
+    GENERIC_OBJECT,
+    Attr,
+    ModelSpec,
+    OCSFModel,
+    find_cycle,
+    load_model,
+)
 from py_mdr.ocsf_models._registry import TYPES
 from py_mdr.plain import (
     clean,
@@ -138,7 +146,10 @@ def to_dict(obj: Any, *, coerce: bool = True) -> dict[str, Any]:
     """
     _fresh_notes()
     if isinstance(obj, OCSFModel):
-        return _model_to_dict(obj, coerce)
+        try:
+            return _model_to_dict(obj, coerce)
+        except RecursionError:
+            raise _too_deep(obj) from None
     if isinstance(obj, Mapping):
         pruned = prune(json_safe(obj))
         return pruned if isinstance(pruned, dict) else {}
@@ -164,7 +175,10 @@ def complete(event: Mapping[str, Any], *, coerce: bool = True) -> dict[str, Any]
     spec = spec_for_event(event)
     if spec is None:
         return to_dict(event)
-    return _convert(_plan(spec, coerce), event.items())
+    try:
+        return _convert(_plan(spec, coerce), event.items())
+    except RecursionError:
+        raise _too_deep(event) from None
 
 
 def complete_noted(event: Mapping[str, Any]) -> tuple[dict[str, Any], Notes]:
@@ -238,12 +252,38 @@ def _note_time(plan: _Plan, json_name: str, value: Any, check: int) -> None:
         notes.datetime = True
         return
     for stamp in value if type(value) is list else (value,):
-        if type(stamp) is not int or len(notes.units) >= _SHOWN_UNITS:
+        if type(stamp) is not int:
+            continue
+        if not _MIN_LONG <= stamp <= _MAX_LONG and plan.coerce:
+            where = json_name if plan.is_event else f"{plan.spec.name}.{json_name}"
+            raise absurd_time(where, stamp)
+        if len(notes.units) >= _SHOWN_UNITS:
             continue
         unit = suspect_unit(stamp)
         if unit is not None:
             where = json_name if plan.is_event else f"{plan.spec.name}.{json_name}"
             notes.units.append((where, stamp, unit))
+
+
+_MIN_LONG, _MAX_LONG = -(2**63), 2**63 - 1
+
+
+def absurd_time(where: str, stamp: int) -> EventError:
+    """The error for a time that no 64-bit reader (OCSF ``timestamp_t``) can hold."""
+    return EventError(
+        f"{where} must be a time in epoch milliseconds that fits 64 bits (such as "
+        f"1700000000000), got an integer of {stamp.bit_length()} bits"
+    )
+
+
+def _too_deep(obj: object) -> EventError:
+    cycle = find_cycle(obj)
+    if cycle is not None:
+        return EventError(
+            f"the event contains itself: {cycle}; a model cannot be its own parent or child "
+            "(give a copy, or only the fields that matter)"
+        )
+    return EventError("the event is nested too deeply to serialize (a very deep structure)")
 
 
 def _structured_enrichment(values: dict[str, Any]) -> Iterable[tuple[str, Any]]:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import enum
 import json
+import sys
+import types
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -52,7 +54,26 @@ class Problem:
 
 
 def validate(event: OCSFModel | Mapping[str, Any]) -> list[Problem]:
-    """Return every schema problem of ``event`` (a model or a serialized event dict); [] if none."""
+    """Every OCSF 1.3.0 schema problem of ``event`` (a model or an event dict); [] if none.
+
+    Never raises for a bad event: each problem is a :class:`Problem` with the dotted ``path``
+    (list indexes in brackets, ``""`` for the event itself), a ``kind`` and a ``message`` that
+    says what is expected. The kinds:
+
+    - ``missing``: a required attribute is absent (or empty);
+    - ``type``: a value of the wrong type (text where a number belongs, a number beyond 32 or
+      64 bits, an object where a list belongs);
+    - ``format``: text that does not parse as its type (an IP address, a MAC, a datetime);
+    - ``enum``: an ``*_id`` value that the schema does not list;
+    - ``constraint``: a rule between attributes (at least one of, just one of) is broken;
+    - ``unit``: a time that looks like seconds, microseconds or nanoseconds, not milliseconds;
+    - ``unknown``: an attribute the class (or object) does not define;
+    - ``profile``: an attribute of a profile the event does not declare in
+      ``metadata.profiles``;
+    - ``class``: ``class_uid`` is missing or unknown, or ``category_uid`` / ``type_uid`` do not
+      belong to it (also: not a model or a dict at all);
+    - ``routing``: the top-level ``source_format`` that py-mdr 0.7 compatibility adds.
+    """
     if isinstance(event, OCSFModel):
         spec = type(event).__ocsf__
         data = to_dict(event, coerce=False)
@@ -249,3 +270,17 @@ def _kind(value: Any) -> str:
     return {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}.get(
         type(value), type(value).__name__
     )
+
+
+class _CallableModule(types.ModuleType):
+    """``py_mdr.validate`` names both this module and its function; calling either validates.
+
+    Importing ``py_mdr.validate`` replaces the package's lazy function attribute with the module,
+    so code that did ``from py_mdr import validate`` after such an import still works.
+    """
+
+    def __call__(self, event: OCSFModel | Mapping[str, Any]) -> list[Problem]:
+        return validate(event)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -9,19 +9,22 @@ differs: a subclass supplies ``_encode_one``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, cast
 
 from py_mdr import internal
 from py_mdr.config import (
     ConfigError,
-    env_float,
+    count,
     env_str,
     hec_config,
+    resolve_export_timeout,
     resolve_redact,
     resolve_spool,
-    resolve_timeout,
+    resolve_vendor_name,
+    seconds,
+    text,
 )
 from py_mdr.delivery import DEFAULT_MAX_BYTES, DEFAULT_MAX_RECORDS, DeliveryStats
 from py_mdr.delivery.door import open_delivery
@@ -63,14 +66,6 @@ class ExporterStats(DeliveryStats):
     redacted: dict[str, int] = field(default_factory=dict)  # secrets replaced, by kind
     processor_errors: int = 0  # processor calls that raised (the event went on unchanged)
     transport: TransportStats = field(default_factory=TransportStats)
-
-
-def _export_timeout(timeout: float | None) -> float:
-    """Argument, else ``MDR_EXPORT_TIMEOUT``, else ``MDR_TIMEOUT``, else the default."""
-    if timeout is not None:
-        return cast(float, resolve_timeout(timeout))  # validates; None only for None
-    value = env_float("MDR_EXPORT_TIMEOUT") or env_float("MDR_TIMEOUT")
-    return value if value is not None else DEFAULT_EXPORT_TIMEOUT
 
 
 def _require_endpoint(who: str, host: str | None, token: str | None) -> None:
@@ -117,7 +112,7 @@ class Outlet:
         timeout: float | None = None,
         compress: bool | None = None,
         use_ack: bool | None = None,
-        retry: RetryPolicy | None = None,
+        retry: RetryPolicy | Mapping[str, float] | None = None,
         spool_dir: str | None = None,
         max_spool_bytes: int | None = None,
         max_queue_records: int = DEFAULT_MAX_RECORDS,
@@ -126,9 +121,16 @@ class Outlet:
         processors: list[Processor] | tuple[Processor, ...] | None = None,
         redact: bool | Redaction | dict[str, Any] | None = None,
     ) -> None:
+        """Check every setting (arguments, then ``MDR_*`` variables) and open the queue.
+
+        The arguments are described in the class docstring. No network I/O and no thread yet;
+        raises :class:`~py_mdr.errors.ConfigError` naming what is wrong and how to fix it.
+        """
         who = type(self).__name__
         _require_endpoint(who, host, token)
-        self._timeout = _export_timeout(timeout)
+        count("max_queue_records", max_queue_records)
+        count("max_queue_bytes", max_queue_bytes)
+        self._timeout = resolve_export_timeout(timeout, DEFAULT_EXPORT_TIMEOUT)
         self._config = hec_config(
             host,
             token,
@@ -142,13 +144,10 @@ class Outlet:
             use_ack=use_ack,
             retry=retry,
         )
-        fixed_name = name.strip() if isinstance(name, str) else env_str("MDR_NAME")
-        if name is not None and not fixed_name:
-            raise ConfigError("name must not be empty (argument `name` / MDR_NAME)")
+        fixed_name = text("name", name) if name is not None else env_str("MDR_NAME")
         self._fixed_sourcetype = f"pymdr::{fixed_name}" if fixed_name else None
-        vendor = vendor_name.strip() if isinstance(vendor_name, str) else None
-        self._vendor_name = vendor or env_str("MDR_VENDOR_NAME")
-        self._close_timeout = cast(float, resolve_timeout(close_timeout))
+        self._vendor_name = resolve_vendor_name(vendor_name)
+        self._close_timeout = seconds("close_timeout", close_timeout, zero_ok=True)
         self._pipeline = Pipeline(
             check_processors(processors),
             Redaction.of(resolve_redact(redact)),

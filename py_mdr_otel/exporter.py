@@ -54,8 +54,8 @@ class MDRExporter(Outlet, LogRecordExporter):
       ``MDR_MAX_SPOOL_BYTES``; default none).
     - ``max_queue_records`` / ``max_queue_bytes``: the delivery's memory bound.
     - ``close_timeout``: how long ``shutdown`` may take to send what is queued (5 s).
-    - ``compress`` (``MDR_COMPRESSION``), ``use_ack`` (``MDR_USE_ACK``), ``retry`` (the backoff;
-      its deadline is replaced by ``timeout``).
+    - ``compress`` (``MDR_COMPRESSION``), ``use_ack`` (``MDR_USE_ACK``), ``retry`` (the backoff:
+      a ``RetryPolicy`` or a dict of its fields; its deadline is replaced by ``timeout``).
     - ``processors``: callables run on each event dict before it is queued, inside the
       ``contextvars`` context of the logging call that made the record; each returns the event,
       a changed one, or None to drop it.

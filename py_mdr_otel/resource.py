@@ -2,7 +2,7 @@
 
 Log records and spans of one provider share the same resource object, so the product, device,
 process, user, cloud and leftover attributes it gives are worked out once per resource and
-shared by both mappings (``MAPPING.md``: "Resource attributes"); a forked child works them out
+shared by both mappings; a forked child works them out
 again, as they may hold the parent's pid.
 """
 

@@ -33,7 +33,7 @@ class SpanExporterStats(ExporterStats):
 
 
 class MDRSpanExporter(Outlet, SpanExporter):
-    """OpenTelemetry ``SpanExporter`` sending HTTP and RPC spans to MDR (``TRACES.md``).
+    """OpenTelemetry ``SpanExporter`` sending HTTP and RPC spans to MDR.
 
     SERVER and CLIENT spans with an HTTP method become OCSF HTTP Activity, those with
     ``rpc.system`` API Activity; every other span is skipped and counted in ``stats().skipped``.

@@ -1,4 +1,4 @@
-"""OpenTelemetry spans to OCSF HTTP Activity (4002) and API Activity (6003), per ``TRACES.md``.
+"""OpenTelemetry spans to OCSF HTTP Activity (4002) and API Activity (6003).
 
 A span is sent when it records network activity the service took part in: kind SERVER or CLIENT
 with an HTTP method (HTTP Activity) or with ``rpc.system`` (API Activity). Every other span is

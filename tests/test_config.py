@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import math
+import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from py_mdr import config
 from py_mdr.config import ConfigError, hec_config, resolve_token, resolve_url, resolve_verify
+from py_mdr.hec.config import HECConfig
 from py_mdr.hec.retry import RetryPolicy
+from py_mdr.sink import HECSink
 
 SECRET = "0c7b1e6a-5f3d-4c8e-9a2b-secret-token"
 
@@ -117,7 +123,7 @@ def test_env_helpers_name_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ConfigError, match="MDR_TIMEOUT must be a number"):
         config.env_float("MDR_TIMEOUT")
     monkeypatch.setenv("MDR_TIMEOUT", "-3")
-    with pytest.raises(ConfigError, match="MDR_TIMEOUT must be a positive number"):
+    with pytest.raises(ConfigError, match="MDR_TIMEOUT must be a finite number of seconds > 0"):
         config.env_float("MDR_TIMEOUT")
     for word, value in (("YES", True), ("0", False), ("off", False), ("On", True)):
         monkeypatch.setenv("MDR_USE_ACK", word)
@@ -223,3 +229,189 @@ def test_settings_table_lists_every_variable() -> None:
     assert set(transport_variables) <= set(names)
     assert len(names) == len(set(names))
     assert all(s.name.startswith("MDR_") and s.meaning and s.default for s in config.SETTINGS)
+
+
+# --------------------------------------------------------------------------- every door, one rule
+
+
+def _doors() -> dict[str, Callable[..., object]]:
+    """Each front door, built with a host and token so only the argument under test varies."""
+    from py_mdr.client import MDRClient
+    from py_mdr.handler import MDRHandler
+    from py_mdr_otel import MDRExporter, MDRSpanExporter
+
+    def client(**kwargs: Any) -> object:
+        return MDRClient("cfg", **{"host": "127.0.0.1:9", "token": "t", **kwargs})
+
+    def handler(**kwargs: Any) -> object:
+        door = MDRHandler(**{"host": "127.0.0.1:9", "token": "t", **kwargs})
+        door.close()
+        return door
+
+    def exporter(**kwargs: Any) -> object:
+        door = MDRExporter(**{"host": "127.0.0.1:9", "token": "t", **kwargs})
+        door.shutdown()
+        return door
+
+    def span_exporter(**kwargs: Any) -> object:
+        door = MDRSpanExporter(**{"host": "127.0.0.1:9", "token": "t", **kwargs})
+        door.shutdown()
+        return door
+
+    return {
+        "client": client,
+        "handler": handler,
+        "exporter": exporter,
+        "span_exporter": span_exporter,
+    }
+
+
+def _config_of(door: object) -> HECConfig:
+    found = getattr(door, "_config", None)
+    assert isinstance(found, HECConfig)
+    return found
+
+
+DOORS = ["client", "handler", "exporter", "span_exporter"]
+
+
+@pytest.mark.parametrize("door", DOORS)
+def test_every_door_takes_retry_as_a_dict(door: str) -> None:
+    built = _doors()[door](retry={"initial_backoff": 0.2, "max_backoff": 1.5}, timeout=7)
+    assert _config_of(built).retry == RetryPolicy(initial_backoff=0.2, max_backoff=1.5, deadline=7)
+
+
+@pytest.mark.parametrize("door", DOORS)
+def test_every_door_refuses_an_unknown_retry_key_naming_the_valid_ones(door: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        _doors()[door](retry={"dedline": 5})
+    message = str(info.value)
+    assert "retry" in message and "'dedline'" in message
+    assert "initial_backoff, max_backoff, multiplier, deadline" in message
+
+
+def test_a_retry_deadline_given_as_a_dict_is_used_by_the_client(sink: HECSink) -> None:
+    from py_mdr.client import MDRClient
+
+    with MDRClient("cfg", host=sink.url, token=sink.token, retry={"deadline": 5}) as client:
+        assert client.send({"a": 1}).ok  # was: accepted, then AttributeError at the first send
+        assert client._config.retry.deadline == 5
+    assert sink.events == [{"a": 1}]
+
+
+@pytest.mark.parametrize("door", DOORS)
+@pytest.mark.parametrize("bad", [True, False, math.inf, math.nan, -1, 0, "5"])
+def test_every_door_refuses_a_timeout_that_is_not_a_finite_positive_number(
+    door: str, bad: object
+) -> None:
+    with pytest.raises(ConfigError, match=r"^timeout must be a finite number of seconds > 0"):
+        _doors()[door](timeout=bad)
+
+
+@pytest.mark.parametrize("name", ["connect_timeout", "read_timeout", "ack_timeout"])
+@pytest.mark.parametrize("bad", [math.inf, True, 0])
+def test_transport_timeouts_must_be_finite_seconds(name: str, bad: object) -> None:
+    with pytest.raises(ConfigError, match=rf"HECConfig\.{name} must be a finite number"):
+        overrides: dict[str, Any] = {name: bad}
+        hec_config("h", "t", **overrides)
+
+
+@pytest.mark.parametrize("door", ["handler", "exporter", "span_exporter"])
+@pytest.mark.parametrize("bad", [True, 0, 2.5, "10"])
+def test_queue_bounds_are_whole_numbers_on_every_door(door: str, bad: object) -> None:
+    with pytest.raises(ConfigError, match=r"^max_queue_records must be an integer >= 1"):
+        _doors()[door](max_queue_records=bad)
+
+
+@pytest.mark.parametrize("door", ["handler", "exporter", "span_exporter"])
+def test_close_timeout_is_checked_by_one_rule(door: str) -> None:
+    with pytest.raises(ConfigError, match=r"^close_timeout must be a finite number of seconds >="):
+        _doors()[door](close_timeout=True)
+
+
+@pytest.mark.parametrize("door", DOORS)
+def test_every_door_takes_client_key(door: str, tmp_path: Path) -> None:
+    cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
+    cert.write_text("cert")
+    key.write_text("key")
+    built = _doors()[door](client_cert=str(cert), client_key=str(key))
+    assert _config_of(built).cert == (str(cert), str(key))
+
+
+@pytest.mark.parametrize("door", DOORS)
+def test_a_three_item_client_cert_names_the_accepted_shapes(door: str, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        _doors()[door](client_cert=("a.pem", "b.pem", "c.pem"))
+    message = str(info.value)
+    assert message.startswith("client_cert must be a PEM file path")
+    assert "(certificate path, key path) pair" in message and "tuple of 3 items" in message
+
+
+def test_the_client_key_is_given_once(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="give the client key once"):
+        config.resolve_cert(("c.pem", "k.pem"), "k.pem")
+
+
+@pytest.mark.parametrize("door", DOORS)
+def test_a_host_that_is_not_a_string_is_refused(door: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MDR_HOST", "env.example.com:8088")  # never a silent fallback to it
+    with pytest.raises(ConfigError, match=r"^host must be a string .* got int 8088"):
+        _doors()[door](host=8088)
+
+
+def test_an_unknown_product_key_names_it_and_the_valid_keys() -> None:
+    from py_mdr.handler import MDRHandler
+
+    with pytest.raises(ConfigError) as info:
+        MDRHandler(host="127.0.0.1:9", token="t", product={"nme": "x"})
+    message = str(info.value)
+    assert "product" in message and "'nme'" in message
+    assert "name" in message and "vendor_name" in message and "version" in message
+
+
+def test_a_blank_product_name_variable_is_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    from py_mdr.eventlog import default_product, program_name
+
+    monkeypatch.setenv("MDR_PRODUCT_NAME", "   ")
+    monkeypatch.setenv("MDR_VENDOR_NAME", "")
+    assert default_product() == {"name": program_name(), "vendor_name": "unknown"}
+    monkeypatch.setenv("MDR_PRODUCT_NAME", " billing ")
+    assert default_product()["name"] == "billing"
+
+
+@pytest.mark.parametrize(
+    ("argument", "value", "expected"),
+    [
+        ("compress", "false", r"^compress must be True or False"),
+        ("use_ack", 1, r"^use_ack must be True or False"),
+        ("index", "  ", r"^index must be a non-empty string, got a blank string"),
+        ("index", 7, r"^index must be a non-empty string, got int 7"),
+        ("token", 12345, r"^token must be a string, got int"),
+        ("ssl_verify", 1, r"^ssl_verify must be True, False or a CA bundle path"),
+    ],
+)
+def test_each_kind_of_argument_is_checked_by_its_rule(
+    argument: str, value: object, expected: str
+) -> None:
+    arguments: dict[str, Any] = {"host": "h", "token": "t", argument: value}
+    with pytest.raises(ConfigError, match=expected):
+        hec_config(**arguments)
+
+
+def test_no_mdr_variable_is_read_outside_config() -> None:
+    root = Path(__file__).resolve().parents[1]
+    readers = re.compile(r"os\.environ|getenv\(")
+    for folder in ("py_mdr", "py_mdr_otel"):
+        for source in (root / folder).rglob("*.py"):
+            if source == root / "py_mdr" / "config.py":
+                continue
+            for number, line in enumerate(source.read_text().splitlines(), 1):
+                if readers.search(line):
+                    assert "MDR_" not in line, f"{source.relative_to(root)}:{number}: {line}"
+
+
+def test_the_product_keys_are_those_of_the_ocsf_product() -> None:
+    from py_mdr.eventlog import PRODUCT_KEYS
+    from py_mdr.ocsf_models.objects.product import Product
+
+    assert set(PRODUCT_KEYS) == set(Product.model_fields)

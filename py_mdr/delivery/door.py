@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from py_mdr.checks import count, path
 from py_mdr.delivery.report import Reporter
 from py_mdr.delivery.spool import DEFAULT_MAX_SPOOL_BYTES, Spool
 from py_mdr.delivery.worker import Delivery, Encode
@@ -34,10 +35,14 @@ def open_delivery(
 
     ``spool_dir`` opens the disk spool (checked now: an unusable directory raises
     :class:`~py_mdr.config.ConfigError` naming it). ``queue`` holds the queue's settings
-    (``max_records``, ``batch_size``, ``linger``, ...). Nothing here touches the network.
+    (``max_records``, ``batch_size``, ``linger``, ...), which :class:`Delivery` checks by the
+    same rules as the doors' arguments. Nothing here touches the network.
     """
+    if max_spool_bytes is not None:
+        count("max_spool_bytes", max_spool_bytes)
     spool = None
     if spool_dir is not None:
+        spool_dir = path("spool_dir", spool_dir)
         spool = Spool(spool_dir, max_bytes=max_spool_bytes or DEFAULT_MAX_SPOOL_BYTES)
     reporter = Reporter(f"{who} to {config.url}", spooled=spool is not None)
 

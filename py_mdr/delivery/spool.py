@@ -195,6 +195,10 @@ class Spool:
         segment_bytes: int | None = None,
         fsync: bool = True,
     ) -> None:
+        """Open (and create) the spool in ``directory``, kept under ``max_bytes`` on disk.
+
+        Raises :class:`~py_mdr.errors.ConfigError` when the directory is not usable or the bound
+        is too small."""
         if type(max_bytes) is not int or max_bytes < 2 * _MIN_SEGMENT_BYTES:
             raise ConfigError(
                 f"max_spool_bytes must be an integer >= {2 * _MIN_SEGMENT_BYTES}, got {max_bytes!r}"

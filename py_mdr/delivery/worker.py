@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from py_mdr.config import ConfigError
+from py_mdr.checks import count, seconds
 from py_mdr.delivery import lifecycle
 from py_mdr.delivery.report import Reporter
 from py_mdr.delivery.spool import Spool, SpoolBatch
@@ -99,22 +99,6 @@ class DeliveryStats:
         return sum(self.dropped.values())
 
 
-def _positive_int(name: str, value: object) -> int:
-    if type(value) is not int or value < 1:
-        raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
-    return value
-
-
-def _seconds(name: str, value: object) -> float:
-    if (
-        not isinstance(value, (int, float))
-        or isinstance(value, bool)
-        or not 0 <= value < float("inf")
-    ):
-        raise ConfigError(f"{name} must be a number of seconds >= 0, got {value!r}")
-    return float(value)
-
-
 class Delivery(Generic[T]):
     """A queue bounded in items and bytes, drained in batches by a worker (and a sender).
 
@@ -147,13 +131,18 @@ class Delivery(Generic[T]):
         interrupt: Callable[[], object] | None = None,
         retry_wait: tuple[float, float] = (0.5, 30.0),
     ) -> None:
-        self._max_records = _positive_int("max_records", max_records)
-        self._max_bytes = _positive_int("max_bytes", max_bytes)
-        self._batch_size = _positive_int("batch_size", batch_size)
-        self._batch_bytes = _positive_int("batch_bytes", batch_bytes)
-        self._linger = _seconds("linger", linger)
-        self._block_timeout = _seconds("block_timeout", block_timeout)
-        self._retry_wait = (_seconds("retry_wait", retry_wait[0]), retry_wait[1])
+        """A bounded queue and its worker (started on first use), sending through ``send``.
+
+        ``encode`` turns queued items into envelopes on the worker; ``spool`` keeps them on disk
+        first; the ``max_*`` and batch settings are checked like the doors' arguments (a
+        :class:`~py_mdr.errors.ConfigError` names the bad one)."""
+        self._max_records = count("max_records", max_records)
+        self._max_bytes = count("max_bytes", max_bytes)
+        self._batch_size = count("batch_size", batch_size)
+        self._batch_bytes = count("batch_bytes", batch_bytes)
+        self._linger = seconds("linger", linger, zero_ok=True)
+        self._block_timeout = seconds("block_timeout", block_timeout, zero_ok=True)
+        self._retry_wait = (seconds("retry_wait", retry_wait[0], zero_ok=True), retry_wait[1])
         self._send_envelopes = send
         self._encode = encode
         self._spool = spool

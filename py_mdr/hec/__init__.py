@@ -25,6 +25,7 @@ if TYPE_CHECKING:
         HECRejectedError,
         HECTimeoutError,
         HECTLSError,
+        MDRDeliveryError,
     )
     from py_mdr.hec.reports import HealthReport, SendReport, TransportStats
     from py_mdr.hec.retry import RetryPolicy, parse_retry_after
@@ -45,6 +46,7 @@ _LAZY = {
     "HECRejectedError": "py_mdr.hec.errors",
     "HECTimeoutError": "py_mdr.hec.errors",
     "HECTLSError": "py_mdr.hec.errors",
+    "MDRDeliveryError": "py_mdr.hec.errors",
     "HealthReport": "py_mdr.hec.reports",
     "SendReport": "py_mdr.hec.reports",
     "TransportStats": "py_mdr.hec.reports",
@@ -67,6 +69,7 @@ __all__ = [
     "HECTimeoutError",
     "HECTransport",
     "HealthReport",
+    "MDRDeliveryError",
     "RetryPolicy",
     "SendReport",
     "TransportStats",

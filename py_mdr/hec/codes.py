@@ -1,4 +1,4 @@
-"""The HEC response table (HEC.md "Responses") as one function: what does the sender do next."""
+"""The HEC response table as one function: what the sender does next for each answer."""
 
 from __future__ import annotations
 
@@ -69,7 +69,17 @@ def drop_reason(status: int | None, hec_code: int | None) -> str:
 #: Drop reasons that say nothing against the envelopes themselves: time or a fix of the
 #: configuration (token, index, CA bundle, host) may let them through, so they are kept.
 RESENDABLE_REASONS = frozenset(
-    {"deadline", "closed", "unreachable", "request_error", "tls", "auth", "index", "not_hec"}
+    {
+        "deadline",
+        "closed",
+        "unreachable",
+        "unresolved",
+        "request_error",
+        "tls",
+        "auth",
+        "index",
+        "not_hec",
+    }
 )
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from py_mdr.checks import count, seconds
+from py_mdr.errors import ConfigError
 from py_mdr.hec.retry import RetryPolicy
 
 
@@ -28,18 +30,18 @@ class HECConfig:
     ack_timeout: float = 300.0
     max_pending_acks: int = 10_000
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    # False: a host name the resolver says does not exist fails the send at once (MDRClient);
+    # True: it is retried like any unreachable endpoint until the deadline (background doors)
+    retry_unresolved: bool = True
 
     def __post_init__(self) -> None:
         if not self.token or not all("!" <= ch <= "~" for ch in self.token):
             # checked here so that no HTTP library ever echoes a malformed header value
-            raise ValueError("HECConfig.token must be non-empty printable ASCII without spaces")
+            raise ConfigError("HECConfig.token must be non-empty printable ASCII without spaces")
         if not self.url.startswith(("http://", "https://")):
-            raise ValueError("HECConfig.url must start with http:// or https://")
-        if not 0 <= self.compress_level <= 9:
-            raise ValueError("HECConfig.compress_level must be between 0 and 9")
+            raise ConfigError("HECConfig.url must start with http:// or https://")
+        count("HECConfig.compress_level", self.compress_level, low=0, high=9)
         for name in ("connect_timeout", "read_timeout", "ack_poll_interval", "ack_timeout"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"HECConfig.{name} must be > 0 seconds")
+            seconds(f"HECConfig.{name}", getattr(self, name))
         for name in ("max_body_bytes", "max_batch_events", "max_event_bytes", "max_pending_acks"):
-            if not getattr(self, name) >= 1:
-                raise ValueError(f"HECConfig.{name} must be >= 1")
+            count(f"HECConfig.{name}", getattr(self, name))

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 
-class HECError(Exception):
+from py_mdr.errors import MDRError
+
+if TYPE_CHECKING:
+    from py_mdr.hec.reports import SendReport
+
+
+class HECError(MDRError):
     """A HEC request failed; ``permanent`` means retrying will not help until someone acts."""
 
     permanent_default = False
@@ -16,6 +23,8 @@ class HECError(Exception):
         hec_code: int | None = None,
         permanent: bool | None = None,
     ) -> None:
+        """``text`` says what went wrong and what to do, in our words; ``status`` and ``hec_code``
+        are the answer's, when there was one; ``permanent`` defaults to the class's."""
         self.status = status
         self.hec_code = hec_code
         self.text = text
@@ -83,3 +92,42 @@ class HECTimeoutError(HECError):
 
 class HECClosedError(HECError):
     """The transport was closed before the events could be sent."""
+
+
+class MDRDeliveryError(HECError):
+    """Events were not delivered; ``report`` says how many and why, ``__cause__`` the last error.
+
+    ``status``, ``hec_code`` and ``permanent`` are those of the underlying HEC error;
+    ``report.undelivered`` holds the envelopes that may get through later (after the outage, or
+    once the token, index, CA bundle or host is fixed).
+    """
+
+    def __init__(self, report: SendReport, total: int, detail: str | None = None) -> None:
+        """``report`` of the send that gave up, ``total`` events it was given; ``detail``
+        replaces the summary "MDR did not accept N of M event(s) (reason: count)"."""
+        self.report = report
+        self.total = total
+        cause = report.error
+        if detail is None:
+            reasons = ", ".join(f"{reason}: {count}" for reason, count in report.dropped.items())
+            detail = f"MDR did not accept {report.dropped_total} of {total} event(s) ({reasons})"
+        text = f"{detail}: {cause}" if cause is not None else detail
+        super().__init__(
+            text,
+            status=cause.status if cause else None,
+            hec_code=cause.hec_code if cause else None,
+            permanent=cause.permanent if cause else False,
+        )
+
+    def _message(self) -> str:
+        return self.text
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild_delivery_error, (self.report, self.total, self.text))
+
+
+def _rebuild_delivery_error(report: SendReport, total: int, text: str) -> MDRDeliveryError:
+    error = MDRDeliveryError(report, total)
+    error.text = text
+    error.args = (text,)
+    return error

@@ -42,10 +42,21 @@ __all__ = [
 DEADLINE_PASSED = "the send deadline passed"
 
 Scrub = Callable[[str], str]
+#: Reads the names the server's certificate is issued for (None: could not).
+Names = Callable[[], "list[str] | None"]
+
+_MISMATCH = (62, 64)  # X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH
 
 _TOKEN_FIX = "check MDR_TOKEN or the token argument"
 _INDEX_FIX = "check MDR_INDEX or the index argument"
 _HOST_FIX = "check MDR_HOST or the host argument"
+# Resolver answers that the name (or any address of it) does not exist: in DNS terms NXDOMAIN or
+# no data, which resolvers cache as final. EAI_AGAIN (SERVFAIL, no answer) is worth retrying.
+_NO_SUCH_NAME = frozenset(
+    code
+    for code in (getattr(socket, "EAI_NONAME", None), getattr(socket, "EAI_NODATA", None))
+    if code is not None
+)
 _PROXY_HINT = (
     "a proxy may be in the way (a login page, for example), or the URL is not the HEC endpoint"
 )
@@ -58,6 +69,8 @@ class Failure:
     error: HECError
     retryable: bool = True
     kind: str | None = None  # "tls" or "dns"
+    # the resolver answered that the name does not exist: retrying soon gets the same answer
+    unresolved: bool = False
 
 
 def chain(exc: BaseException) -> list[BaseException]:
@@ -89,6 +102,45 @@ def _verify_failed(exc: BaseException) -> bool:
     )
 
 
+def _name_mismatch(exc: BaseException) -> bool:
+    for item in chain(exc):
+        if isinstance(item, ssl.SSLCertVerificationError) and item.verify_code in _MISMATCH:
+            return True
+        if any(text in str(item) for text in ("Hostname mismatch", "IP address mismatch")):
+            return True
+    return False
+
+
+def _tls_error(
+    exc: BaseException, url: str, host: str, verify: bool | str, names: Names | None
+) -> HECTLSError:
+    """Why the server's certificate was refused, and the fix that fits what was configured."""
+    if _name_mismatch(exc):
+        found = names() if names is not None else None
+        if found:
+            issued = "it is issued for " + ", ".join(found[:10])
+            if len(found) > 10:
+                issued += f" and {len(found) - 10} more"
+        else:
+            issued = "it is issued for other names (they could not be read)"
+        return HECTLSError(
+            f"the TLS certificate of {url} does not match the host name {host}: {issued}; "
+            f"connect with one of its names ({_HOST_FIX}), or have the server's certificate "
+            f"issued for {host}"
+        )
+    if isinstance(verify, str):
+        return HECTLSError(
+            f"TLS certificate verification failed for {url}: the CA bundle {verify} given "
+            "does not vouch for the server's certificate; give the bundle of the CA that issued "
+            "it (ssl_verify= / ca_bundle= / MDR_CA_BUNDLE)"
+        )
+    return HECTLSError(
+        f"TLS certificate verification failed for {url}: give the CA bundle "
+        "(ssl_verify='/path/ca.pem', ca_bundle= or MDR_CA_BUNDLE), or ssl_verify=False "
+        "for testing only"
+    )
+
+
 def _lookup_error(exc: BaseException) -> BaseException | None:
     for item in chain(exc):
         if isinstance(item, (socket.gaierror, NameLookupTimeout)):
@@ -104,8 +156,14 @@ def failure_of(
     read_timeout: float,
     cut: bool,
     scrub: Scrub,
+    verify: bool | str = True,
+    names: Names | None = None,
 ) -> Failure:
-    """What ``exc`` from a request to ``url`` means; ``cut``: the deadline ended the request."""
+    """What ``exc`` from a request to ``url`` means; ``cut``: the deadline ended the request.
+
+    ``verify`` is what the server was verified with; ``names`` reads the names the server's
+    certificate is issued for, asked only when it does not match ``host``.
+    """
     detail = type(exc).__name__
     if cut:
         return Failure(
@@ -114,15 +172,7 @@ def failure_of(
             )
         )
     if isinstance(exc, requests.exceptions.SSLError) and _verify_failed(exc):
-        return Failure(
-            HECTLSError(
-                f"TLS certificate verification failed for {url}: give the CA bundle "
-                "(ssl_verify='/path/ca.pem', ca_bundle= or MDR_CA_BUNDLE), or ssl_verify=False "
-                "for testing only"
-            ),
-            retryable=False,
-            kind="tls",
-        )
+        return Failure(_tls_error(exc, url, host, verify, names), retryable=False, kind="tls")
     if isinstance(exc, requests.exceptions.SSLError):
         return Failure(HECTLSError(f"TLS handshake with {url} failed ({detail})"))
     lookup = _lookup_error(exc)
@@ -135,9 +185,19 @@ def failure_of(
         )
     if lookup is not None:
         why = scrub(str(getattr(lookup, "strerror", None) or lookup))[:200]
+        if getattr(lookup, "errno", None) in _NO_SUCH_NAME:
+            return Failure(
+                HECConnectionError(
+                    f"the host name {host} does not resolve ({why}): {_HOST_FIX}, "
+                    "and this machine's DNS"
+                ),
+                kind="dns",
+                unresolved=True,
+            )
         return Failure(
             HECConnectionError(
-                f"the host name {host} does not resolve ({why}): {_HOST_FIX} and this machine's DNS"
+                f"the host name {host} could not be looked up ({why}): the DNS server did not "
+                f"answer usefully; check this machine's DNS, and {_HOST_FIX}"
             ),
             kind="dns",
         )

@@ -9,6 +9,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from py_mdr.checks import seconds
+from py_mdr.errors import ConfigError
 from py_mdr.hec.codes import Action, classify
 
 
@@ -26,14 +28,19 @@ class RetryPolicy:
     deadline: float = 60.0  # overall seconds for one send, retries included
 
     def __post_init__(self) -> None:
-        for name in ("initial_backoff", "max_backoff", "deadline"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-                raise ValueError(f"RetryPolicy.{name} must be a finite number >= 0, got {value!r}")
-        if not (math.isfinite(self.multiplier) and self.multiplier >= 1):
-            raise ValueError(f"RetryPolicy.multiplier must be >= 1, got {self.multiplier!r}")
-        if self.deadline <= 0:
-            raise ValueError(f"RetryPolicy.deadline must be > 0 seconds, got {self.deadline!r}")
+        for name in ("initial_backoff", "max_backoff"):
+            seconds(f"RetryPolicy.{name}", getattr(self, name), zero_ok=True)
+        seconds("RetryPolicy.deadline", self.deadline)
+        multiplier = self.multiplier
+        if not (
+            isinstance(multiplier, (int, float))
+            and not isinstance(multiplier, bool)
+            and math.isfinite(multiplier)
+            and multiplier >= 1
+        ):
+            raise ConfigError(
+                f"RetryPolicy.multiplier must be a finite number >= 1, got {multiplier!r}"
+            )
 
     def cap(self, attempt: int) -> float:
         """The upper bound of the jittered wait before retry number ``attempt`` (0-based)."""
@@ -56,7 +63,12 @@ class RetryPolicy:
         return wait
 
     def retryable(self, status: int | None, hec_code: int | None) -> bool:
-        """Whether HEC.md says to try this answer again (``status`` None: no answer at all)."""
+        """Whether this answer is worth sending again after a wait.
+
+        Yes for no answer at all (``status`` None), HTTP 408, 429, 500, 502, 503, 504 and the HEC
+        codes of a busy or unhealthy receiver (8, 9, 18, 19, 20); no for a refused token, index
+        or event, which need someone to act first.
+        """
         return classify(status, hec_code) is Action.RETRY
 
 

@@ -42,6 +42,7 @@ from py_mdr.hec.reports import Counters, HealthReport, SendReport, TransportStat
 from py_mdr.hec.response import HECAnswer, parse_answer
 from py_mdr.hec.retry import parse_retry_after
 from py_mdr.hec.session import new_session
+from py_mdr.hec.tls_names import certificate_names
 from py_mdr.hec.watchdog import Deadline
 from py_mdr.internal import sending
 
@@ -110,7 +111,7 @@ def _timeout(connect: float, read: float, total: float) -> Any:
 
 
 class HECTransport:
-    """Sends envelopes to one HEC endpoint, following the response table in HEC.md.
+    """Sends envelopes to one HEC endpoint, following HEC's response codes.
 
     ``notify`` (optional) hears once per kind about what waiting will not fix: ``auth`` (token
     refused), ``index``, ``tls`` (certificate not trusted), ``dns`` (host name does not
@@ -119,6 +120,8 @@ class HECTransport:
     """
 
     def __init__(self, config: HECConfig, *, notify: Notify | None = None) -> None:
+        """``config`` is already resolved (see :func:`py_mdr.config.hec_config`); ``notify`` hears
+        about what waiting will not fix. No network I/O until the first send."""
         self.config = config
         self._auth = _SplunkAuth(config.token)
         token = config.token
@@ -349,6 +352,9 @@ class HECTransport:
             self._counters.error(str(error))
             if failure is not None:
                 self._tell(failure.kind, error)
+            if failure is not None and failure.unresolved and not self.config.retry_unresolved:
+                self._drop(report, "unresolved", error, piece, *queue)
+                return
             if failure is not None and not failure.retryable:
                 self._drop(
                     report, "tls" if failure.kind == "tls" else "request_error", error, piece
@@ -515,6 +521,12 @@ class HECTransport:
             read_timeout=read_timeout,
             cut=scope.fired,
             scrub=self._scrub,
+            verify=self.config.verify,
+            names=lambda: certificate_names(
+                self.config.url,
+                self.config.verify,
+                min(scope.remaining(), self.config.connect_timeout),
+            ),
         )
 
     def _answer_error(self, outcome: _Outcome, action: Action) -> HECError:

@@ -289,3 +289,50 @@ def _import_closure(root: type[OCSFModel]) -> None:
             child = load_model(attr.obj)
             module_globals.setdefault(child.__name__, child)
             todo.append(child)
+
+
+def find_cycle(root: object, limit: int = 100_000) -> str | None:
+    """Where a model (or dict, or list) contains itself, as ``Process.parent_process -> Process``.
+
+    Walks models' attributes and extras, dicts and lists depth first, at most ``limit`` values;
+    None when no value is its own ancestor. Serializing recurses, so without this a cycle would
+    only show as a bare ``RecursionError``.
+    """
+    # each frame: (value, its path, children not yet visited)
+    on_path: dict[int, int] = {id(root): 0}
+    stack: list[tuple[object, str, list[tuple[str, object]]]] = [
+        (root, _label(root), _children(root))
+    ]
+    seen = 0
+    while stack and seen < limit:
+        _, path, todo = stack[-1]
+        if not todo:
+            value = stack.pop()[0]
+            on_path.pop(id(value), None)
+            continue
+        step, child = todo.pop()
+        seen += 1
+        here = f"{path}{step}"
+        depth = on_path.get(id(child))
+        if depth is not None:
+            return f"{here} -> {stack[depth][1]}"
+        children = _children(child)
+        if children:
+            on_path[id(child)] = len(stack)
+            stack.append((child, here, children))
+    return None
+
+
+def _label(value: object) -> str:
+    return type(value).__name__ if isinstance(value, OCSFModel) else "event"
+
+
+def _children(value: object) -> list[tuple[str, object]]:
+    if isinstance(value, OCSFModel):
+        items = list(value.__dict__.items()) + list((value.__pydantic_extra__ or {}).items())
+        return [(f".{key}", item) for key, item in items if item is not None]
+    if isinstance(value, Mapping):
+        return [(f"[{key!r}]", item) for key, item in value.items() if item is not None]
+    if isinstance(value, (list, tuple)):
+        return [(f"[{index}]", item) for index, item in enumerate(value)]
+    return []

@@ -62,6 +62,7 @@ class Folder(Generic[T]):
     """Tracks runs of repeats; thread-safe (logging threads admit, the worker expires)."""
 
     def __init__(self, window: float = DEFAULT_WINDOW, passes: int = DEFAULT_PASS) -> None:
+        """Fold repeats after the first ``passes`` in ``window`` seconds into one summary."""
         self.window = window
         self.passes = passes
         self._lock = threading.Lock()

@@ -57,6 +57,8 @@ class Pipeline:
         redaction: Redaction | None = None,
         secrets: Iterable[str] = (),
     ) -> None:
+        """``processors`` run in order on each event, then ``redaction`` (default rules when None);
+        ``secrets`` (the token) are always replaced wherever they appear."""
         self.processors = tuple(processors)
         self.redactor = Redactor(redaction or Redaction(), secrets)
         self.active = bool(self.processors) or self.redactor.enabled

@@ -170,6 +170,7 @@ class Redactor:
     """Applies a :class:`Redaction` to event dicts; counts what it replaced, by kind."""
 
     def __init__(self, redaction: Redaction, literals: Iterable[str] = ()) -> None:
+        """Compile ``redaction``'s rules once; ``literals`` (the token) are replaced anywhere."""
         rules: list[_Rule] = []
         defaults = DEFAULT_RULES if redaction.defaults else {}
         for kind, (pattern, triggers) in defaults.items():

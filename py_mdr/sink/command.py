@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import sys
 import threading
 from collections.abc import Sequence
 from typing import Any, TextIO
 
+from py_mdr.config import env_str
 from py_mdr.sink.display import format_event
 from py_mdr.sink.server import HECSink
 from py_mdr.sink.tls import make_self_signed_cert
@@ -88,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8088, help="0 picks a free port")
     parser.add_argument(
         "--token",
-        default=os.environ.get("MDR_TOKEN", "test-token"),
+        default=env_str("MDR_TOKEN") or "test-token",
         help="the HEC token to accept (default: $MDR_TOKEN, else test-token)",
     )
     parser.add_argument("--ack", action="store_true", help="turn indexer acknowledgement on")
