@@ -50,6 +50,7 @@ from py_mdr.hec.reports import TransportStats
 from py_mdr.hec.retry import RetryPolicy
 from py_mdr.internal import INTERNAL_ATTRIBUTE, install_record_marker, is_sending
 from py_mdr.logmap import LogItem, capture, compact, item_to_event
+from py_mdr.logwire import LogWire
 from py_mdr.plain import dumps, is_model, safe_str
 from py_mdr.processing import Folder, Pipeline, Processor, Redaction, Summary, fold_key
 from py_mdr.processing import check_processors as _check_processors
@@ -239,6 +240,9 @@ class MDRHandler(logging.Handler):
         self._legacy_source = legacy
         self._pipeline = pipeline
         self._capture_context = bool(pipeline.processors)
+        # Without processors of the caller's, events need no dict: the wire encoder writes them.
+        redactor = pipeline.redactor if pipeline.redactor.enabled else None
+        self._wire = None if pipeline.processors else LogWire(product_fields, __version__, redactor)
         self._folder: Folder[Any] | None = Folder() if fold else None
         self._delivery = delivery
         self._put = delivery.put
@@ -446,7 +450,15 @@ class MDRHandler(logging.Handler):
         return envelopes, lost
 
     def _encode(self, item: LogItem) -> bytes | None:
-        """The fast path: the default mapping straight to a dict, then to JSON bytes."""
+        """The default mapping: straight to JSON bytes, else (processors, an unusual item) by
+        way of the event dict; the two give the same event."""
+        wire = self._wire
+        if wire is not None:
+            body = wire.encode(item, self.product)
+            if body is not None:
+                if self._legacy_source is not None:
+                    body = with_source_format_json(body, self._legacy_source)
+                return self._envelope(item.name, body, int(item.created * 1000) / 1000)
         event = item_to_event(item, self.product, log_version=__version__)
         pipeline = self._pipeline
         if pipeline.active:

@@ -403,7 +403,7 @@ def _map_plain(record: LogItem, product: Any, log_version: str) -> dict[str, Any
     if task_name:
         unmapped["task_name"] = task_name if type(task_name) is str else safe_str(task_name)
     if record.extra:
-        extra = _extra(record.extra)
+        extra = plain_extra(record.extra)
         if extra:
             unmapped["extra"] = extra
     event["unmapped"] = unmapped
@@ -461,7 +461,7 @@ def _map_careful(record: LogItem, product: Any, log_version: str) -> dict[str, A
         if text:
             unmapped[key] = text
     if record.extra:
-        extra = _extra(record.extra)
+        extra = plain_extra(record.extra)
         if extra:
             unmapped["extra"] = extra
     if unmapped:
@@ -469,7 +469,8 @@ def _map_careful(record: LogItem, product: Any, log_version: str) -> dict[str, A
     return event
 
 
-def _extra(data: Mapping[Any, Any]) -> dict[str, Any]:
+def plain_extra(data: Mapping[Any, Any]) -> dict[str, Any]:
+    """``extra=`` fields as ``unmapped.extra`` holds them: JSON-safe, empty values left out."""
     extra: dict[str, Any] = {}
     for key, value in data.items():
         kind = type(value)

@@ -346,10 +346,12 @@ class Redactor:
                 event[holder] = self.tree(part, found)
         if found:
             metadata = event.setdefault("metadata", {})
-            labels = list(metadata.get("labels") or [])
-            labels.extend(f"redacted:{kind}" for kind in sorted(found))
-            metadata["labels"] = labels
-            with self._lock:
-                for kind, count in found.items():
-                    self._counts[kind] = self._counts.get(kind, 0) + count
+            metadata["labels"] = [*(metadata.get("labels") or []), *self.note(found)]
         return event
+
+    def note(self, found: dict[str, int]) -> list[str]:
+        """Count what one event had redacted; its labels (``redacted:<kind>``) for metadata."""
+        with self._lock:
+            for kind, count in found.items():
+                self._counts[kind] = self._counts.get(kind, 0) + count
+        return [f"redacted:{kind}" for kind in sorted(found)]
