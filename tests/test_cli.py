@@ -23,7 +23,7 @@ import pytest
 from ocsf_examples import populated_event
 
 from py_mdr.cli import main, severity
-from py_mdr.cli_input import MAX_VALUE_CHARS, Item, read_json
+from py_mdr.cli.input import MAX_VALUE_CHARS, Item, read_json
 from py_mdr.serialize import complete
 from py_mdr.sink import HECSink, make_self_signed_cert
 

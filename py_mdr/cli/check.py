@@ -7,8 +7,10 @@ in plain words what is wrong and what to try, and the check stops there.
 
 from __future__ import annotations
 
+import argparse
 import socket
 import ssl
+import sys
 import threading
 import time
 import uuid
@@ -20,6 +22,9 @@ from urllib.parse import urlsplit
 import requests
 import requests.utils
 
+from py_mdr.cli.connection import hec_settings
+from py_mdr.cli.input import STDIN, Item
+from py_mdr.cli.prepare import SendSettings, prepare
 from py_mdr.hec.codes import AUTH_CODES
 from py_mdr.hec.config import HECConfig
 from py_mdr.hec.errors import HECAuthError, HECError, HECIndexError
@@ -39,6 +44,35 @@ _WHAT_CODE = {
     20: "its queues are full and its acknowledgement service is unavailable",
 }
 _TOKEN_HINT = "check the token in MDR_TOKEN or --token-file"
+
+
+def run(args: argparse.Namespace) -> int:
+    """``py-mdr check``: 0 when every step passed, 1 at the first that failed."""
+    from py_mdr.eventlog import default_product, host_name
+
+    config = hec_settings(args, default_timeout=10.0)
+
+    def send_test(transport: HECTransport, deadline: float) -> None:
+        settings = SendSettings(
+            name=args.name,
+            host=host_name(),
+            index=config.index,
+            max_event_bytes=config.max_event_bytes,
+            text=True,
+            product=default_product({"name": args.name}),
+        )
+        envelope = prepare(Item(STDIN, 1, "py-mdr check: test event"), settings)
+        assert isinstance(envelope, bytes)
+        report = transport.send([envelope], deadline=deadline)
+        if not report.ok:
+            raise CheckFailed("test event", explain_send_error(report.error, config))
+
+    return run_check(
+        config,
+        out=sys.stdout,
+        timeout=config.retry.deadline,
+        send_test=send_test if args.send_test else None,
+    )
 
 
 class CheckFailed(Exception):

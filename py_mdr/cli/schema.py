@@ -6,11 +6,14 @@ values an enum takes, and what py-mdr fills in when it is missing.
 
 from __future__ import annotations
 
+import argparse
 import difflib
 import json
+import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
+from py_mdr.cli.options import UsageError
 from py_mdr.ocsf_models._base import GENERIC_OBJECT, REQUIRED, Attr, ModelSpec, load_model
 from py_mdr.ocsf_models._registry import CLASS_NAMES, CLASSES, OBJECTS
 
@@ -157,3 +160,17 @@ def _print_table(out: TextIO, rows: Sequence[Sequence[str]]) -> None:
     for row in rows:
         cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=True)]
         out.write("  ".join(cells).rstrip() + "\n")
+
+
+def run(args: argparse.Namespace) -> int:
+    """``py-mdr schema``: the classes, or one class's or object's attributes."""
+    as_json = args.format == "json"
+    if args.name is None:
+        list_classes(sys.stdout, as_json)
+        return 0
+    try:
+        spec = find(args.name)
+    except UnknownName as exc:
+        raise UsageError(str(exc)) from None
+    describe(spec, sys.stdout, as_json)
+    return 0
