@@ -4,6 +4,7 @@ the library's default (``py_mdr.config`` resolves the last two), in this one pla
 from __future__ import annotations
 
 import argparse
+import os
 from typing import TYPE_CHECKING
 
 from py_mdr.cli.options import UsageError, warn
@@ -50,6 +51,7 @@ def hec_settings(args: argparse.Namespace, default_timeout: float | None = None)
         raise UsageError(
             "no HEC endpoint: pass --host HOST[:PORT] or set the environment variable MDR_HOST"
         )
+    cert, key = client_files(args)
     secret = token(args)
     timeout = args.timeout
     if timeout is None and default_timeout is not None and not env_str("MDR_TIMEOUT"):
@@ -61,10 +63,34 @@ def hec_settings(args: argparse.Namespace, default_timeout: float | None = None)
             False if args.no_verify else None,
             index=args.index,
             ca_bundle=args.ca_bundle,
+            client_cert=cert,
+            client_key=key,
             timeout=timeout,
         )
     except (ConfigError, ValueError) as exc:
         raise UsageError(str(exc)) from None
+
+
+def client_files(args: argparse.Namespace) -> tuple[str | None, str | None]:
+    """--client-cert and --client-key, checked here so that a mistake names the option.
+
+    None leaves the choice to MDR_CLIENT_CERT / MDR_CLIENT_KEY, which the library checks.
+    """
+    from py_mdr.config import env_str
+
+    cert, key = args.client_cert, args.client_key
+    if key is not None and cert is None and env_str("MDR_CLIENT_CERT") is None:
+        raise UsageError(
+            "--client-key needs its certificate: add --client-cert FILE (or set MDR_CLIENT_CERT)"
+        )
+    wanted = (
+        ("--client-cert", cert, "the certificate's PEM file (it may hold the key too)"),
+        ("--client-key", key, "the private key's PEM file"),
+    )
+    for option, path, what in wanted:
+        if path is not None and not (os.path.isfile(path) and os.access(path, os.R_OK)):
+            raise UsageError(f"{option} {path!r} is not a readable file: give {what}")
+    return cert, key
 
 
 def spool(directory: str | None) -> Spool | None:

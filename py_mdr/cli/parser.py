@@ -13,7 +13,8 @@ from py_mdr.cli.options import seconds, severity, source_name
 
 _DESCRIPTION = f"Send OCSF {OCSF_VERSION} events to MDR over HEC, and check them first."
 _EPILOG = """environment: MDR_HOST, MDR_TOKEN, MDR_INDEX, MDR_SSL_VERIFY, MDR_CA_BUNDLE,
-MDR_TIMEOUT, MDR_VENDOR_NAME (an option given on the command line wins over its variable).
+MDR_CLIENT_CERT, MDR_CLIENT_KEY, MDR_TIMEOUT, MDR_VENDOR_NAME, MDR_SPOOL_DIR (an option given
+on the command line wins over its variable).
 exit codes: 0 all good, 1 something was not sent / not valid / not reachable, 2 usage or
 configuration error."""
 
@@ -51,6 +52,17 @@ def _add_connection_options(parser: argparse.ArgumentParser) -> None:
         "--ca-bundle",
         metavar="FILE",
         help="CA certificates to verify the server with [MDR_CA_BUNDLE]",
+    )
+    group.add_argument(
+        "--client-cert",
+        metavar="FILE",
+        help="client certificate (PEM) for a server that demands one (mutual TLS); the file "
+        "may hold the key too [MDR_CLIENT_CERT]",
+    )
+    group.add_argument(
+        "--client-key",
+        metavar="FILE",
+        help="private key (PEM) of --client-cert, when it is a file of its own [MDR_CLIENT_KEY]",
     )
     group.add_argument(
         "--timeout",
@@ -125,6 +137,12 @@ def build_parser() -> argparse.ArgumentParser:
         "stays there, and the next `py-mdr send --spool DIR` sends it first [MDR_SPOOL_DIR]",
     )
     send.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="send nothing: write each envelope that would be sent to standard output and "
+        "report every problem (what `validate` finds included); exit 1 when there is any",
+    )
+    send.add_argument(
         "-q", "--quiet", action="store_true", help="no summary line when everything was sent"
     )
 
@@ -166,12 +184,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     schema = commands.add_parser(
         "schema",
-        help=f"list the OCSF {OCSF_VERSION} classes, or one class's attributes",
-        description="Without CLASS: every OCSF event class. With CLASS (a name such as "
-        "event_log, a class_uid such as 1008, or an object name such as product): its "
-        "attributes, requirement, type, enum values and profile.",
+        help=f"list the OCSF {OCSF_VERSION} classes or objects, or one's attributes",
+        description="Without CLASS: every OCSF event class (with --objects: every object). "
+        "With CLASS (a name such as event_log, a class_uid such as 1008, or an object name "
+        "such as product): its attributes, requirement, type, enum values and profile.",
     )
     schema.add_argument("name", nargs="?", metavar="CLASS", help="class name or uid, or object")
+    schema.add_argument(
+        "--objects", action="store_true", help="list the objects (the types of nested attributes)"
+    )
     schema.add_argument("--format", choices=("text", "json"), default="text")
 
     return parser

@@ -19,7 +19,7 @@ from py_mdr.cli.connection import hec_settings
 from py_mdr.cli.connection import spool as open_spool
 from py_mdr.cli.handoff import Handoff, produce
 from py_mdr.cli.input import Item, read_items
-from py_mdr.cli.options import hint_terminal
+from py_mdr.cli.options import UsageError, hint_terminal
 from py_mdr.cli.prepare import Noted, Rejected, SendSettings
 from py_mdr.cli.summary import PROGRESS_EVERY, Console, Tally
 from py_mdr.delivery.spool import Spool
@@ -162,19 +162,10 @@ def _flush(batch: list[bytes], transport: HECTransport, tally: Tally, console: C
 
 def run(args: argparse.Namespace) -> int:
     """``py-mdr send``: 0 when everything was sent, 130 when interrupted, else 1."""
-    from py_mdr.eventlog import default_product, host_name
-
+    if args.dry_run:
+        return _dry_run(args)
     config = hec_settings(args)
-    settings = SendSettings(
-        name=args.name,
-        host=host_name(),
-        index=config.index,
-        max_event_bytes=config.max_event_bytes,
-        strict=args.strict,
-        text=args.text,
-        severity=args.severity,
-        product=default_product({"name": args.name, "vendor_name": args.vendor}),
-    )
+    settings = _settings(args, config.index, config.max_event_bytes)
     spool = open_spool(args.spool)
     hint_terminal("send", args.files)
     transport = HECTransport(config)
@@ -202,3 +193,34 @@ def run(args: argparse.Namespace) -> int:
     if not (args.quiet and tally.all_sent):
         print(f"py-mdr send: {tally.summary()}", file=sys.stderr)
     return 0 if tally.all_sent else 130 if tally.interrupted else 1
+
+
+def _settings(args: argparse.Namespace, index: str | None, max_event_bytes: int) -> SendSettings:
+    from py_mdr.eventlog import default_product, host_name
+
+    return SendSettings(
+        name=args.name,
+        host=host_name(),
+        index=index,
+        max_event_bytes=max_event_bytes,
+        strict=args.strict,
+        text=args.text,
+        severity=args.severity,
+        product=default_product({"name": args.name, "vendor_name": args.vendor}),
+    )
+
+
+def _dry_run(args: argparse.Namespace) -> int:
+    """No endpoint or token is needed: nothing leaves the machine."""
+    from py_mdr.cli.dry_run import dry_run
+    from py_mdr.config import ConfigError, resolve_index
+    from py_mdr.hec.config import HECConfig
+
+    try:
+        index = resolve_index(args.index)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    settings = _settings(args, index, HECConfig.max_event_bytes)
+    hint_terminal("send", args.files)
+    items = read_items(args.files, text=args.text)
+    return dry_run(items, settings, out=sys.stdout, err=sys.stderr)
