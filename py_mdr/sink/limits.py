@@ -40,11 +40,13 @@ class ByteBudget:
             self._used += size
             return True
 
-    def grow(self, size: int) -> bool:
-        """Reserve ``size`` more bytes only if they fit now (never waits: a holder that waited
-        for more while others hold the rest could wait for ever)."""
+    def grow(self, size: int, held: int = 0) -> bool:
+        """Reserve ``size`` more bytes for a holder of ``held`` if they fit now, or if it is the
+        only holder. Never waits: two holders each waiting for the other's share would wait
+        for ever."""
         with self._cond:
-            if self._used + size > self.limit or self._closed:
+            alone = self._used == held
+            if self._closed or (self._used + size > self.limit and not alone):
                 return False
             self._used += size
             return True
@@ -81,7 +83,7 @@ class Reservation:
         return True
 
     def grow(self, size: int) -> bool:
-        if not self._budget.grow(size):
+        if not self._budget.grow(size, self.held):
             return False
         self.held += size
         return True

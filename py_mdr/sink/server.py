@@ -285,6 +285,12 @@ class HECSink:
             return self._accepted
 
     @property
+    def inflight_bytes(self) -> int:
+        """Request bodies held in memory right now (at most ``max_inflight_bytes``, but for
+        one body larger than that, which is then the only one)."""
+        return self._budget.used
+
+    @property
     def not_stored(self) -> dict[str, int]:
         """What the caps kept out of memory: envelopes, requests, problems."""
         with self._lock:
