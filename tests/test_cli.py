@@ -940,3 +940,23 @@ def test_sink_help_shows_its_defaults_and_never_the_token() -> None:
         assert default in " ".join(done.stdout.split()), default
     assert "default: MDR_TOKEN if set, else test-token" in " ".join(done.stdout.split())
     assert "s3cret-sink-token" not in done.stdout
+
+
+def test_the_demo_runs_the_command_against_its_receiver() -> None:
+    demo = Path(__file__).resolve().parents[1] / "examples" / "demo.py"
+    done = subprocess.run(
+        [sys.executable, "-W", "error", str(demo)],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "$ py-mdr validate events.jsonl" in out
+    assert "events.jsonl:2: metadata.product: required attribute" in out
+    assert "$ py-mdr send --name demo-cli events.jsonl" in out
+    assert "py-mdr send: 2 sent, 0 rejected, 0 dropped" in out
+    assert "the receiver got 9 event(s):" in out
+    assert out.count("pymdr::demo-cli") >= 2
