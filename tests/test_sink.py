@@ -21,6 +21,7 @@ import requests
 
 import py_mdr.sink.server as sink_server
 from py_mdr.sink import HECSink, format_event, make_self_signed_cert
+from py_mdr.sink import main as sink_main
 
 EVENT = "/services/collector/event"
 HEALTH = "/services/collector/health"
@@ -807,6 +808,23 @@ def test_caps_must_be_positive_whole_numbers() -> None:
         HECSink(max_body_bytes=0)
     with pytest.raises(ValueError, match="client_ca needs tls"):
         HECSink(client_ca="ca.pem")
+
+
+def test_the_body_cap_given_to_the_constructor_answers_413_as_hec_does() -> None:
+    with HECSink(max_body_bytes=200) as sink:
+        assert post(sink, body(envelope())).status_code == 200
+        answer = post(sink, body(envelope({"message": "x" * 300})))
+        assert (answer.status_code, answer.text) == (413, "Payload Too Large")
+        assert sink.inflight_bytes == 0
+
+
+def test_the_command_line_receiver_wants_https_for_client_certificates(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as stop:
+        sink_main(["--tls-client-ca", "ca.pem"])
+    assert stop.value.code == 2
+    assert "--tls-client-ca needs HTTPS" in capsys.readouterr().err
 
 
 # --- fork (issue 11) ------------------------------------------------------------------------------
