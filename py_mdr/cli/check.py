@@ -353,6 +353,7 @@ def _health_error(error: str, target: Target, config: HECConfig, timeout: float)
 _CERT_WANTED = ("CERTIFICATE_REQUIRED",)
 _CERT_REFUSED = ("UNKNOWN_CA", "BAD_CERTIFICATE", "CERTIFICATE_EXPIRED", "CERTIFICATE_REVOKED",
                  "UNSUPPORTED_CERTIFICATE", "ACCESS_DENIED")  # fmt: skip
+_ALERT_WAIT = 2.0  # seconds to wait for the alert after the client's side of the handshake
 _CERT_FIX = (
     "give it with --client-cert FILE (and --client-key FILE) or MDR_CLIENT_CERT / MDR_CLIENT_KEY"
 )
@@ -384,8 +385,8 @@ def client_cert_problem(alert: str, config: HECConfig) -> str:
 
 def tls_alert(target: Target, config: HECConfig, timeout: float) -> str:
     """The TLS alert the server ends a connection with (e.g. "TLSV13_ALERT_CERTIFICATE_REQUIRED"),
-    or "": a handshake made as the transport makes it, then one request, since under TLS 1.3
-    the server says what it misses only after the client's side of the handshake is done."""
+    or "": a handshake made as the transport makes it, then a read, since under TLS 1.3 the
+    server says what it misses only after the client's side of the handshake is done."""
     try:
         if config.verify is False:
             context = ssl.create_default_context()
@@ -401,8 +402,10 @@ def tls_alert(target: Target, config: HECConfig, timeout: float) -> str:
         with socket.create_connection((target.host, target.port), timeout=timeout) as raw:
             raw.settimeout(max(0.1, deadline - time.monotonic()))
             with context.wrap_socket(raw, server_hostname=target.host) as tls:
-                request = f"GET {HEALTH_PATH} HTTP/1.1\r\nHost: {target.host}\r\n\r\n"
-                tls.sendall(request.encode("ascii"))
+                # nothing is sent: data arriving after the server gave up would make it answer
+                # with a reset, which can overtake the alert; a server content with the client
+                # says nothing, so the wait is short
+                tls.settimeout(max(0.1, min(_ALERT_WAIT, deadline - time.monotonic())))
                 tls.recv(1)
     except ssl.SSLCertVerificationError:
         return ""
