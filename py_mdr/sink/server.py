@@ -112,9 +112,10 @@ class HECSink:
     ) -> None:
         """Set up (not yet started: ``start()`` or ``with``) a receiver accepting ``token``.
 
-        ``port`` 0 picks a free port; ``tls`` is a (certificate, key) pair to serve HTTPS;
-        ``validate`` checks each event against OCSF 1.3.0; the ``max_*`` bounds keep memory
-        bounded; ``on_event`` / ``on_request`` are called with what arrives."""
+        ``port`` 0 picks a free port; ``tls`` is a (certificate, key) pair to serve HTTPS, and
+        ``client_ca`` with it demands client certificates signed by that CA; ``validate``
+        checks each event against OCSF 1.3.0; the ``max_*`` bounds keep memory bounded;
+        ``on_event`` / ``on_request`` are called with what arrives."""
         self.token = token
         self.use_ack = use_ack
         self.validate = validate
