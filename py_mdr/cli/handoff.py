@@ -79,6 +79,7 @@ def _size(thing: bytes | Noted | Rejected) -> int:
 
 
 def produce(items: Iterator[Item], settings: SendSettings, handoff: Handoff) -> None:
+    """The reader thread: prepare every item and hand it over, until the sender stops."""
     try:
         for item in items:
             if not handoff.put(prepare(item, settings)):
