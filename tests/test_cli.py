@@ -23,9 +23,9 @@ import pytest
 from ocsf_examples import populated_event
 
 from py_mdr.cli import main, severity
-from py_mdr.cli_input import MAX_VALUE_CHARS, Item, read_json
+from py_mdr.cli.input import MAX_VALUE_CHARS, Item, read_json
 from py_mdr.serialize import complete
-from py_mdr.sink import HECSink, make_self_signed_cert
+from py_mdr.sink import HECSink, MutualTLS, make_mutual_tls, make_self_signed_cert
 
 BIN = Path(sys.executable).parent
 PY_MDR = shutil.which("py-mdr", path=str(BIN)) or str(BIN / "py-mdr")
@@ -813,3 +813,150 @@ def test_send_takes_an_event_known_by_its_type_uid_alone(sink: HECSink) -> None:
     sent = sink.events[0]
     assert (sent["class_uid"], sent["activity_id"], sent["activity_name"]) == (1008, 3, "Export")
     assert sink.problems_of(0) == []
+
+
+# --- issue 11: dry run, objects, client certificates, one report per line ---------------------
+
+
+def test_send_dry_run_shows_what_would_be_sent_and_sends_nothing(sink: HECSink) -> None:
+    unfinished = event(3)
+    del unfinished["log_name"]
+    lines = jsonl(event(1)) + "[1, 2]\n" + jsonl({"message": "no class"}, unfinished)
+    done = run(["send", "--dry-run"], sink_env(sink), stdin=lines)
+    assert done.returncode == 1
+    shown = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [e["event"]["metadata"]["uid"] for e in shown] == ["uid-1", "uid-3"]
+    assert shown[0]["sourcetype"] == "pymdr::cli" and shown[0]["event"]["type_uid"] == 100899
+    assert done.stderr.count("<stdin>:2:") == 1 and "not a JSON object" in done.stderr
+    assert "<stdin>:3: no class_uid" in done.stderr
+    assert "<stdin>:4: <event>: Event Log Activity needs at least one of" in done.stderr
+    assert "2 would be sent (1 with schema problems" in done.stderr
+    assert "2 rejected; nothing was sent" in done.stderr
+    assert not sink.wait_for_requests(1, timeout=0.3)
+
+
+def test_send_dry_run_needs_no_endpoint_and_exits_0_when_all_is_well() -> None:
+    done = run(["send", "--dry-run"], clean_env(), stdin=jsonl(event(1), event(2)))
+    assert done.returncode == 0, done.stderr
+    assert len(done.stdout.splitlines()) == 2
+    assert "2 would be sent, 0 rejected; nothing was sent" in done.stderr
+
+
+def test_a_json_lines_line_of_non_objects_is_reported_once() -> None:
+    found = list(read_json(io.StringIO('[1, 2]\n[{"a": 1}, {"b": 2}]\n[[{}]]\n'), "s"))
+    assert found == [
+        Item("s", 1, [1, 2]),
+        Item("s", 2, {"a": 1}),
+        Item("s", 2, {"b": 2}),
+        Item("s", 3, [[{}]]),
+    ]
+    done = run(["validate"], clean_env(), stdin="[1,2]\n")
+    assert done.returncode == 1
+    assert done.stdout.splitlines() == [
+        "<stdin>:1: <event>: not a JSON object: each event must be an object"
+    ]
+    assert "1 checked, 0 valid, 1 with problems" in done.stderr
+
+
+def test_schema_lists_the_objects() -> None:
+    env = clean_env()
+    listing = run(["schema", "--objects"], env)
+    assert listing.returncode == 0
+    names = {row.split()[0] for row in listing.stdout.splitlines() if row.strip()}
+    assert {"product", "metadata", "finding_info", "device"} <= names
+    as_json = json.loads(run(["schema", "--objects", "--format", "json"], env).stdout)
+    product = next(row for row in as_json if row["name"] == "product")
+    assert product["caption"] == "Product" and product["attributes"] > 5
+    both = run(["schema", "product", "--objects"], env)
+    assert both.returncode == 2 and "either --objects" in both.stderr
+
+
+def test_help_lists_the_client_certificate_options_and_variables(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    top = capsys.readouterr().out
+    assert "MDR_CLIENT_CERT" in top and "MDR_CLIENT_KEY" in top
+    for command in ("send", "check"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        connection = capsys.readouterr().out.split("connection (", 1)[1]
+        assert "--client-cert FILE" in connection and "[MDR_CLIENT_CERT]" in connection
+        assert "--client-key FILE" in connection and "[MDR_CLIENT_KEY]" in connection
+
+
+def test_a_client_certificate_that_is_not_a_file_is_a_usage_error(sink: HECSink) -> None:
+    missing = run(["check", "--client-cert", "/nonexistent/client.pem"], sink_env(sink))
+    assert missing.returncode == 2
+    assert "--client-cert '/nonexistent/client.pem' is not a readable file" in missing.stderr
+    alone = run(["send", "--client-key", "/nonexistent/key.pem"], sink_env(sink), stdin="")
+    assert alone.returncode == 2 and "--client-key needs its certificate" in alone.stderr
+
+
+@pytest.fixture
+def mutual_tls(tmp_path: Path) -> MutualTLS:
+    return make_mutual_tls(tmp_path / "pki")
+
+
+def test_check_names_a_server_that_demands_a_client_certificate(
+    mutual_tls: MutualTLS, tmp_path: Path
+) -> None:
+    tls = (mutual_tls.server_cert, mutual_tls.server_key)
+    with HECSink(token=TOKEN, tls=tls, client_ca=mutual_tls.ca) as receiver:
+        env = sink_env(receiver, MDR_CA_BUNDLE=mutual_tls.ca)
+        without = run(["check"], env)
+        assert without.returncode == 1
+        failed = next(line for line in without.stdout.splitlines() if "FAIL" in line)
+        assert "FAIL  TLS: the server demands a client certificate" in failed
+        assert "--client-cert FILE" in failed and "MDR_CLIENT_CERT" in failed
+        assert "http://" not in failed  # no advice to drop TLS
+
+        pair = ["--client-cert", mutual_tls.client_cert, "--client-key", mutual_tls.client_key]
+        given = run(["check", *pair], env)
+        assert given.returncode == 0, given.stdout
+        from_env = {
+            **env,
+            "MDR_CLIENT_CERT": mutual_tls.client_cert,
+            "MDR_CLIENT_KEY": mutual_tls.client_key,
+        }
+        assert run(["check"], from_env).returncode == 0
+
+        stranger = make_mutual_tls(tmp_path / "other")
+        other = ["--client-cert", stranger.client_cert, "--client-key", stranger.client_key]
+        refused = run(["check", *other], env)
+        assert refused.returncode == 1
+        assert "the server refused the client certificate" in refused.stdout
+
+        sent = run(["send", *pair], env, stdin=jsonl(event(1)))
+        assert sent.returncode == 0, sent.stderr
+        assert uids(receiver) == ["uid-1"]
+
+
+def test_sink_help_shows_its_defaults_and_never_the_token() -> None:
+    done = run(["sink", "--help"], clean_env(MDR_TOKEN="s3cret-sink-token"))
+    assert done.returncode == 0
+    for default in ("(default: 127.0.0.1)", "(default: 8088)", "(default: 100, as Vector)"):
+        assert default in " ".join(done.stdout.split()), default
+    assert "default: MDR_TOKEN if set, else test-token" in " ".join(done.stdout.split())
+    assert "s3cret-sink-token" not in done.stdout
+
+
+def test_the_demo_runs_the_command_against_its_receiver() -> None:
+    demo = Path(__file__).resolve().parents[1] / "examples" / "demo.py"
+    done = subprocess.run(
+        [sys.executable, "-W", "error", str(demo)],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "$ py-mdr validate events.jsonl" in out
+    assert "events.jsonl:2: metadata.product: required attribute" in out
+    assert "$ py-mdr send --name demo-cli events.jsonl" in out
+    assert "py-mdr send: 2 sent, 0 rejected, 0 dropped" in out
+    assert "the receiver got 9 event(s):" in out
+    assert out.count("pymdr::demo-cli") >= 2

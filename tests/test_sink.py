@@ -21,6 +21,7 @@ import requests
 
 import py_mdr.sink.server as sink_server
 from py_mdr.sink import HECSink, format_event, make_self_signed_cert
+from py_mdr.sink import main as sink_main
 
 EVENT = "/services/collector/event"
 HEALTH = "/services/collector/health"
@@ -85,7 +86,9 @@ def test_each_event_path_accepts_envelopes(sink: HECSink, path: str) -> None:
     assert answer.json() == {"text": "Success", "code": 0}
     assert sink.envelopes == [first, second]
     assert sink.events == [{"message": "a"}, "raw text"]
-    assert sink.problems == []
+    # HEC takes them; only the OCSF check says they are not events MDR can read
+    assert [p.split(": ", 2)[:2] for p in sink.problems] == [["0", "<event>"], ["1", "<event>"]]
+    assert all("not an OCSF event" in problem for problem in sink.problems)
 
 
 def test_envelopes_may_be_separated_by_any_whitespace_or_nothing(sink: HECSink) -> None:
@@ -257,8 +260,9 @@ def test_missing_host_is_flagged_with_the_event_index(sink: HECSink) -> None:
     second = envelope({"n": 1})
     del second["host"]
     assert post(sink, body(envelope({"n": 0}), second)).status_code == 200
-    assert len(sink.problems) == 1
-    assert sink.problems[0].startswith("1: envelope: no host ")
+    flagged = [p for p in sink.problems if "envelope" in p]
+    assert len(flagged) == 1
+    assert flagged[0].startswith("1: envelope: no host ")
 
 
 def test_time_that_is_not_a_number_is_flagged(sink: HECSink) -> None:
@@ -269,7 +273,7 @@ def test_time_that_is_not_a_number_is_flagged(sink: HECSink) -> None:
 def test_fields_that_splunk_would_drop_or_that_collide_are_flagged(sink: HECSink) -> None:
     data = body(envelope({"team": "a"}, fields={"count": 3, "team": "b", "ok": ["x", "y"]}))
     assert post(sink, data).status_code == 200
-    assert sorted(sink.problems) == [
+    assert sorted(p for p in sink.problems if "envelope" in p) == [
         "0: envelope.fields.count: not a string; Splunk drops it",
         "0: envelope.fields.team: collides with a key of the stored event",
     ]
@@ -284,11 +288,13 @@ def test_ocsf_problems_come_from_the_validator_prefixed_with_the_event_index(
         seen.append(event)
         return ["metadata.product: required attribute is missing"]
 
-    monkeypatch.setattr(sink_server, "_load_validator", lambda: fake_validate)
+    monkeypatch.setattr(sink_server, "load_validator", lambda: fake_validate)
     ocsf = {"class_uid": 1008, "message": "m"}
     assert post(sink, body(envelope({"message": "no class"}), envelope(ocsf))).status_code == 200
     assert seen == [ocsf]  # only the event with a class_uid
-    assert sink.problems == ["1: metadata.product: required attribute is missing"]
+    not_ocsf, found = sink.problems
+    assert not_ocsf.startswith("0: <event>: not an OCSF event: it has no class_uid")
+    assert found == "1: metadata.product: required attribute is missing"
 
 
 def test_real_validator_reports_an_incomplete_ocsf_event(sink: HECSink) -> None:
@@ -684,10 +690,11 @@ def test_command_line_prints_events_and_stops_on_ctrl_c() -> None:
         assert answer.status_code == 200
         assert "pymdr::test" in (line := lines.get(timeout=10))
         assert "hello from the test" in line
+        assert "not an OCSF event" in lines.get(timeout=10)  # below the event, as its problem
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=10) == 0
         reader.join(5)
-        assert lines.get(timeout=1) == "stopped after 1 events and 0 problems"
+        assert lines.get(timeout=1) == "stopped after 1 events and 1 problems"
     finally:
         if process.poll() is None:
             process.kill()
@@ -696,3 +703,169 @@ def test_command_line_prints_events_and_stops_on_ctrl_c() -> None:
         process.stderr.close()
         if process.stdout is not None:
             process.stdout.close()
+
+
+# --- leniency, and events that are not OCSF (issue 11) --------------------------------------------
+
+
+def test_a_numeric_string_time_is_taken_as_hec_takes_it(sink: HECSink) -> None:
+    assert post(sink, body(envelope(time="1700000000.5"))).status_code == 200
+    assert not [p for p in sink.problems if "envelope.time" in p]
+    shown = format_event(0, sink.envelopes[0])
+    assert "2023-11-14T22:13:20.500Z" in shown
+    assert post(sink, body(envelope(time="tomorrow"))).status_code == 200  # still flagged
+    assert [p for p in sink.problems if p.startswith("1: envelope.time: not a number")]
+
+
+def test_an_event_that_is_not_ocsf_at_all_is_told_what_it_lacks(sink: HECSink) -> None:
+    almost = {"message": "m", "time": 1_700_000_000_000, "metadata": {"version": "1.3.0"}}
+    assert post(sink, body(envelope(almost), envelope("plain text"))).status_code == 200
+    dict_problem, text_problem = sink.problems
+    assert dict_problem.startswith("0: <event>: not an OCSF event: it has no class_uid; missing ")
+    missing = dict_problem.split("; missing ", 1)[1].split(" (", 1)[0].split(", ")
+    assert missing == ["class_uid", "activity_id", "category_uid", "type_uid", "severity_id"]
+    assert text_problem.startswith("1: <event>: not an OCSF event: it is text, not a JSON object")
+
+
+# --- memory and connection caps (issue 11) --------------------------------------------------------
+
+
+def _in_thread(call: Any) -> tuple[threading.Thread, list[Any]]:
+    result: list[Any] = []
+    thread = threading.Thread(target=lambda: result.append(call()), daemon=True)
+    thread.start()
+    return thread, result
+
+
+def _wait_until(condition: Any, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def test_a_body_waits_while_others_hold_the_memory_budget() -> None:
+    one = body(envelope({"message": "x" * 90_000}))
+    with HECSink(max_inflight_bytes=150_000) as sink:
+        sink.hang(1.0, n=1)  # the first request holds its body for a second
+        first, first_answer = _in_thread(lambda: post(sink, one))
+        assert _wait_until(lambda: sink.inflight_bytes == len(one))
+        second, second_answer = _in_thread(lambda: post(sink, one))
+        second.join(0.5)
+        assert second.is_alive()  # waiting for room: not read, not held
+        assert sink.inflight_bytes == len(one)
+        first.join(5)
+        second.join(5)
+        assert [r.status_code for r in first_answer + second_answer] == [200, 200]
+        assert sink.event_count == 2 and sink.inflight_bytes == 0
+
+
+def test_a_small_body_does_not_wait_for_a_large_one_within_the_budget() -> None:
+    with HECSink(max_inflight_bytes=150_000) as sink:
+        sink.hang(2.0, n=1)
+        large = body(envelope({"message": "x" * 90_000}))
+        first, _ = _in_thread(lambda: post(sink, large))
+        assert _wait_until(lambda: sink.inflight_bytes == len(large))
+        assert post(sink, body(envelope())).status_code == 200
+        assert first.is_alive()  # the small one was answered while the large one still hangs
+        first.join(5)
+
+
+def test_a_gzip_body_that_would_inflate_past_the_budget_is_answered_busy() -> None:
+    held = body(envelope({"message": "x" * 600_000}))
+    bomb = gzip.compress(body(*[envelope({"message": "y" * 1000})] * 3000))  # ~3.5 MB inflated
+    with HECSink(max_inflight_bytes=1_500_000) as sink:
+        sink.hang(2.0, n=1)
+        first, _ = _in_thread(lambda: post(sink, held))
+        assert _wait_until(lambda: sink.inflight_bytes == len(held))
+        answer = post(sink, bomb, headers={"Content-Encoding": "gzip"})
+        assert (answer.status_code, answer.json()["code"]) == (503, 9)
+        first.join(5)
+        assert post(sink, bomb, headers={"Content-Encoding": "gzip"}).status_code == 200
+        assert sink.inflight_bytes == 0
+
+
+def test_connections_beyond_the_cap_are_answered_busy() -> None:
+    with HECSink(max_connections=1) as sink:
+        held = http.client.HTTPConnection("127.0.0.1", sink.port, timeout=5)
+        held.request("POST", EVENT, body=body(envelope()), headers=AUTH)
+        assert held.getresponse().read()  # answered, and the connection stays open
+        refused = post(sink, body(envelope()))
+        assert (refused.status_code, refused.json()["code"]) == (503, 9)
+        assert refused.headers.get("Connection") == "close"
+        held.close()
+        assert _wait_until(lambda: post(sink, body(envelope())).status_code == 200)
+
+
+def test_caps_must_be_positive_whole_numbers() -> None:
+    with pytest.raises(ValueError, match="max_inflight_bytes"):
+        HECSink(max_inflight_bytes=0)
+    with pytest.raises(ValueError, match="max_connections"):
+        HECSink(max_connections=-1)
+    with pytest.raises(ValueError, match="max_body_bytes"):
+        HECSink(max_body_bytes=0)
+    with pytest.raises(ValueError, match="client_ca needs tls"):
+        HECSink(client_ca="ca.pem")
+
+
+def test_the_body_cap_given_to_the_constructor_answers_413_as_hec_does() -> None:
+    with HECSink(max_body_bytes=200) as sink:
+        assert post(sink, body(envelope())).status_code == 200
+        answer = post(sink, body(envelope({"message": "x" * 300})))
+        assert (answer.status_code, answer.text) == (413, "Payload Too Large")
+        assert sink.inflight_bytes == 0
+
+
+def test_the_command_line_receiver_wants_https_for_client_certificates(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as stop:
+        sink_main(["--tls-client-ca", "ca.pem"])
+    assert stop.value.code == 2
+    assert "--tls-client-ca needs HTTPS" in capsys.readouterr().err
+
+
+# --- fork (issue 11) ------------------------------------------------------------------------------
+
+_FORK_CHILD = """
+import json, os, sys, time, requests
+from py_mdr.sink import HECSink
+
+sink = HECSink(token="t").start()
+auth = {"Authorization": "Splunk t"}
+requests.post(sink.url + "/services/collector/event", data=b'{"event":"one"}', headers=auth)
+sink._lock.acquire()  # as if a parent's thread held it at the fork
+pid = os.fork()
+if pid == 0:
+    started = time.monotonic()
+    seen = sink.event_count  # the child's locks are fresh
+    sink.stop()
+    print(json.dumps({"seen": seen, "stop_s": time.monotonic() - started}), flush=True)
+    os._exit(0)
+sink._lock.release()
+for _ in range(1000):  # up to 10 s
+    done, status = os.waitpid(pid, os.WNOHANG)
+    if done:
+        break
+    time.sleep(0.01)
+else:
+    os.kill(pid, 9)
+    print(json.dumps({"child": "hung"}), flush=True)
+answer = requests.post(
+    sink.url + "/services/collector/event", data=b'{"event":"two"}', headers=auth, timeout=5
+)
+print(json.dumps({"parent_after": answer.status_code, "count": sink.event_count}), flush=True)
+sink.stop()
+"""
+
+
+def test_a_sink_left_from_the_parent_stops_at_once_in_a_forked_child() -> None:
+    from processes import run_child
+
+    done = run_child(_FORK_CHILD, timeout=60)
+    assert done.returncode == 0, done.stderr
+    child, parent = (json.loads(line) for line in done.stdout.splitlines())
+    assert child["seen"] == 1 and child["stop_s"] < 1.0
+    assert parent == {"parent_after": 200, "count": 2}  # the parent's server is untouched

@@ -14,16 +14,18 @@ Start it with ``with HECSink() as sink:`` or from the shell with
 from py_mdr.sink.command import main, run_sink_cli
 from py_mdr.sink.display import format_event
 from py_mdr.sink.server import HECSink
-from py_mdr.sink.tls import make_self_signed_cert
+from py_mdr.sink.tls import MutualTLS, make_mutual_tls, make_self_signed_cert
 from py_mdr.sink.wire import HEC_TEXT, ReceivedRequest, envelope_problems, parse_body
 
 __all__ = [
     "HEC_TEXT",
     "HECSink",
+    "MutualTLS",
     "ReceivedRequest",
     "envelope_problems",
     "format_event",
     "main",
+    "make_mutual_tls",
     "make_self_signed_cert",
     "parse_body",
     "run_sink_cli",

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from py_mdr.serialize import safe_str
+from py_mdr.sink.wire import epoch_seconds
 
 _LINE_LIMIT = 200
 
@@ -18,10 +19,11 @@ def _clip(text: str) -> str:
 
 
 def _when(value: Any) -> str:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    seconds = epoch_seconds(value)
+    if seconds is None:
         return "time?"
     try:
-        moment = _dt.datetime.fromtimestamp(value, tz=_dt.timezone.utc)
+        moment = _dt.datetime.fromtimestamp(seconds, tz=_dt.timezone.utc)
     except (OverflowError, OSError, ValueError):
         return f"time={value!r}"
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"

@@ -6,11 +6,13 @@ import contextlib
 import hmac
 import json
 import logging
+import os
 import socket
 import ssl
 import threading
 import time
 import uuid
+import weakref
 import zlib
 from collections import deque
 from collections.abc import Callable, Collection
@@ -21,6 +23,8 @@ from types import TracebackType
 from typing import Any, cast
 
 from py_mdr.sink.display import format_event
+from py_mdr.sink.limits import ByteBudget, Reservation
+from py_mdr.sink.ocsf import Validator, load_validator, ocsf_problems
 from py_mdr.sink.pacing import TrickleWriter
 from py_mdr.sink.wire import (
     _MAX_PENDING_ACKS,
@@ -34,14 +38,12 @@ from py_mdr.sink.wire import (
     HEALTH_PATHS,
     MAX_EVENT_BYTES,
     EventCallback,
+    NoRoom,
     ReceivedRequest,
     RequestCallback,
-    Validator,
     _Answer,
     _gunzip,
     _hec,
-    _load_validator,
-    _ocsf_problems,
     _query_value,
     _redacted,
     envelope_problems,
@@ -50,11 +52,37 @@ from py_mdr.sink.wire import (
 
 logger = logging.getLogger("py_mdr.sink")
 
+#: Request bodies held in memory at once, all connections together (see limits.py).
+DEFAULT_MAX_INFLIGHT_BYTES = 128 * 1024 * 1024
+#: Open connections served at once; the next one is answered 503 code 9 (busy) and closed.
+DEFAULT_MAX_CONNECTIONS = 128
+
+_LIVE: weakref.WeakSet[HECSink] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    """A lock held by a parent's thread at fork time would stay held for ever in the child."""
+    for sink in list(_LIVE):
+        sink._reset_locks()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
 
 class HECSink:
     """A real HEC endpoint on 127.0.0.1 that records what it accepts; thread-safe, bounded.
 
-    Beyond the constructor: ``max_body_bytes`` (decompressed; above it 413), ``max_event_bytes``
+    With ``client_ca`` (and ``tls``) it demands a client certificate signed by that CA, as a
+    receiver behind mutual TLS does.
+
+    Memory stays bounded under abuse: a body over ``max_body_bytes`` (raw or decompressed;
+    default 100 MiB, as Vector) is answered 413; a body waits for its turn while others hold
+    ``max_inflight_bytes``; beyond ``max_connections`` open connections a request is answered
+    503 code 9 (busy). A sink left from a parent process can be stopped in a forked child: the
+    child closes its copy of the socket and the parent's server runs on.
+
+    Beyond the constructor: ``max_body_bytes``, ``max_event_bytes``
     (one envelope; above it 400 code 6), ``allowed_indexes`` (others: 400 code 7), ``down`` (the
     event endpoint answers 503 code 9, health 503 code 18) and ``token_disabled`` (403 code 1)
     may be set at any time. Fault modes: ``fail_next``, ``answer_next`` (anything, e.g. a
@@ -69,20 +97,25 @@ class HECSink:
         port: int = 0,
         use_ack: bool = False,
         tls: tuple[str, str] | None = None,
+        client_ca: str | None = None,
         validate: bool = True,
         max_events: int = 1_000_000,
         max_requests: int = 100_000,
         max_problems: int = 100_000,
         idle_timeout: float = 300.0,
+        max_body_bytes: int | None = None,
+        max_inflight_bytes: int = DEFAULT_MAX_INFLIGHT_BYTES,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
         log_requests: bool = False,
         on_event: EventCallback | None = None,
         on_request: RequestCallback | None = None,
     ) -> None:
         """Set up (not yet started: ``start()`` or ``with``) a receiver accepting ``token``.
 
-        ``port`` 0 picks a free port; ``tls`` is a (certificate, key) pair to serve HTTPS;
-        ``validate`` checks each event against OCSF 1.3.0; the ``max_*`` bounds keep memory
-        bounded; ``on_event`` / ``on_request`` are called with what arrives."""
+        ``port`` 0 picks a free port; ``tls`` is a (certificate, key) pair to serve HTTPS, and
+        ``client_ca`` with it demands client certificates signed by that CA; ``validate``
+        checks each event against OCSF 1.3.0; the ``max_*`` bounds keep memory bounded;
+        ``on_event`` / ``on_request`` are called with what arrives."""
         self.token = token
         self.use_ack = use_ack
         self.validate = validate
@@ -91,13 +124,26 @@ class HECSink:
         self.max_problems = max_problems
         self.idle_timeout = idle_timeout
         self.log_requests = log_requests
-        self.max_body_bytes: int | None = None
+        for name, value in (
+            ("max_inflight_bytes", max_inflight_bytes),
+            ("max_connections", max_connections),
+            ("max_body_bytes", 1 if max_body_bytes is None else max_body_bytes),
+        ):
+            if type(value) is not int or value < 1:
+                raise ValueError(f"HECSink: {name} must be a positive whole number, got {value!r}")
+        self.max_body_bytes: int | None = max_body_bytes
+        self.max_connections = max_connections
+        self._budget = ByteBudget(max_inflight_bytes)
+        self._pid = os.getpid()
         self.max_event_bytes = MAX_EVENT_BYTES
         self.allowed_indexes: Collection[str] | None = None
         self.down = False
         self.token_disabled = False
         self._bind = (host, port)
+        if client_ca is not None and tls is None:
+            raise ValueError("HECSink: client_ca needs tls=(certfile, keyfile): it is mutual TLS")
         self._tls = tls
+        self._client_ca = client_ca
         self._on_event = on_event
         self._on_request = on_request
         self._server: _Server | None = None
@@ -124,6 +170,7 @@ class HECSink:
         self._ack_next: dict[str, int] = {}
         self._acks: dict[str, dict[int, bool]] = {}
         self._hold_acks = False
+        _LIVE.add(self)
 
     def __repr__(self) -> str:
         where = self.url if self._server is not None else "not started"
@@ -142,11 +189,15 @@ class HECSink:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             context.minimum_version = ssl.TLSVersion.TLSv1_2
             context.load_cert_chain(*self._tls)
+            if self._client_ca is not None:  # mutual TLS: no connection without a client cert
+                context.verify_mode = ssl.CERT_REQUIRED
+                context.load_verify_locations(cafile=self._client_ca)
             # handshakes happen in the connection's own thread, never in the accept loop
             server.socket = context.wrap_socket(
                 server.socket, server_side=True, do_handshake_on_connect=False
             )
         self._server = server
+        self._pid = os.getpid()
         self._thread = threading.Thread(
             target=server.serve_forever,
             kwargs={"poll_interval": 0.05},  # so stop() returns within a twentieth of a second
@@ -163,11 +214,26 @@ class HECSink:
             self._stopping.set()
             return
         self._stopping.set()
+        self._budget.close()
+        if os.getpid() != self._pid:
+            # a forked child: the serving thread exists only in the parent, so shutdown()
+            # would wait for it for ever; closing this process's copy of the socket is all
+            server.server_close()
+            return
         server.shutdown()
         server.close_connections()
         server.server_close()
         if self._thread is not None:
             self._thread.join(timeout=5.0)
+
+    def _reset_locks(self) -> None:
+        """Fresh locks in a forked child (the parent's threads that held them are gone)."""
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._budget = ByteBudget(self._budget.limit)
+        if self._server is not None:
+            self._server._open_lock = threading.Lock()
+            self._server._open = set()
 
     def __enter__(self) -> HECSink:
         return self.start()
@@ -218,6 +284,12 @@ class HECSink:
         """Envelopes accepted since the last clear, stored or not."""
         with self._lock:
             return self._accepted
+
+    @property
+    def inflight_bytes(self) -> int:
+        """Request bodies held in memory right now (at most ``max_inflight_bytes``, but for
+        one body larger than that, which is then the only one)."""
+        return self._budget.used
 
     @property
     def not_stored(self) -> dict[str, int]:
@@ -355,7 +427,11 @@ class HECSink:
     # request handling (runs in the connection's thread)
 
     def _event_request(
-        self, headers: Message, body: bytes | None, channel: str | None
+        self,
+        headers: Message,
+        body: bytes | None,
+        channel: str | None,
+        room: Reservation | None = None,
     ) -> tuple[_Answer, int]:
         with self._lock:
             if self._close_next > 0:
@@ -372,7 +448,7 @@ class HECSink:
         refusal = self._auth_refusal(headers) or self._channel_refusal(channel)
         if refusal is not None:
             return refusal, 0
-        text = self._body_text(headers, body)
+        text = self._body_text(headers, body, room)
         if isinstance(text, _Answer):
             return text, 0
         with self._lock:
@@ -480,7 +556,9 @@ class HECSink:
             return _hec(400, 11)
         return None
 
-    def _body_text(self, headers: Message, body: bytes | None) -> str | _Answer:
+    def _body_text(
+        self, headers: Message, body: bytes | None, room: Reservation | None = None
+    ) -> str | _Answer:
         encoding = (headers.get("Content-Encoding") or "").strip().lower()
         if encoding not in ("", "gzip"):
             return _UNSUPPORTED
@@ -489,7 +567,9 @@ class HECSink:
             return _TOO_LARGE
         if encoding == "gzip":
             try:
-                data = _gunzip(body, limit)
+                data = _gunzip(body, limit, room.grow if room is not None else None)
+            except NoRoom:
+                return replace(_hec(503, 9), close=True)
             except (ValueError, zlib.error):
                 return _hec(400, 6)
             if data is None:
@@ -504,10 +584,10 @@ class HECSink:
         problems = envelope_problems(envelope)
         if self.validate:
             if not self._validator_loaded:
-                self._validator = _load_validator()  # lazily: most runs never need the schema
+                self._validator = load_validator()  # lazily: most runs never need the schema
                 self._validator_loaded = True
             if self._validator is not None:
-                problems += _ocsf_problems(self._validator, envelope["event"])
+                problems += ocsf_problems(self._validator, envelope["event"])
         return problems
 
     def _store(
@@ -580,6 +660,12 @@ class _Server(ThreadingHTTPServer):
             with self._open_lock:
                 self._open.discard(request)
 
+    @property
+    def crowded(self) -> bool:
+        """More connections are open than the sink serves at once."""
+        with self._open_lock:
+            return len(self._open) > self.sink.max_connections
+
     def close_connections(self) -> None:
         """Wake every connection thread (idle keep-alive reads included) so it ends now."""
         with self._open_lock:
@@ -627,23 +713,11 @@ class _Handler(BaseHTTPRequestHandler):
         path, _, query = self.path.partition("?")
         path = path.rstrip("/") or "/"
         channel = self.headers.get("X-Splunk-Request-Channel") or _query_value(query, "channel")
-        wire_bytes = 0
+        room = Reservation(sink._budget)
         try:
-            body, wire_bytes = self._read_body()
-        except (ValueError, OSError):
-            answer, count, body = replace(_hec(400, 6), close=True), 0, b""
-        else:
-            count = 0
-            if method == "POST" and path in EVENT_PATHS:
-                answer, count = sink._event_request(self.headers, body, channel)
-            elif method == "GET" and path in HEALTH_PATHS:
-                answer = sink._health()
-            elif method == "POST" and path == ACK_PATH:
-                answer = sink._ack_request(self.headers, body, channel)
-            else:
-                answer = _NOT_FOUND
-            if body is None:  # the body was left unread: the connection cannot be reused
-                answer = replace(answer, close=True)
+            answer, count, wire_bytes = self._handle(method, path, channel, room)
+        finally:
+            room.release()
         health = method == "GET" and path in HEALTH_PATHS
         paced = health or (method == "POST" and path in EVENT_PATHS)
         sink._record(
@@ -662,10 +736,42 @@ class _Handler(BaseHTTPRequestHandler):
         )
         self._answer(answer, sink._take_trickle(health) if paced and not answer.silent else 0.0)
 
-    def _read_body(self) -> tuple[bytes | None, int]:
-        """The raw body and its size on the wire; None when over the read cap (left unread)."""
-        cap = max(HARD_BODY_LIMIT, self.server.sink.max_body_bytes or 0)
+    def _handle(
+        self, method: str, path: str, channel: str | None, room: Reservation
+    ) -> tuple[_Answer, int, int]:
+        """The answer, the envelopes accepted and the body's size on the wire."""
+        sink = self.server.sink
+        if self.server.crowded:  # the body is left unread, so the connection must close
+            return replace(_hec(503, 9), close=True), 0, 0
+        try:
+            body, wire_bytes = self._read_body(room)
+        except (ValueError, OSError):
+            return replace(_hec(400, 6), close=True), 0, 0
+        except NoRoom:  # other bodies held the memory budget for the whole idle timeout
+            return replace(_hec(503, 9), close=True), 0, 0
+        count = 0
+        if method == "POST" and path in EVENT_PATHS:
+            answer, count = sink._event_request(self.headers, body, channel, room)
+        elif method == "GET" and path in HEALTH_PATHS:
+            answer = sink._health()
+        elif method == "POST" and path == ACK_PATH:
+            answer = sink._ack_request(self.headers, body, channel)
+        else:
+            answer = _NOT_FOUND
+        if body is None:  # the body was left unread: the connection cannot be reused
+            answer = replace(answer, close=True)
+        return answer, count, wire_bytes
+
+    def _read_body(self, room: Reservation) -> tuple[bytes | None, int]:
+        """The raw body and its size on the wire; None when over the read cap (left unread).
+
+        Its size is reserved from the memory budget first (a chunked body's cap, its size being
+        unknown); :class:`NoRoom` when no room came within the idle timeout.
+        """
+        sink = self.server.sink
+        cap = max(HARD_BODY_LIMIT, sink.max_body_bytes or 0)
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            self._reserve(room, cap)
             return self._read_chunked(cap)
         declared = self.headers.get("Content-Length")
         if not declared:
@@ -673,9 +779,14 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(declared)
         if length < 0:
             raise ValueError("negative Content-Length")
-        if length > cap:
+        if length > cap:  # refused unread (413), so nothing to hold
             return None, length
+        self._reserve(room, length)
         return self.rfile.read(length), length
+
+    def _reserve(self, room: Reservation, size: int) -> None:
+        if not room.take(size, self.server.sink.idle_timeout):
+            raise NoRoom
 
     def _read_chunked(self, cap: int) -> tuple[bytes | None, int]:
         parts: list[bytes] = []

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
+import math
 import re
 import zlib
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from email.message import Message
-from typing import Any, cast
-
-from py_mdr.serialize import safe_str
+from typing import Any
 
 logger = logging.getLogger("py_mdr.sink")
 
@@ -60,7 +58,6 @@ _SPACE = re.compile(r"[ \t\r\n]*")
 
 EventCallback = Callable[[int, dict[str, Any], list[str]], None]
 RequestCallback = Callable[["ReceivedRequest"], None]
-Validator = Callable[[Any], Iterable[object]]
 
 
 @dataclass(frozen=True)
@@ -123,16 +120,38 @@ def _no_constant(name: str) -> Any:
 _DECODER = json.JSONDecoder(parse_constant=_no_constant)
 
 
-def _gunzip(data: bytes, limit: int) -> bytes | None:
-    """The decompressed body (all gzip members), or None once it would exceed ``limit``."""
+class NoRoom(Exception):
+    """The body would not fit in the receiver's memory budget now: answer busy (503 code 9)."""
+
+
+_INFLATE_STEP = 1 << 20
+
+
+def _gunzip(data: bytes, limit: int, room: Callable[[int], bool] | None = None) -> bytes | None:
+    """The decompressed body (all gzip members), or None once it would exceed ``limit``.
+
+    ``room(n)`` is asked before each ``n`` bytes of output; it raises :class:`NoRoom` when
+    refused, so a small compressed body cannot grow past the memory budget unseen.
+    """
     out = bytearray()
     while data:
         inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-        out += inflater.decompress(data, limit + 1 - len(out))
-        if len(out) > limit:
-            return None
+        while True:
+            step = min(_INFLATE_STEP, limit + 1 - len(out))
+            if room is not None and not room(step):
+                raise NoRoom
+            out += inflater.decompress(data, step)
+            if len(out) > limit:
+                return None
+            data = inflater.unconsumed_tail
+            if inflater.eof or not data:
+                break
         if not inflater.eof:
-            raise ValueError("truncated gzip stream")
+            out += inflater.flush()
+            if len(out) > limit:
+                return None
+            if not inflater.eof:
+                raise ValueError("truncated gzip stream")
         data = inflater.unused_data
     return bytes(out)
 
@@ -207,6 +226,19 @@ def parse_body(
     return accepted, None
 
 
+def epoch_seconds(value: Any) -> float | None:
+    """An envelope's ``time`` as HEC reads it: a number, or a string holding one (HEC takes
+    ``"1700000000.5"`` as readily as ``1700000000.5``); None for anything else."""
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
 def envelope_problems(envelope: Mapping[str, Any]) -> list[str]:
     """What in an accepted envelope would be read wrongly downstream ("<path>: <message>")."""
     problems = []
@@ -215,9 +247,11 @@ def envelope_problems(envelope: Mapping[str, Any]) -> list[str]:
         names = ", ".join(missing)
         problems.append(f"envelope: no {names} (Vector copies these from the previous envelope)")
     if "time" in envelope:
-        when = envelope["time"]
-        if isinstance(when, bool) or not isinstance(when, (int, float)):
-            problems.append(f"envelope.time: not a number of epoch seconds: {when!r:.60}")
+        when = epoch_seconds(envelope["time"])
+        if when is None:
+            problems.append(
+                f"envelope.time: not a number of epoch seconds: {envelope['time']!r:.60}"
+            )
         elif when > 1e11:
             problems.append("envelope.time: looks like milliseconds; HEC wants epoch seconds")
     for key in ("host", "source", "sourcetype", "index"):
@@ -242,30 +276,6 @@ def envelope_problems(envelope: Mapping[str, Any]) -> list[str]:
             ):
                 problems.append(f"envelope.fields.{key}: collides with a key of the stored event")
     return problems
-
-
-def _load_validator() -> Validator | None:
-    """The OCSF schema validator, or None while ``py_mdr.validate`` is not available."""
-    try:
-        module = importlib.import_module("py_mdr.validate")
-    except ModuleNotFoundError as exc:
-        if exc.name != "py_mdr.validate":
-            logger.warning("OCSF validation is off: %s", exc)
-        return None
-    except Exception as exc:  # a broken validator must not take the receiver down
-        logger.warning("OCSF validation is off: %s", safe_str(exc))
-        return None
-    found = getattr(module, "validate", None)
-    return cast(Validator, found) if callable(found) else None
-
-
-def _ocsf_problems(validator: Validator, event: Any) -> list[str]:
-    if not isinstance(event, dict) or "class_uid" not in event:
-        return []
-    try:
-        return [safe_str(problem) for problem in validator(event)]
-    except Exception as exc:
-        return [f"<event>: the validator failed: {type(exc).__name__}: {safe_str(exc)}"]
 
 
 def _redacted(headers: Message) -> dict[str, str]:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import sys
 from collections.abc import Sequence
 from typing import TextIO
 
-from py_mdr.cli_input import Item, read_items
+from py_mdr.cli.input import Item, read_items
+from py_mdr.cli.options import hint_terminal
 from py_mdr.serialize import complete
 from py_mdr.validate import validate
 
@@ -56,3 +59,9 @@ def problems_of(item: Item) -> list[tuple[str, str, str]]:
         return [(p.path, p.kind, p.message) for p in validate(complete(item.value, coerce=False))]
     except Exception as exc:  # a value the serializer could not handle
         return [("", "type", f"cannot be read as an event: {type(exc).__name__}: {exc}")]
+
+
+def run(args: argparse.Namespace) -> int:
+    """``py-mdr validate``: 0 when every event is valid, else 1."""
+    hint_terminal("validate", args.files)
+    return run_validate(args.files, as_json=args.format == "json", out=sys.stdout, err=sys.stderr)

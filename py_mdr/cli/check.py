@@ -7,8 +7,9 @@ in plain words what is wrong and what to try, and the check stops there.
 
 from __future__ import annotations
 
+import argparse
 import socket
-import ssl
+import sys
 import threading
 import time
 import uuid
@@ -18,8 +19,11 @@ from typing import Any, TextIO
 from urllib.parse import urlsplit
 
 import requests
-import requests.utils
 
+from py_mdr.cli.connection import hec_settings
+from py_mdr.cli.input import STDIN, Item
+from py_mdr.cli.prepare import SendSettings, prepare
+from py_mdr.cli.tls_probe import client_cert_problem, tls_alert, tls_verify_detail
 from py_mdr.hec.codes import AUTH_CODES
 from py_mdr.hec.config import HECConfig
 from py_mdr.hec.errors import HECAuthError, HECError, HECIndexError
@@ -39,6 +43,35 @@ _WHAT_CODE = {
     20: "its queues are full and its acknowledgement service is unavailable",
 }
 _TOKEN_HINT = "check the token in MDR_TOKEN or --token-file"
+
+
+def run(args: argparse.Namespace) -> int:
+    """``py-mdr check``: 0 when every step passed, 1 at the first that failed."""
+    from py_mdr.eventlog import default_product, host_name
+
+    config = hec_settings(args, default_timeout=10.0)
+
+    def send_test(transport: HECTransport, deadline: float) -> None:
+        settings = SendSettings(
+            name=args.name,
+            host=host_name(),
+            index=config.index,
+            max_event_bytes=config.max_event_bytes,
+            text=True,
+            product=default_product({"name": args.name}),
+        )
+        envelope = prepare(Item(STDIN, 1, "py-mdr check: test event"), settings)
+        assert isinstance(envelope, bytes)
+        report = transport.send([envelope], deadline=deadline)
+        if not report.ok:
+            raise CheckFailed("test event", explain_send_error(report.error, config))
+
+    return run_check(
+        config,
+        out=sys.stdout,
+        timeout=config.retry.deadline,
+        send_test=send_test if args.send_test else None,
+    )
 
 
 class CheckFailed(Exception):
@@ -282,13 +315,18 @@ def _answer_words(status: int | None, code: int | None, text: str) -> str:
 
 def _health_error(error: str, target: Target, config: HECConfig, timeout: float) -> tuple[str, str]:
     if "certificate verification failed" in error:
-        detail = tls_verify_detail(target, config.verify, timeout)
+        detail = tls_verify_detail(target.host, target.port, config.verify, timeout)
         why = f" ({detail})" if detail else ""
         return (
             "TLS",
             f"the server's TLS certificate is not trusted{why}: give its CA with "
             "--ca-bundle FILE (MDR_CA_BUNDLE), or use --no-verify for testing only",
         )
+    if "TLS handshake" in error or (target.tls and "connection broke" in error):
+        alert = tls_alert(target.host, target.port, config, timeout)
+        refused = client_cert_problem(alert, config)
+        if refused:
+            return ("TLS", refused)
     if "TLS handshake" in error:
         return (
             "TLS",
@@ -308,22 +346,3 @@ def _health_error(error: str, target: Target, config: HECConfig, timeout: float)
             "is overloaded, or a proxy holds the request",
         )
     return ("health", f"the health check failed: {error}")
-
-
-def tls_verify_detail(target: Target, verify: bool | str, timeout: float) -> str:
-    """Why certificate verification fails (e.g. "self-signed certificate"), or ""."""
-    if verify is False:
-        return ""
-    # what requests verifies against unless given a bundle
-    cafile = verify if isinstance(verify, str) else requests.utils.DEFAULT_CA_BUNDLE_PATH
-    try:
-        context = ssl.create_default_context(cafile=cafile)
-        deadline = time.monotonic() + timeout
-        with socket.create_connection((target.host, target.port), timeout=timeout) as raw:
-            raw.settimeout(max(0.1, deadline - time.monotonic()))
-            with context.wrap_socket(raw, server_hostname=target.host):
-                return ""
-    except ssl.SSLCertVerificationError as exc:
-        return str(exc.verify_message or exc.reason or "")
-    except (OSError, ssl.SSLError, ValueError):
-        return ""

@@ -1,4 +1,4 @@
-"""``py-mdr schema``: the OCSF 1.3.0 classes, or one class's (or object's) attributes.
+"""``py-mdr schema``: the OCSF 1.3.0 classes or objects, or one class's (or object's) attributes.
 
 Meant for people writing OCSF JSON in another language: what to set, of which type, which
 values an enum takes, and what py-mdr fills in when it is missing.
@@ -6,11 +6,14 @@ values an enum takes, and what py-mdr fills in when it is missing.
 
 from __future__ import annotations
 
+import argparse
 import difflib
 import json
+import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
+from py_mdr.cli.options import UsageError
 from py_mdr.ocsf_models._base import GENERIC_OBJECT, REQUIRED, Attr, ModelSpec, load_model
 from py_mdr.ocsf_models._registry import CLASS_NAMES, CLASSES, OBJECTS
 
@@ -66,7 +69,29 @@ def list_classes(out: TextIO, as_json: bool) -> None:
     table = [["uid", "name", "caption", "category"]]
     table += [[str(r["uid"]), str(r["name"]), str(r["caption"]), str(r["category"])] for r in rows]
     _print_table(out, table)
-    out.write("\n`py-mdr schema NAME_OR_UID` shows the attributes of one class or object.\n")
+    out.write(
+        "\n`py-mdr schema NAME_OR_UID` shows the attributes of one class or object; "
+        "`py-mdr schema --objects` lists the objects.\n"
+    )
+
+
+def object_specs() -> list[ModelSpec]:
+    """Every object (the type of a nested attribute), by name."""
+    return [load_model(OBJECTS[name]).__ocsf__ for name in sorted(OBJECTS)]
+
+
+def list_objects(out: TextIO, as_json: bool) -> None:
+    rows = [
+        {"name": s.name, "caption": s.caption, "attributes": len(s.attributes)}
+        for s in object_specs()
+    ]
+    if as_json:
+        out.write(json.dumps(rows, indent=2) + "\n")
+        return
+    table = [["name", "caption", "attributes"]]
+    table += [[str(r["name"]), str(r["caption"]), str(r["attributes"])] for r in rows]
+    _print_table(out, table)
+    out.write("\n`py-mdr schema NAME` shows the attributes of one object.\n")
 
 
 def describe(spec: ModelSpec, out: TextIO, as_json: bool) -> None:
@@ -157,3 +182,24 @@ def _print_table(out: TextIO, rows: Sequence[Sequence[str]]) -> None:
     for row in rows:
         cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=True)]
         out.write("  ".join(cells).rstrip() + "\n")
+
+
+def run(args: argparse.Namespace) -> int:
+    """``py-mdr schema``: the classes, or one class's or object's attributes."""
+    as_json = args.format == "json"
+    if args.objects and args.name is not None:
+        raise UsageError(
+            f"give either --objects (to list them) or a name ({args.name!r}), not both"
+        )
+    if args.objects:
+        list_objects(sys.stdout, as_json)
+        return 0
+    if args.name is None:
+        list_classes(sys.stdout, as_json)
+        return 0
+    try:
+        spec = find(args.name)
+    except UnknownName as exc:
+        raise UsageError(str(exc)) from None
+    describe(spec, sys.stdout, as_json)
+    return 0

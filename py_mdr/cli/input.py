@@ -193,9 +193,9 @@ class _JsonReader:
             char = self._peek()
             if char is None:
                 return
-            if char == "[":
+            if char == "[" and self._holds_events():
                 yield from self._array()
-            else:
+            else:  # an object, or an array that is one value (``[1,2]``: reported once)
                 yield self._value(in_array=False)
 
     def _value(self, *, in_array: bool) -> Item:
@@ -221,6 +221,23 @@ class _JsonReader:
                 continue  # a number at the window's edge may go on ("12" of "123")
             self.pos = end
             return Item(self.source, start_line, value)
+
+    def _holds_events(self) -> bool:
+        """Whether the array at ``pos`` starts with an object (or is empty), so that its items
+        are events to read one by one; an array of anything else is one (wrong) value.
+
+        Looks ahead without moving: the window only ever drops what lies before ``pos``.
+        """
+        offset = 1
+        while True:
+            buf, index = self.buf, self.pos + offset
+            while index < len(buf) and buf[index] in _SPACE:
+                index += 1
+            if index < len(buf):
+                return buf[index] in "{]"
+            offset = index - self.pos
+            if offset >= MAX_VALUE_CHARS or not self._read():
+                return True  # nothing follows: reported as an unclosed array
 
     def _array(self) -> Iterator[Item]:
         self.pos += 1  # the "["
