@@ -110,7 +110,7 @@ def test_a_changed_product_is_used_from_the_next_record_on() -> None:
     assert second["metadata"]["product"] == {"name": "other", "vendor_name": "unknown"}
 
 
-_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
+_text = st.text(st.characters(codec="utf-8"), max_size=40)
 _values = st.one_of(
     st.none(),
     st.booleans(),
