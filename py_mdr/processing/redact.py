@@ -162,7 +162,9 @@ class _Rule:
     digits: bool = False
 
 
-_FOUR_DIGITS = re.compile(r"[0-9]{4}")
+# A run as long as the shortest card number of digits, spaces and dashes: every card number the
+# rule can match has one, and one search for it is cheaper than the rule itself.
+_CARD_RUN = re.compile(r"(?=[0-9])[0-9 -]{13}")
 _CARD_LENGTH = re.compile(r"[0-9](?:[ -]?[0-9]){12}")
 
 
@@ -218,8 +220,7 @@ class Redactor:
         if (
             self._cards
             and len(value) >= _SHORTEST_CARD
-            and _FOUR_DIGITS.search(value) is not None
-            and _CARD_LENGTH.search(value) is not None
+            and _CARD_RUN.search(value) is not None
         ):
             return False
         gate = self._gate
