@@ -61,6 +61,28 @@ def _otel(exporter: LogRecordExporter) -> tuple[logging.Handler, Finish]:
     return handler, finish
 
 
+class _Noop:
+    """A do-nothing exporter: what the SDK costs on its own, below every exporter."""
+
+    exported = 0
+
+    def export(self, batch: object) -> object:
+        from opentelemetry.sdk._logs.export import LogRecordExportResult
+
+        _Noop.exported += len(batch)  # type: ignore[arg-type]
+        return LogRecordExportResult.SUCCESS
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return True
+
+    def shutdown(self) -> None:
+        pass
+
+
+def otel_noop(url: str, token: str) -> tuple[logging.Handler, Finish]:
+    return _otel(_Noop())  # type: ignore[arg-type]
+
+
 def otlp(url: str, token: str) -> tuple[logging.Handler, Finish]:
     from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 
@@ -129,6 +151,7 @@ def _spool_dir() -> str:
 SENDERS: dict[str, Setup] = {
     "null": null,
     "otlp": otlp,
+    "otel_noop": otel_noop,
     "mdr_exporter": mdr_exporter,
     "mdr_handler": mdr_handler,
     "mdr_bare": mdr_bare,
@@ -178,6 +201,8 @@ def main(sender: str, url: str, token: str, records: int, burst: int, pause: flo
                 "p50_us": latencies[records // 2] / 1000,
                 "p99_us": latencies[records * 99 // 100] / 1000,
                 "cpu_us_per_record": cpu / records * 1e6,
+                "cpu_s": cpu,
+                "exported": _Noop.exported,
                 "caller_loop_cpu_us_per_record": caller_cpu / records * 1e6,
                 "peak_rss_mb": peak_rss_mb(),
                 "logged": records + 200,
