@@ -17,7 +17,7 @@ import random
 import re
 import socket
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from py_mdr.config import resolve_product_name, resolve_vendor_name
@@ -86,6 +86,11 @@ def _after_fork_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def sequence_counter() -> Iterator[int]:
+    """The iterator behind :func:`next_sequence`, for a caller that cannot spare a call."""
+    return _sequence
 
 
 def next_sequence() -> int:

@@ -48,7 +48,8 @@ from py_mdr.eventlog import PRODUCT_KEYS, default_product, error_text, host_name
 from py_mdr.hec.envelope import encode_envelope
 from py_mdr.hec.reports import TransportStats
 from py_mdr.hec.retry import RetryPolicy
-from py_mdr.internal import INTERNAL_ATTRIBUTE, install_record_marker, is_sending
+from py_mdr.internal import INTERNAL_ATTRIBUTE, install_record_marker
+from py_mdr.internal import thread_state as _sending
 from py_mdr.logmap import LogItem, capture, compact, item_to_event
 from py_mdr.logwire import LogWire
 from py_mdr.plain import dumps, is_model, safe_str
@@ -273,7 +274,7 @@ class MDRHandler(logging.Handler):
         """Queue the record; never blocks (unless ``block``), never raises."""
         # Our worker's own records and its HTTP stack's never loop back: caught here on the
         # worker's thread, or by their mark when a QueueHandler/QueueListener relays them.
-        if is_sending() or INTERNAL_ATTRIBUTE in record.__dict__:
+        if _sending.active or INTERNAL_ATTRIBUTE in record.__dict__:  # is_sending(), inlined
             return
         try:
             if self._custom_mapping:

@@ -30,6 +30,8 @@ class _State(threading.local):
 
 
 _state = _State()
+#: The per-thread flag itself (``thread_state.active``), for a caller that cannot spare a call.
+thread_state = _state
 _install_lock = threading.Lock()
 
 

@@ -39,6 +39,7 @@ from py_mdr.eventlog import (
     ms_from_seconds,
     next_sequence,
     os_user,
+    sequence_counter,
 )
 from py_mdr.plain import clean, safe_repr, safe_str
 from py_mdr.processing.contexts import CONTEXT_ATTRIBUTE
@@ -74,6 +75,7 @@ EVENT_TIME = "_py_mdr_time"
 PLAIN_RECORD_SIZE = len(_FRESH) + 2
 
 _get_native_id = threading.get_native_id
+_sequence = sequence_counter()
 _now = time.time
 
 
@@ -183,7 +185,9 @@ def compact(record: logging.LogRecord, context: Any = None) -> LogItem:
     """Freeze ``record`` into a :class:`LogItem` on the caller's thread; never raises.
 
     Unlike :func:`capture`, the record is left as it was (other handlers still see its
-    ``exc_info``), so it need not be copied. ``context`` is kept for the processors.
+    ``exc_info``), so it need not be copied. ``context`` is kept for the processors. Every
+    logging call pays for this function, so it inlines what it can (``getMessage`` of a plain
+    ``LogRecord``, the extras) and asks the kernel for the thread id once per thread.
     """
     data = record.__dict__
     get = data.get
@@ -201,7 +205,15 @@ def compact(record: logging.LogRecord, context: Any = None) -> LogItem:
             text = None
     else:
         try:
-            message = record.getMessage()
+            if type(record) is _LogRecord:  # LogRecord.getMessage, without the call
+                message = data["msg"]
+                if type(message) is not str:
+                    message = str(message)
+                args = data["args"]
+                if args:
+                    message = message % args
+            else:
+                message = record.getMessage()
         except Exception:
             message = _unformatted(record)
         exc_info = get("exc_info")
@@ -211,7 +223,11 @@ def compact(record: logging.LogRecord, context: Any = None) -> LogItem:
                 exception, text = _exception_of(record, exc_info)
             except Exception:  # exc_info set to something hostile by hand
                 exception = text = None
-        captured = (next_sequence(), _get_native_id(), _now(), exception)
+        try:
+            tid = _thread_ids.tid
+        except AttributeError:
+            tid = _thread_ids.tid = _get_native_id()
+        captured = (next(_sequence), tid, _now(), exception)
     extra = None
     if len(data) > _FRESH_SIZE:
         extra = _extras_of(data)
@@ -219,6 +235,27 @@ def compact(record: logging.LogRecord, context: Any = None) -> LogItem:
         LogItem,
         (*standard, get("taskName"), message, captured, extra, text, context, None),
     )
+
+
+_LogRecord = logging.LogRecord
+
+
+class _ThreadIds(threading.local):
+    """The OS thread id of the logging thread, asked of the kernel once per thread."""
+
+    tid: int
+
+
+_thread_ids = _ThreadIds()
+
+
+def _forget_thread_ids() -> None:
+    global _thread_ids
+    _thread_ids = _ThreadIds()  # a forked child's thread has an id of its own
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_thread_ids)
 
 
 _FRESH_SIZE = len(_FRESH)
@@ -236,7 +273,12 @@ def _extras_of(data: dict[str, Any]) -> dict[str, Any] | None:
     if last != _LAST_FRESH:  # an unusual record class: look at every key
         keys = data.keys() - STANDARD_ATTRIBUTES
         return {key: data[key] for key in keys} if keys else None
-    extra = {key: value for key, value in tail if key not in STANDARD_ATTRIBUTES}
+    extra = dict(tail)
+    if not extra:
+        return None
+    if STANDARD_ATTRIBUTES.isdisjoint(extra):  # the usual case: nothing but extras
+        return extra
+    extra = {key: value for key, value in extra.items() if key not in STANDARD_ATTRIBUTES}
     return extra or None
 
 

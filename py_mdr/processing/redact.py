@@ -217,11 +217,7 @@ class Redactor:
             return True
         if self._always:
             return False
-        if (
-            self._cards
-            and len(value) >= _SHORTEST_CARD
-            and _CARD_RUN.search(value) is not None
-        ):
+        if self._cards and len(value) >= _SHORTEST_CARD and _CARD_RUN.search(value) is not None:
             return False
         gate = self._gate
         if gate is not None and gate.search(value.lower()) is not None:
