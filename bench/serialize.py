@@ -15,7 +15,7 @@ from typing import Any
 import pydantic_core
 
 from py_mdr.ocsf_models import EventLogActivity
-from py_mdr.serialize import to_dict, to_json
+from py_mdr.serialize import to_dict, to_json_bytes
 from py_mdr.validate import validate
 
 
@@ -75,7 +75,7 @@ def rows() -> list[tuple[str, float, float]]:
     steps = {
         "build model": per_call_us(build, n),
         "model -> dict (to_dict)": per_call_us(lambda: to_dict(model), n),
-        "model -> JSON bytes (to_json)": per_call_us(lambda: to_json(model), n),
+        "model -> JSON bytes (to_json_bytes)": per_call_us(lambda: to_json_bytes(model), n),
         "pydantic_core.to_json(final dict) [floor]": per_call_us(
             lambda: pydantic_core.to_json(final), n
         ),
@@ -90,7 +90,7 @@ def rows() -> list[tuple[str, float, float]]:
 
 
 def main() -> None:
-    print(f"Event Log Activity, {len(to_json(build()))} bytes of JSON")
+    print(f"Event Log Activity, {len(to_json_bytes(build()))} bytes of JSON")
     print(f"{'step':45} {'us':>8} {'x floor':>8}")
     for name, us, ratio in rows():
         print(f"{name:45} {us:8.2f} {ratio:8.2f}")

@@ -15,10 +15,13 @@ import time
 import weakref
 from collections.abc import Iterable, Mapping
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from py_mdr._lazy import lazy_getattr
 from py_mdr.compat import legacy_source, with_source_format
+from py_mdr.completion import complete_event
 from py_mdr.config import ConfigError, hec_config
+from py_mdr.eventlog import default_product
 from py_mdr.hec.envelope import encode_envelope
 from py_mdr.hec.errors import HECTimeoutError
 from py_mdr.hec.errors import MDRDeliveryError as MDRDeliveryError  # its 1.x home
@@ -26,6 +29,14 @@ from py_mdr.hec.reports import HealthReport, SendReport, TransportStats
 from py_mdr.hec.retry import RetryPolicy
 from py_mdr.hec.transport import HECTransport
 from py_mdr.serialize import absurd_time, dumps, json_safe, to_dict
+
+if TYPE_CHECKING:
+    from py_mdr.async_client import AsyncMDRClient
+
+__all__ = ["NAME_RULE", "AsyncMDRClient", "MDRClient", "MDRDeliveryError"]
+
+# AsyncMDRClient lives in its own module (it needs asyncio); it is imported from here on first use.
+__getattr__ = lazy_getattr(__name__, {"AsyncMDRClient": "py_mdr.async_client"})
 
 # Characters a sourcetype name must not carry: separators and quoting in Splunk searches.
 _NAME_FORBIDDEN = frozenset(" :\"'\\/|*?=,;`")
@@ -64,7 +75,9 @@ class MDRClient:
     ``host``/``token`` default to ``MDR_HOST``/``MDR_TOKEN``; ``ssl_verify`` is a bool or a CA
     bundle path (default true, or ``MDR_SSL_VERIFY`` / ``MDR_CA_BUNDLE``); ``client_cert`` is a
     PEM path or a (cert, key) pair for mutual TLS (or give the key with ``client_key``);
-    ``timeout`` bounds one send, retries included.
+    ``timeout`` bounds one send, retries included. A dict is completed as ``py-mdr send``
+    completes it (:func:`py_mdr.completion.complete_event`: derived values, ``metadata.product``
+    named after ``name``, ...) unless sent ``as_given``.
     Code written for py-mdr 0.7 may give ``dataset_name`` and ``namespace`` instead of ``name``:
     events then go out as 0.7 sent them, with ``source`` and a top-level ``source_format`` of
     ``pymdr::<dataset_name>.<namespace>``.
@@ -129,6 +142,7 @@ class MDRClient:
         )
         self._host = socket.gethostname()
         self._sourcetype = f"pymdr::{name}"
+        self._product = default_product({"name": name})  # what `py-mdr send --name` writes
         self._transport = HECTransport(self._config)
         self._lock = threading.Lock()  # one send at a time: acks and deadlines are per send
         _live.add(self)
@@ -141,25 +155,36 @@ class MDRClient:
         """The HEC base URL events go to."""
         return self._config.url
 
-    def send(self, event: Any) -> SendReport:
+    @property
+    def timeout(self) -> float:
+        """Seconds one send may take, retries and waiting behind another send included."""
+        return self._config.retry.deadline
+
+    def send(self, event: Any, *, as_given: bool = False) -> SendReport:
         """Send one OCSF model or dict; returns once MDR accepted it, else raises.
 
         Accepted means HEC answered success: a 2xx with anything else (a proxy's login page,
-        another HEC code) raises, and so does an answer still arriving at the deadline.
+        another HEC code) raises, and so does an answer still arriving at the deadline. A dict
+        is completed first (see the class docstring); ``as_given=True`` sends it only made
+        JSON-safe.
 
         Raises :class:`MDRDeliveryError` when it could not be delivered, ``TypeError`` or
         ``ValueError`` for something that is not an event.
         """
-        return self.send_batch((event,))
+        return self.send_batch((event,), as_given=as_given)
 
-    def send_batch(self, events: Iterable[Any]) -> SendReport:
+    def send_batch(self, events: Iterable[Any], *, as_given: bool = False) -> SendReport:
         """Send several events in as few requests as the size limits allow; all-or-raise.
 
         The deadline starts at the call, so time spent waiting behind another thread's send
         counts against it too.
         """
-        deadline = time.monotonic() + self._config.retry.deadline
-        envelopes = [self._envelope(event) for event in events]
+        return self._send_until(events, time.monotonic() + self.timeout, as_given)
+
+    def _send_until(self, events: Iterable[Any], deadline: float, as_given: bool) -> SendReport:
+        """``send_batch`` against a deadline set by the caller (``AsyncMDRClient`` sets it when
+        the coroutine is called, not when its worker thread starts)."""
+        envelopes = [self._envelope(event, as_given) for event in events]
         if not envelopes:
             return SendReport()
         total = len(envelopes)
@@ -172,6 +197,7 @@ class MDRClient:
                     "the send deadline passed while another thread's send held this client"
                 ),
             )
+            report.undelivered.extend(envelopes)
             raise MDRDeliveryError(report, total) from report.error
         try:
             report = self._transport.send(envelopes, deadline)
@@ -192,8 +218,13 @@ class MDRClient:
         """Ask the endpoint's health check (network I/O; never raises)."""
         return self._transport.health(timeout)
 
+    @property
     def stats(self) -> TransportStats:
-        """Counters of the underlying transport."""
+        """Counters of the underlying transport, as a snapshot.
+
+        A property, as on every py-mdr door; ``client.stats()`` (the 2.0 spelling) works too,
+        since a snapshot called returns itself (see :class:`py_mdr.stats.Snapshot`).
+        """
         return self._transport.stats()
 
     def close(self) -> None:
@@ -211,8 +242,13 @@ class MDRClient:
     ) -> None:
         self.close()
 
-    def _envelope(self, event: Any) -> bytes:
-        data = json_safe(event) if isinstance(event, Mapping) else to_dict(event)
+    def _envelope(self, event: Any, as_given: bool = False) -> bytes:
+        if not isinstance(event, Mapping):
+            data = to_dict(event)
+        elif as_given:
+            data = json_safe(event)
+        else:
+            data = complete_event(event, name=self.name, product=self._product)
         if not isinstance(data, dict) or not data:
             raise ValueError("an empty event cannot be sent (HEC refuses a blank event)")
         stamp = data.get("time")

@@ -394,7 +394,11 @@ class MDRHandler(logging.Handler):
 
     @property
     def stats(self) -> HandlerStats:
-        """Counters: queued, sent, dropped by reason, spool, queue depth, the transport's."""
+        """Counters: queued, sent, dropped by reason, spool, queue depth, the transport's.
+
+        ``handler.stats()`` reads the same (a snapshot called returns itself, as on every door:
+        :class:`py_mdr.stats.Snapshot`).
+        """
         queue = self._delivery.stats()
         return HandlerStats(
             **{f.name: getattr(queue, f.name) for f in fields(DeliveryStats)},

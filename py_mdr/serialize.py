@@ -55,6 +55,7 @@ __all__ = [
     "safe_str",
     "to_dict",
     "to_json",
+    "to_json_bytes",
 ]
 
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
@@ -159,8 +160,16 @@ def to_dict(obj: Any, *, coerce: bool = True) -> dict[str, Any]:
     )
 
 
-def to_json(obj: Any) -> bytes:
-    """Compact JSON bytes of :func:`to_dict`."""
+def to_json(obj: Any) -> str:
+    """Compact JSON text of :func:`to_dict`, a ``str`` as its name and ``model_dump_json`` say.
+
+    Writing it to a socket or file in binary mode? :func:`to_json_bytes` skips the decoding.
+    """
+    return dumps(to_dict(obj)).decode()
+
+
+def to_json_bytes(obj: Any) -> bytes:
+    """Compact UTF-8 JSON of :func:`to_dict` as ``bytes``: what goes on the wire, no extra copy."""
     return dumps(to_dict(obj))
 
 

@@ -190,8 +190,13 @@ class Outlet:
         """Seconds one send to MDR may take, retries included."""
         return self._timeout
 
+    @property
     def stats(self) -> ExporterStats:
-        """Counters: exported, internal (skipped), queued, sent, dropped by reason, spool."""
+        """Counters: exported, internal (skipped), queued, sent, dropped by reason, spool.
+
+        A property, as on every py-mdr door; ``exporter.stats()`` works too (a snapshot called
+        returns itself, :class:`py_mdr.stats.Snapshot`).
+        """
         return ExporterStats(**self._stats_fields())
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:

@@ -47,8 +47,9 @@ class MDRSpanExporter(Outlet, SpanExporter):
     _thread_name = "py-mdr-otel-spans"
     _item_noun = "a span"
 
+    @property
     def stats(self) -> SpanExporterStats:
-        """``MDRExporter.stats()`` plus ``skipped``: spans not sent, by span kind."""
+        """``MDRExporter.stats`` plus ``skipped``: spans not sent, by kind (``stats()`` too)."""
         return SpanExporterStats(**self._stats_fields(), skipped=dict(self._skipped))
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:

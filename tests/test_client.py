@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
+import pathlib
 import pickle
 import re
 import select
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -24,6 +29,7 @@ from py_mdr.hec.errors import HECAuthError, HECError, HECTLSError
 from py_mdr.hec.retry import RetryPolicy
 from py_mdr.hec.transport import HECTransport
 from py_mdr.sink import HECSink, make_self_signed_cert
+from py_mdr.validate import validate
 
 FAST = RetryPolicy(initial_backoff=0.01, max_backoff=0.05, deadline=3.0)
 
@@ -95,7 +101,7 @@ def test_send_dict_writes_the_documented_envelope(sink: HECSink, client: MDRClie
         "count": 0,
         "empty": "",
     }
-    report = client.send(event)
+    report = client.send(event, as_given=True)
     assert report.ok and report.delivered == 1
     (envelope,) = sink.envelopes
     assert envelope == {
@@ -103,8 +109,57 @@ def test_send_dict_writes_the_documented_envelope(sink: HECSink, client: MDRClie
         "host": socket.gethostname(),
         "source": "unit-tests",
         "sourcetype": "pymdr::unit-tests",
-        "event": event,  # a dict passes through as given
+        "event": event,  # as_given: only made JSON-safe
     }
+
+
+DEMO_DICT = {"class_uid": 1008, "message": "a dict sent with MDRClient.send"}
+
+
+def test_a_dict_is_completed_as_py_mdr_send_completes_it(
+    sink: HECSink, client: MDRClient, tmp_path: pathlib.Path
+) -> None:
+    assert len(validate(DEMO_DICT)) == 7  # what 2.0 sent: the receiver listed 7 problems
+    client.send(DEMO_DICT)
+    (sent,) = sink.events
+    assert validate(sent) == []
+    assert sent["metadata"]["product"] == {"name": "unit-tests", "vendor_name": "unknown"}
+    assert sent["log_name"] == "unit-tests" and sent["type_uid"] == 100801 - 1
+    # the command, given the same dict and name, sends the same event (its metadata.uid aside)
+    path = tmp_path / "event.json"
+    path.write_text(json.dumps({**DEMO_DICT, "time": sent["time"]}))
+    with HECSink(token="t") as other:
+        env = {**os.environ, "MDR_HOST": other.url, "MDR_TOKEN": "t"}
+        result = subprocess.run(
+            [sys.executable, "-m", "py_mdr", "send", "--name", "unit-tests", str(path)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        (by_command,) = other.events
+    assert _without_uid(by_command) == _without_uid(sent)
+
+
+def _without_uid(event: dict[str, Any]) -> dict[str, Any]:
+    metadata = {key: value for key, value in event["metadata"].items() if key != "uid"}
+    return {**event, "metadata": metadata}
+
+
+def test_a_dict_sent_as_given_is_not_completed(sink: HECSink, client: MDRClient) -> None:
+    client.send(DEMO_DICT, as_given=True)
+    assert sink.events == [DEMO_DICT]
+    client.send(
+        {
+            "class_uid": 1008,
+            "log_file": {"name": "app.log"},
+            "metadata": {"product": {"name": "mine"}},
+        }
+    )
+    (_, kept) = sink.events
+    assert kept["metadata"]["product"] == {"name": "mine"} and "log_name" not in kept
 
 
 def test_event_without_time_is_stamped_now(sink: HECSink, client: MDRClient) -> None:
@@ -480,7 +535,9 @@ def test_seed_client_example_runs_unchanged(sink: HECSink, monkeypatch: pytest.M
     assert first["time"] == first["event"]["time"] / 1000
     assert first["sourcetype"] == "pymdr::<PROJECT_NAME>"
     assert first["source"] == "<PROJECT_NAME>"
-    assert as_dict["event"] == {"class_uid": 2004, "status": "Testing"}
+    completed = as_dict["event"]  # completed as `py-mdr send` completes it, what was given kept
+    assert {"class_uid": 2004, "status": "Testing"}.items() <= completed.items()
+    assert completed["type_uid"] == 200400 and completed["metadata"]["version"] == "1.3.0"
     assert from_env["event"]["class_uid"] == 2004
 
 

@@ -24,6 +24,7 @@ from py_mdr.serialize import (
     json_safe,
     to_dict,
     to_json,
+    to_json_bytes,
 )
 
 
@@ -116,11 +117,15 @@ def test_flatten_uses_dotted_keys() -> None:
     assert out == {"a.b": 1, "a.c.d": [1, 2], "e": "x"}
 
 
-def test_to_json_is_compact_bytes() -> None:
-    data = to_json(EventLogActivity(message="ü", log_name="n", time=1))
-    parsed = json.loads(data)
-    assert data == json.dumps(parsed, separators=(",", ":"), ensure_ascii=False).encode()
-    assert parsed["message"] == "ü"
+def test_to_json_is_compact_text_and_to_json_bytes_its_utf8() -> None:
+    event = EventLogActivity(message="ü", log_name="n", time=1)
+    text: str = to_json(event)
+    data: bytes = to_json_bytes(event)
+    assert isinstance(text, str) and isinstance(data, bytes)
+    parsed = json.loads(text)
+    assert text == json.dumps(parsed, separators=(",", ":"), ensure_ascii=False)
+    assert data == text.encode() and parsed["message"] == "ü"
+    assert to_json(event) == event.model_dump_json()  # the same type and text as pydantic's
 
 
 _json_leaf = st.one_of(

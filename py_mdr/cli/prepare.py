@@ -17,10 +17,11 @@ from typing import Any, NamedTuple
 
 from py_mdr import __version__
 from py_mdr.cli.input import STDIN, Item
+from py_mdr.completion import complete_event_noted
 from py_mdr.eventlog import FIXED_PART, device, metadata, next_sequence
 from py_mdr.hec.envelope import encode_envelope
 from py_mdr.ocsf_models._registry import CLASSES
-from py_mdr.serialize import Notes, complete, complete_noted, dumps
+from py_mdr.serialize import Notes, complete, dumps
 from py_mdr.time_units import advice
 from py_mdr.validate import validate
 
@@ -76,7 +77,7 @@ def prepare(item: Item, settings: SendSettings) -> bytes | Noted | Rejected:
         if settings.text:
             event = text_event(item, settings)
         else:
-            checked = json_event(item.value, settings.strict)
+            checked = json_event(item.value, settings.strict, settings.name, settings.product)
             if isinstance(checked, str):
                 return Rejected(item.where, checked)
             event, notes = checked
@@ -102,7 +103,9 @@ def prepare(item: Item, settings: SendSettings) -> bytes | Noted | Rejected:
     return envelope
 
 
-def json_event(value: Any, strict: bool) -> tuple[dict[str, Any], Notes | None] | str:
+def json_event(
+    value: Any, strict: bool, name: str, product: Mapping[str, Any]
+) -> tuple[dict[str, Any], Notes | None] | str:
     """The completed OCSF event for a decoded JSON value (with what serializing it noticed), or
     the reason it cannot be sent. ``strict`` refuses what ``py-mdr validate`` reports, wrong
     types included; otherwise wrong-typed values are changed to fit where possible."""
@@ -134,7 +137,7 @@ def json_event(value: Any, strict: bool) -> tuple[dict[str, Any], Notes | None] 
         if problems:
             return "refused by --strict: " + quote_problems(problems)
         return event, None
-    return complete_noted(value)
+    return complete_event_noted(value, name=name, product=product)
 
 
 def quote_problems(problems: list[Any]) -> str:

@@ -35,6 +35,7 @@ from py_mdr.delivery.spool import Spool, SpoolBatch
 from py_mdr.hec.codes import resendable
 from py_mdr.hec.reports import SendReport
 from py_mdr.internal import is_sending, sending
+from py_mdr.stats import Snapshot
 
 __all__ = [
     "DEFAULT_BATCH_BYTES",
@@ -71,7 +72,7 @@ _get_ident = threading.get_ident
 
 
 @dataclass(frozen=True)
-class DeliveryStats:
+class DeliveryStats(Snapshot):
     """A snapshot of the counters (since start, or since fork in a child).
 
     They add up: ``queued + spool_adopted == sent + (dropped after queueing) + queue_depth +

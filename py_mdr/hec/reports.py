@@ -6,6 +6,7 @@ import threading
 from dataclasses import dataclass, field
 
 from py_mdr.hec.errors import HECError
+from py_mdr.stats import Snapshot
 
 
 @dataclass
@@ -55,7 +56,7 @@ class HealthReport:
 
 
 @dataclass
-class TransportStats:
+class TransportStats(Snapshot):
     """A snapshot of the transport's counters."""
 
     events_sent: int = 0
