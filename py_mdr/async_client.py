@@ -1,10 +1,11 @@
 """``AsyncMDRClient``: ``MDRClient`` for asyncio code, without ever blocking the event loop.
 
-Each send runs the blocking client on a thread of its own and the coroutine awaits its result,
-so configuration, completion of dicts, errors, retries and the one deadline are ``MDRClient``'s
-(the deadline is set when the coroutine is called). Threads rather than an async HTTP library:
-the sending code stays one, no dependency is added, and a thread costs far less than the
-network round trip it waits for (see the README's asyncio section for the measurement).
+Each send runs the blocking client on the client's own sending thread and the coroutine awaits
+its result, so configuration, completion of dicts, errors, retries and the one deadline are
+``MDRClient``'s (the deadline is set when the coroutine is called, so time queued behind another
+send counts). Threads rather than an async HTTP library: the sending code stays one, no
+dependency is added, and handing a send to a waiting thread costs tens of microseconds against
+the milliseconds of the request (see the README's asyncio section for the measurement).
 
 A send whose caller is cancelled stops being awaited at once; its thread goes on at most until
 the send's deadline, and if it ends undelivered its report is kept in
@@ -16,10 +17,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import os
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -37,8 +41,8 @@ MAX_ABANDONED = 100
 
 def _in_thread(function: Callable[[], _T], name: str) -> asyncio.Future[_T]:
     """Run ``function`` on a new daemon thread; the returned future (of the running loop) gets
-    its result or exception. A thread per call: nothing to size, share or shut down, and every
-    thread ends when its call does (a send's call is bounded by its deadline)."""
+    its result or exception. For calls too rare to keep a thread for (health, a send after
+    ``aclose``); each thread ends when its call does."""
     loop = asyncio.get_running_loop()
     future: asyncio.Future[_T] = loop.create_future()
 
@@ -63,6 +67,26 @@ def _in_thread(function: Callable[[], _T], name: str) -> asyncio.Future[_T]:
 
     threading.Thread(target=run, name=name, daemon=True).start()
     return future
+
+
+def _sending_thread() -> ThreadPoolExecutor:
+    # One worker: the client sends one batch at a time anyway (acknowledgements and deadlines
+    # are per send), and all its sends share one timeout, so a send queued here starts before
+    # its own deadline: the one ahead of it ends by its earlier deadline.
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="py-mdr-async-send")
+
+
+_live: weakref.WeakSet[AsyncMDRClient] = weakref.WeakSet()
+
+
+def _renew_after_fork() -> None:
+    # the parent's sending thread does not exist in a child: its executor would never run a job
+    for client in list(_live):
+        client._sender = _sending_thread()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_renew_after_fork)
 
 
 class AsyncMDRClient:
@@ -110,6 +134,9 @@ class AsyncMDRClient:
             dataset_name=dataset_name,
             namespace=namespace,
         )
+        self._sender = _sending_thread()
+        self._closed = False
+        _live.add(self)
         self._running: set[asyncio.Future[Any]] = set()
         #: Reports of sends whose caller was cancelled and that then ended undelivered (at most
         #: ``MAX_ABANDONED``, newest last); ``undelivered`` holds their envelopes.
@@ -146,9 +173,11 @@ class AsyncMDRClient:
         """Send several events, as ``MDRClient.send_batch``; the deadline starts now."""
         deadline = time.monotonic() + self._client.timeout
         batch = list(events)  # taken here: the worker thread must not run the caller's iterator
-        work = _in_thread(
-            lambda: self._client._send_until(batch, deadline, as_given), "py-mdr-async-send"
-        )
+        job = functools.partial(self._client._send_until, batch, deadline, as_given)
+        if self._closed:  # fails at once, as MDRClient's send after close does
+            work = _in_thread(job, "py-mdr-async-send")
+        else:
+            work = asyncio.get_running_loop().run_in_executor(self._sender, job)
         self._running.add(work)
         work.add_done_callback(self._running.discard)
         try:
@@ -164,9 +193,11 @@ class AsyncMDRClient:
     async def aclose(self) -> None:
         """Release connections; sends still running end now (a retry wait) or by their deadline
         (a request in flight), and the loop runs on meanwhile. Idempotent."""
+        self._closed = True
         self._client.close()
         if self._running:
             await asyncio.wait(list(self._running))
+        self._sender.shutdown(wait=False)
 
     async def __aenter__(self) -> AsyncMDRClient:
         return self
