@@ -42,7 +42,7 @@ def send_with_client(url: str) -> None:
         client.send(
             {
                 "class_uid": 1008,
-                "message": "a dict is sent as given; the receiver lists what OCSF misses",
+                "message": "a dict is completed as `py-mdr send` completes it",
             }
         )
 
