@@ -194,3 +194,19 @@ def test_wait_for_a_shorter_timeout_cancels_without_stalling(sink: HECSink) -> N
 
     stall, took, error = asyncio.run(main())
     assert isinstance(error, asyncio.TimeoutError) and took < 0.4 and stall < 0.050
+
+
+def test_a_send_after_aclose_fails_as_mdr_clients_does(sink: HECSink) -> None:
+    async def main() -> BaseException | None:
+        client = AsyncMDRClient("async", host=sink.url, token=sink.token)
+        await client.aclose()
+        await client.aclose()  # idempotent
+        try:
+            await client.send(EVENT)
+        except MDRDeliveryError as error:
+            return error
+        return None
+
+    error = asyncio.run(main())
+    assert isinstance(error, MDRDeliveryError) and error.report.dropped == {"closed": 1}
+    assert sink.requests == [] and send_threads_left() == []

@@ -299,6 +299,7 @@ def test_waiting_behind_another_send_counts_against_the_deadline(sink: HECSink) 
             first.join(timeout=10)
     assert elapsed < 2.2  # its own 1.5 s, not the first send's wait plus 1.5 s
     assert info.value.report.dropped == {"deadline": 1}
+    assert len(info.value.report.undelivered) == 1  # kept, to be sent again
 
 
 def _send_expecting_failure(client: MDRClient, event: dict[str, object]) -> None:
