@@ -117,7 +117,8 @@ class AsyncMDRClient:
         dataset_name: str | None = None,
         namespace: str | None = None,
     ) -> None:
-        # every argument is checked and resolved by MDRClient, in one place
+        """Check and resolve the settings as ``MDRClient`` does (it builds one and raises its
+        errors); no network I/O, and no thread starts before the first send."""
         self._client = MDRClient(
             name,
             host,
