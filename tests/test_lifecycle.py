@@ -368,7 +368,7 @@ def test_a_wrong_token_is_told_on_stderr_while_the_application_runs(
     told = [(at, line) for at, line in arrivals if "token" in line and "py-mdr" in line]
     assert told, "".join(line for _, line in arrivals)
     first_at, first_line = told[0]
-    assert first_at - logged < 5.0 and first_at < exiting  # while the application still ran
+    assert logged < first_at < exiting  # while the application still ran (it runs 6 s more)
     assert "MDR_TOKEN" in first_line  # says what to fix
     assert all("wr0ng-t0ken-s3cret" not in line for _, line in arrivals)
 
