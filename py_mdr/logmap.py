@@ -191,10 +191,12 @@ def compact(record: logging.LogRecord, context: Any = None) -> LogItem:
     """
     data = record.__dict__
     get = data.get
+    plain = type(record) is _LogRecord
     try:
         standard = _STANDARD(data)
     except KeyError:  # a record someone took attributes away from
         standard = tuple(get(key) for key in _STANDARD_NAMES) if data else _MISSING
+        plain = False
     captured = get(CAPTURED)
     if captured is not None:  # captured before (e.g. by another py-mdr handler): reuse it
         message = get("message")
@@ -205,7 +207,7 @@ def compact(record: logging.LogRecord, context: Any = None) -> LogItem:
             text = None
     else:
         try:
-            if type(record) is _LogRecord:  # LogRecord.getMessage, without the call
+            if plain:  # LogRecord.getMessage, without the call
                 message = data["msg"]
                 if type(message) is not str:
                     message = str(message)
@@ -230,7 +232,12 @@ def compact(record: logging.LogRecord, context: Any = None) -> LogItem:
         captured = (next(_sequence), tid, _now(), exception)
     extra = None
     if len(data) > _FRESH_SIZE:
-        extra = _extras_of(data)
+        if plain:  # LogRecord.__init__ set its attributes first; extra= ones come after
+            extra = dict(_islice(data.items(), _FRESH_SIZE, None))
+            if not STANDARD_ATTRIBUTES.isdisjoint(extra):  # e.g. a formatter's "message"
+                extra = _extras_of(data)
+        else:
+            extra = _extras_of(data)
     return _new_item(
         LogItem,
         (*standard, get("taskName"), message, captured, extra, text, context, None),
@@ -238,6 +245,7 @@ def compact(record: logging.LogRecord, context: Any = None) -> LogItem:
 
 
 _LogRecord = logging.LogRecord
+_islice = itertools.islice
 
 
 class _ThreadIds(threading.local):
