@@ -146,6 +146,7 @@ class HECTransport:
         self._pooled = False  # a kept-alive connection may be waiting in the pool
         self._channel = str(uuid.uuid4())
         self._session = self._new_session()
+        self._settings: tuple[requests.Session, dict[str, Any]] | None = None
         _live.add(self)
 
     def __repr__(self) -> str:
@@ -444,6 +445,19 @@ class HECTransport:
                 "await acknowledgement; the oldest count as delivered unconfirmed",
             )
 
+    def _send_settings(self, session: requests.Session) -> dict[str, Any]:
+        """What ``Session.request`` works out from the environment (proxies, CA bundle) on
+        every call, worked out once per session: ``os.environ`` is walked per request else."""
+        settings = self._settings
+        if settings is None or settings[0] is not session:
+            cfg = self.config
+            merged: dict[str, Any] = dict(
+                session.merge_environment_settings(self._event_url, {}, None, cfg.verify, cfg.cert)
+            )
+            settings = (session, merged)
+            self._settings = settings
+        return settings[1]
+
     def _post(self, piece: list[bytes], deadline: float, report: SendReport) -> _Outcome:
         """One POST of ``piece``, plus one immediate retry if a pooled connection was dead.
 
@@ -468,14 +482,13 @@ class HECTransport:
             scope = Deadline(deadline)
             try:
                 with scope:
-                    response = self._session.post(
-                        self._event_url,
-                        data=data,
-                        headers=headers,
+                    session = self._session
+                    request = requests.Request("POST", self._event_url, data=data, headers=headers)
+                    response = session.send(
+                        session.prepare_request(request),
                         timeout=_timeout(cfg.connect_timeout, cfg.read_timeout, remaining),
-                        verify=cfg.verify,
-                        cert=cfg.cert,
                         allow_redirects=False,
+                        **self._send_settings(session),
                     )
             except requests.exceptions.ConnectionError as exc:
                 stale = (
