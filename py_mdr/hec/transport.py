@@ -349,6 +349,14 @@ class HECTransport:
                 continue
             failure = outcome.failure
             error = failure.error if failure is not None else self._answer_error(outcome, action)
+            earlier = report.error
+            if (
+                isinstance(error, HECTimeoutError)
+                and earlier is not None
+                and not isinstance(earlier, HECTimeoutError)
+                and deadline - time.monotonic() <= 0
+            ):
+                error = earlier  # the deadline cut the last try short: the tries before say why
             report.error = error
             self._counters.error(str(error))
             if failure is not None:
