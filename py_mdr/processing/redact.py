@@ -286,10 +286,18 @@ class Redactor:
             return self.text(value, found)
         if kind is dict:
             changed: dict[Any, Any] | None = None
+            known = self._secret_keys
+            clean = self._clean
             for key, item in value.items():
+                kind = type(item)
+                # the usual entry, decided from the two caches: a key known to name no
+                # secret, and a number or a text too short for any rule or known clean
+                if known.get(key) is False and (
+                    kind is int or (kind is str and (len(item) < _SHORTEST or item in clean))
+                ):
+                    continue
                 if type(key) is str and key in _STRUCTURAL:
                     continue
-                kind = type(item)
                 if kind in _SCALARS:
                     if self._is_secret_field(key, item):
                         new: Any = "[REDACTED:secret_field]"
