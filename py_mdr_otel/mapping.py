@@ -11,7 +11,7 @@ import functools
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from py_mdr import __version__
@@ -95,6 +95,17 @@ class _Shape:
     actor_json: bytes  # the whole ``actor`` object of a record without a thread id
     meta_json: bytes
     unmapped_json: bytes
+    thread_actors: dict[int, bytes] = field(default_factory=dict)  # ``actor`` by thread id
+
+    def actor_of(self, tid: int) -> bytes:
+        """The encoded ``actor`` of a record from thread ``tid`` (threads are few: cached)."""
+        encoded = self.thread_actors.get(tid)
+        if encoded is None:
+            encoded = dumps(_actor(self.parts, tid))
+            if len(self.thread_actors) >= 1024:
+                self.thread_actors.clear()
+            self.thread_actors[tid] = encoded
+        return encoded
 
 
 _shapes: dict[tuple[int, int, str | None, str], tuple[object, object, _Shape]] = {}
@@ -255,7 +266,7 @@ def _event_json(shape: _Shape, own: _Own) -> bytes:
     """
     members, tid, site = own
     text = dumps(members)  # b'{"metadata":{"uid":...},...[,"unmapped":{...}]}'
-    actor = shape.actor_json if tid is None else dumps(_actor(shape.parts, tid))
+    actor = shape.actor_json if tid is None else shape.actor_of(tid)
     enrichments = _enrichments_json(*site) if site is not None else b""
     unmapped = members.get("unmapped")
     if unmapped is None or not shape.unmapped_json:
