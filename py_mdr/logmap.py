@@ -41,7 +41,7 @@ from py_mdr.eventlog import (
     os_user,
     sequence_counter,
 )
-from py_mdr.plain import clean, safe_repr, safe_str
+from py_mdr.plain import plain_fields, safe_repr, safe_str
 from py_mdr.processing.contexts import CONTEXT_ATTRIBUTE
 from py_mdr.severity import from_python_level
 
@@ -361,24 +361,13 @@ def _event_time(event: dict[str, Any], seconds: Any) -> None:
         event["time"] = ms
 
 
-def _map_plain(record: LogItem, product: Any, log_version: str) -> dict[str, Any] | None:
-    """The hot path for the usual record (every standard attribute a non-empty plain value).
-
-    Builds the event as one literal; ``None`` sends anything unusual to :func:`_map_careful`,
-    which produces the same shape with every value checked.
-    """
-    name = record.name
-    levelname = record.levelname
-    pathname = record.pathname
-    function = record.funcName
-    module = record.module
-    lineno = record.lineno
-    process_name = record.processName
-    thread_name = record.threadName
-    pid = record.process
-    created = record.created
-    message = record.message
-    if not (
+def is_plain(item: LogItem) -> bool:
+    """Every standard attribute a non-empty value of its usual type, and the message not too
+    long: an item both hot paths (this module's and :mod:`py_mdr.logwire`) write as it is."""
+    (name, _, levelname, pathname, lineno, function, module, created, pid, process_name) = item[:10]
+    thread_name = item.threadName
+    message = item.message
+    return bool(
         type(name) is str
         and name
         and type(levelname) is str
@@ -400,9 +389,28 @@ def _map_plain(record: LogItem, product: Any, log_version: str) -> dict[str, Any
         and type(message) is str
         and message
         and len(message) <= MAX_STRING
-        and log_version
-    ):
+    )
+
+
+def _map_plain(record: LogItem, product: Any, log_version: str) -> dict[str, Any] | None:
+    """The hot path for the usual record (every standard attribute a non-empty plain value).
+
+    Builds the event as one literal; ``None`` sends anything unusual to :func:`_map_careful`,
+    which produces the same shape with every value checked.
+    """
+    if not (log_version and is_plain(record)):
         return None
+    name = record.name
+    levelname = record.levelname
+    pathname = record.pathname
+    function = record.funcName
+    module = record.module
+    lineno = record.lineno
+    process_name = record.processName
+    thread_name = record.threadName
+    pid = record.process
+    created = record.created
+    message = record.message
     sequence, tid, logged, exception = record.captured
     severity_id, severity = from_python_level(record.levelno)
     logged_ms = int(logged * 1000)
@@ -521,18 +529,7 @@ def _map_careful(record: LogItem, product: Any, log_version: str) -> dict[str, A
 
 def plain_extra(data: Mapping[Any, Any]) -> dict[str, Any]:
     """``extra=`` fields as ``unmapped.extra`` holds them: JSON-safe, empty values left out."""
-    extra: dict[str, Any] = {}
-    for key, value in data.items():
-        kind = type(value)
-        if kind is str:
-            if not value:
-                continue
-        elif kind is not int and kind is not bool:
-            value = clean(value)
-            if value is None:
-                continue
-        extra[key if type(key) is str else safe_str(key)] = value
-    return extra
+    return plain_fields(data.items())
 
 
 def _fallback(

@@ -16,14 +16,13 @@ from typing import Any
 from py_mdr.eventlog import (
     FIXED_PART,
     LOG_PROVIDER,
-    MAX_STRING,
     OCSF_VERSION,
     default_product,
     event_uid,
     local_host,
     os_user,
 )
-from py_mdr.logmap import EVENT_TIME, LogItem, plain_extra
+from py_mdr.logmap import EVENT_TIME, LogItem, is_plain, plain_extra
 from py_mdr.plain import dumps, safe_str
 from py_mdr.processing.redact import Redactor
 from py_mdr.severity import from_python_level
@@ -75,28 +74,8 @@ class LogWire:
             repeat is None
             and self._log_version
             and type(levelno) is int
-            and type(name) is str
-            and name
-            and type(levelname) is str
-            and levelname
-            and type(pathname) is str
-            and pathname
-            and type(function) is str
-            and function
-            and type(module) is str
-            and module
-            and type(lineno) is int
-            and type(process_name) is str
-            and process_name
-            and type(thread_name) is str
-            and thread_name
-            and type(pid) is int
-            and type(created) is float
-            and 0.0 < created < 1e11
-            and type(message) is str
-            and message
-            and len(message) <= MAX_STRING
             and (extra is None or EVENT_TIME not in extra)
+            and is_plain(item)
         ):
             return None
         sequence, tid, logged, exception = captured

@@ -15,7 +15,7 @@ import ipaddress
 import json
 import math
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "ipaddress_types",
     "is_model",
     "json_safe",
+    "plain_fields",
     "prune",
     "safe_repr",
     "safe_str",
@@ -196,3 +197,20 @@ def clean(value: Any) -> Any:
     if value == "" or value == [] or value == {}:
         return None
     return value
+
+
+def plain_fields(items: Iterable[tuple[Any, Any]]) -> dict[str, Any]:
+    """Key-value pairs as a JSON-ready dict: keys as text, values JSON-safe, empty ones left out
+    (``extra=`` fields, an OTel record's or span's other attributes)."""
+    fields: dict[str, Any] = {}
+    for key, value in items:
+        kind = type(value)
+        if kind is str:
+            if not value:
+                continue
+        elif kind is not int and kind is not bool:
+            value = clean(value)
+            if value is None:
+                continue
+        fields[key if type(key) is str else safe_str(key)] = value
+    return fields

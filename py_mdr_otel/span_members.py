@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from py_mdr.eventlog import endpoint, exception_info, new_uid, next_sequence
-from py_mdr.plain import clean
+from py_mdr.plain import clean, plain_fields
 from py_mdr.processing.redact import Redactor
 from py_mdr_otel.resource import plain
 from py_mdr_otel.span_network import address_endpoint, port, split_host, text
@@ -220,19 +220,7 @@ def unmapped_of(
 
 
 def _other_attributes(values: dict[Any, Any], names: tuple[Any, ...]) -> dict[str, Any]:
-    kept: dict[str, Any] = {}
-    for name in names:
-        value = values[name]
-        kind = type(value)
-        if kind is str:
-            if not value:
-                continue
-        elif kind is not int and kind is not bool:
-            value = clean(value)
-            if value is None:
-                continue
-        kept[name if type(name) is str else str(name)] = value
-    return kept
+    return plain_fields((name, values[name]) for name in names)
 
 
 def _events(events: Any, unmapped: dict[str, Any]) -> None:
