@@ -35,13 +35,26 @@ print(json.dumps({"flushed": flushed, "sent": stats.sent, "dropped": stats.dropp
 """
 
 OTEL_APP = """
-import json, logging, sys
+import json, logging, sys, time
 from opentelemetry.instrumentation.logging.handler import LoggingHandler
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from py_mdr_otel import MDRExporter
 provider = LoggerProvider()
 exporter = MDRExporter(host=sys.argv[1], token="test-token")
+slowest = [0.0]
+export = exporter.export
+
+
+def timed_export(batch):  # what the SDK's export thread waits for, per batch
+    started = time.monotonic()
+    try:
+        return export(batch)
+    finally:
+        slowest[0] = max(slowest[0], time.monotonic() - started)
+
+
+exporter.export = timed_export
 provider.add_log_record_processor(BatchLogRecordProcessor(exporter))  # the SDK's defaults
 log = logging.getLogger("burst")
 log.addHandler(LoggingHandler(logger_provider=provider))
@@ -51,8 +64,9 @@ for i in range(int(sys.argv[2])):
     log.info("burst %d", i)
 provider.force_flush(60_000)
 flushed = exporter.force_flush(60_000)
-stats = exporter.stats()
-print(json.dumps({"flushed": flushed, "sent": stats.sent, "dropped": stats.dropped}), flush=True)
+stats = exporter.stats
+report = {"flushed": flushed, "sent": stats.sent, "dropped": stats.dropped, "slowest": slowest[0]}
+print(json.dumps(report), flush=True)
 """
 
 
@@ -99,11 +113,16 @@ def test_the_handler_delivers_the_whole_burst_with_default_settings(scenario: st
 
 
 def test_the_otel_exporter_delivers_as_much_when_mdr_is_busy_or_down_as_when_it_is_fine() -> None:
+    # The SDK's queue (2,048 records) overflows in a tight loop whatever the exporter does; how
+    # much depends on how the two threads share the interpreter lock, a few points either way.
+    # What the exporter decides is how long export() holds the SDK's thread: never through
+    # MDR's outage or backoff (the OTLP exporter's sits in backoff, and its queue overflows).
     delivered = {}
     for scenario in ("fine", "busy", "down"):
         received, report = deliver_burst(OTEL_APP, scenario)
         assert report["flushed"] is True and report["dropped"] == {}, report
         assert received == report["sent"]
+        assert report["slowest"] < 1.0, (scenario, report)  # backoff is 1 s and up; down is 5 s
         delivered[scenario] = 100.0 * received / RECORDS
-    assert delivered["busy"] >= delivered["fine"] - 2.0, delivered
-    assert delivered["down"] >= delivered["fine"] - 2.0, delivered
+    assert delivered["busy"] >= delivered["fine"] - 10.0, delivered
+    assert delivered["down"] >= delivered["fine"] - 10.0, delivered

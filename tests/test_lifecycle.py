@@ -361,14 +361,16 @@ def test_a_wrong_token_is_told_on_stderr_while_the_application_runs(
 
     reader = threading.Thread(target=read_stderr)
     reader.start()
-    out, _ = child.communicate(timeout=30)
+    assert child.stdout is not None
+    out = child.stdout.read()  # not communicate(): it would read stderr too, racing the reader
+    child.wait(timeout=30)
     reader.join(5)
     marks = dict(line.split(" ", 1) for line in out.splitlines())
     logged, exiting = float(marks["logged"]), float(marks["exiting"])
     told = [(at, line) for at, line in arrivals if "token" in line and "py-mdr" in line]
     assert told, "".join(line for _, line in arrivals)
     first_at, first_line = told[0]
-    assert logged < first_at < exiting  # while the application still ran (it runs 6 s more)
+    assert first_at - logged < 5.0 and first_at < exiting  # while the application still ran
     assert "MDR_TOKEN" in first_line  # says what to fix
     assert all("wr0ng-t0ken-s3cret" not in line for _, line in arrivals)
 
