@@ -58,7 +58,7 @@ def main() -> int:
             root.removeHandler(handler)
             provider.shutdown()  # sends what is queued, then closes the exporter
 
-        stats = exporter.stats()
+        stats = exporter.stats
         print(f"exported {stats.exported}, sent {stats.sent}, dropped {dict(stats.dropped)}")
         if sink is None:
             return 0 if stats.failures == 0 else 1
