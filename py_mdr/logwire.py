@@ -18,7 +18,10 @@ from py_mdr.eventlog import (
     LOG_PROVIDER,
     OCSF_VERSION,
     default_product,
+    device,
+    endpoint,
     event_uid,
+    file_information,
     local_host,
     os_user,
 )
@@ -30,6 +33,7 @@ from py_mdr.severity import from_python_level
 __all__ = ["LogWire"]
 
 _MAX_CACHED = 4096  # call sites, names and levels remembered; more start the cache afresh
+_UNSET = object()  # no product seen yet
 
 
 class LogWire:
@@ -169,16 +173,7 @@ class LogWire:
 
     def _site(self, pathname: str, lineno: int, function: str, module: str) -> bytes:
         """``"enrichments"`` for a call site, then the start of ``"unmapped"``."""
-        enrichment = {
-            "name": "file_information",
-            "value": f"{pathname}:{lineno}",
-            "data": {
-                "module": module,
-                "function_name": function,
-                "line_number": lineno,
-                "path": pathname,
-            },
-        }
+        enrichment = file_information(pathname, function, lineno, module)
         encoded = b',"enrichments":[' + dumps(enrichment) + b'],"unmapped":'
         if len(self._sites) >= _MAX_CACHED:
             self._sites.clear()
@@ -187,21 +182,15 @@ class LogWire:
 
     def _host_and_user(self, pid: int) -> bytes:
         """The end of ``"actor"`` (its user), then ``"device"`` and ``"src_endpoint"``."""
-        host, key = local_host()
+        host, _ = local_host()
         user = os_user()
         encoded = b"}"
         if user:
             encoded += b',"user":' + dumps(user)
         encoded += (
-            b'},"device":'
-            + dumps({key: host, "type_id": 0, "type": "Unknown"})
-            + b',"src_endpoint":'
-            + dumps({key: host})
+            b'},"device":' + dumps(device(host)) + b',"src_endpoint":' + dumps(endpoint(host))
         )
         if len(self._process) >= 8:  # one per process; a fork adds one
             self._process.clear()
         self._process[pid] = encoded
         return encoded
-
-
-_UNSET = object()
