@@ -50,7 +50,15 @@ from py_mdr.hec.reports import TransportStats
 from py_mdr.hec.retry import RetryPolicy
 from py_mdr.internal import INTERNAL_ATTRIBUTE, install_record_marker
 from py_mdr.internal import thread_state as _sending
-from py_mdr.logmap import LogItem, capture, compact, item_to_event
+from py_mdr.logmap import (
+    LogItem,
+    Pending,
+    capture,
+    compact,
+    complete,
+    intake,
+    item_to_event,
+)
 from py_mdr.logwire import LogWire
 from py_mdr.plain import dumps, is_model, safe_str
 from py_mdr.processing import Folder, Pipeline, Processor, Redaction, Summary, fold_key
@@ -66,9 +74,7 @@ __all__ = ["HandlerStats", "MDRHandler"]
 # when a subclass overrides map_log_record and so needs the record itself.
 _ITEM_BASE = 512
 _RECORD_BASE = 1536
-_PER_EXTRA = 80  # a key and its slot in the extras dict
-_STR = 49  # a str object without its characters
-_NUMBER = 32
+_EMPTY_DICT = estimate_size({})  # the item's base counts the extras dict itself
 _MAX_NAMES = 1024  # cached (source, sourcetype) pairs; more distinct logger names reset the cache
 
 
@@ -247,6 +253,7 @@ class MDRHandler(logging.Handler):
         self._folder: Folder[Any] | None = Folder() if fold else None
         self._delivery = delivery
         self._put = delivery.put
+        self._append = delivery.append
         delivery.exit_hook = self.close
         delivery.fork_hook = self._after_fork
         delivery.tick = self._tick
@@ -263,7 +270,10 @@ class MDRHandler(logging.Handler):
     # ------------------------------------------------------------------ caller's thread
     def handle(self, record: logging.LogRecord) -> Any:
         """Filter, then emit, without the handler lock: the queue is thread-safe on its own."""
-        rv = self.filter(record) if self.filters else True
+        if not self.filters:
+            self.emit(record)
+            return True
+        rv = self.filter(record)
         if rv:
             if isinstance(rv, logging.LogRecord):  # Python 3.12+: a filter may swap the record
                 record = rv
@@ -280,42 +290,48 @@ class MDRHandler(logging.Handler):
             if self._custom_mapping:
                 self._put_record(record)
                 return
-            item = compact(record, contextvars.copy_context() if self._capture_context else None)
+            context = contextvars.copy_context() if self._capture_context else None
+            if self.formatter is None:
+                pending = intake(record, context)
+                if pending is not None:  # the usual record: queued as it is, frozen in part
+                    folder = self._folder
+                    if folder is None or folder.new_message(pending[1]):
+                        self._append(pending, pending[6])
+                    else:  # a repeat, maybe: look closer
+                        self._fold_or_put(complete(pending))
+                    return
+            item = compact(record, context)
             if self.formatter is not None:
                 item = item._replace(message=self._formatted(record, item.message))
-            folder = self._folder
-            if folder is not None and not folder.new_message(item.message):
-                key = fold_key(item.name, item.levelno, item.message, item.exc_text, item.extra)
-                if key is not None:
-                    created = item.created
-                    when = created if type(created) is float else time.time()
-                    send, summary = folder.admit(key, when, item)
-                    if summary is not None:
-                        self._put_summary(summary)
-                    if not send:
-                        return
-            size = _ITEM_BASE + len(item.message)
-            text = item.exc_text
-            if text:
-                size += 2 * len(text)  # the text, and the exception summary that repeats it
-            stack = item.stack_info
-            if stack and type(stack) is str:
-                size += len(stack)
-            extra = item.extra
-            if extra:
-                for value in extra.values():  # flat and plain, the usual case, sized here
-                    kind = type(value)
-                    if kind is str:
-                        size += _STR + len(value)
-                    elif kind is int or kind is bool or kind is float or value is None:
-                        size += _NUMBER
-                    else:
-                        size += estimate_size(value)
-                size += _PER_EXTRA * len(extra)
-            self._put(item, size)
+            self._fold_or_put(item)
         except Exception:
             self._delivery.count("emit_error")
             self.handleError(record)
+
+    def _fold_or_put(self, item: LogItem) -> None:
+        """Queue ``item`` unless it repeats a recent record, which folding counts instead."""
+        folder = self._folder
+        if folder is not None and not folder.new_message(item.message):
+            key = fold_key(item.name, item.levelno, item.message, item.exc_text, item.extra)
+            if key is not None:
+                created = item.created
+                when = created if type(created) is float else time.time()
+                send, summary = folder.admit(key, when, item)
+                if summary is not None:
+                    self._put_summary(summary)
+                if not send:
+                    return
+        size = _ITEM_BASE + len(item.message)
+        text = item.exc_text
+        if text:
+            size += 2 * len(text)  # the text, and the exception summary that repeats it
+        stack = item.stack_info
+        if stack and type(stack) is str:
+            size += len(stack)
+        extra = item.extra
+        if extra:
+            size += estimate_size(extra) - _EMPTY_DICT
+        self._put(item, size)
 
     def _put_record(self, record: logging.LogRecord) -> None:
         """A subclass's map_log_record needs the record itself: queue a frozen copy."""
@@ -425,8 +441,13 @@ class MDRHandler(logging.Handler):
 
         return EventLogActivity(**self._event(record))
 
-    def _event(self, record: logging.LogRecord | LogItem) -> dict[str, Any]:
-        item = record if isinstance(record, LogItem) else compact(record)
+    def _event(self, record: logging.LogRecord | LogItem | Pending) -> dict[str, Any]:
+        if isinstance(record, LogItem):
+            item = record
+        elif isinstance(record, tuple):
+            item = complete(record)
+        else:
+            item = compact(record)
         return item_to_event(item, self.product, log_version=__version__)
 
     # ------------------------------------------------------------------ worker thread
@@ -454,9 +475,11 @@ class MDRHandler(logging.Handler):
             lost["processor"] = dropped
         return envelopes, lost
 
-    def _encode(self, item: LogItem) -> bytes | None:
+    def _encode(self, queued: LogItem | Pending) -> bytes | None:
         """The default mapping: straight to JSON bytes, else (processors, an unusual item) by
         way of the event dict; the two give the same event."""
+        # intake()'s pending tuple: the rest of the record is read now
+        item = queued if isinstance(queued, LogItem) else complete(queued)
         wire = self._wire
         if wire is not None:
             body = wire.encode(item, self.product)
@@ -519,12 +542,18 @@ class MDRHandler(logging.Handler):
     def _rescue(self, item: Any, error: Exception) -> bytes | None:
         """A failed mapping: show it once, then send the default mapping noting the error."""
         self._mapping_errors += 1
-        record = item[0] if isinstance(item, tuple) else item
+        source = item
+        if isinstance(item, LogItem) or not isinstance(item, tuple):
+            record = item
+        elif self._custom_mapping:  # (record, context)
+            record = source = item[0]
+        else:  # intake()'s pending tuple: the record's dict
+            record = logging.makeLogRecord(item[0])
         if not self._mapping_error_shown and isinstance(record, logging.LogRecord):
             self._mapping_error_shown = True
             self.handleError(record)  # still inside the except block: shows the traceback
         try:
-            event = self._event(record)
+            event = self._event(source)
             unmapped = event.setdefault("unmapped", {})
             unmapped["mapping_error"] = error_text(error)
             self._pipeline.redactor.event(event)

@@ -342,6 +342,101 @@ def test_stats_snapshot_is_a_copy(make: Callable[..., Delivery[int]]) -> None:
     assert pickle.loads(pickle.dumps(snapshot)) == snapshot
 
 
+# ---------------------------------------------------------------- append (the lock-free lane)
+
+
+def test_appended_and_put_items_go_out_in_the_order_they_came(
+    make: Callable[..., Delivery[int]], recorder: Recorder
+) -> None:
+    delivery = make(batch_size=7, linger=0.01)
+    for i in range(300):
+        if i % 5 == 0:
+            delivery.put(i, 1)
+        else:
+            delivery.append(i, 1)
+    assert delivery.flush(5)
+    assert recorder.items == list(range(300))
+    assert delivery.stats().queued == delivery.stats().sent == 300
+
+
+def test_appends_wake_a_lingering_worker_once_a_batch_is_there(
+    make: Callable[..., Delivery[int]], recorder: Recorder
+) -> None:
+    delivery = make(batch_size=10, linger=30.0)
+    delivery.put(0, 1)  # starts the worker, which then lingers for a fuller batch
+    time.sleep(0.1)
+    for i in range(1, 21):
+        delivery.append(i, 1)
+    # Long before the 30 s linger: the lane woke the worker as its batch filled up.
+    assert wait_until(lambda: len(recorder.items) >= 10, 5)
+    assert recorder.items[:10] == list(range(10))
+
+
+def test_an_appended_item_is_not_left_waiting_for_the_idle_worker(
+    make: Callable[..., Delivery[int]], recorder: Recorder
+) -> None:
+    delivery = make(batch_size=100, linger=0.05)
+    delivery.put(0, 1)
+    assert wait_until(lambda: recorder.items == [0], 5)
+    time.sleep(0.1)  # the worker is idle now
+    start = time.monotonic()
+    delivery.append(1, 1)
+    assert wait_until(lambda: recorder.items == [0, 1], 5)
+    assert time.monotonic() - start < 0.9  # woken, not found by its idle re-check (1 s)
+
+
+def test_the_lane_keeps_the_bounds_and_counts_what_does_not_fit(
+    make: Callable[..., Delivery[int]], recorder: Recorder
+) -> None:
+    recorder.release.clear()  # the worker's first send hangs: nothing leaves the queue
+    delivery = make(max_records=320, max_bytes=32_000, batch_size=1, linger=0.0)
+    delivery.put(0, 1)
+    assert recorder.entered.wait(5)
+    deepest_lane = 0
+    for i in range(1, 5001):
+        delivery.append(i, 90)
+        deepest_lane = max(deepest_lane, len(delivery._lane))
+    delivery.append(9999, 2_000)  # larger than a lane item may be: put() takes it
+    assert deepest_lane <= 320 // 16  # a sixteenth of the record bound
+    stats = delivery.stats()  # takes the lane in
+    assert stats.queue_depth <= 320 and stats.queue_bytes <= 32_000
+    assert stats.dropped == {"queue_full": 5002 - stats.queued}
+    recorder.release.set()
+    assert delivery.flush(5)
+    assert recorder.items == sorted(recorder.items)  # what was kept went out in order
+    assert delivery.stats().sent == stats.queued
+
+
+def test_items_appended_just_before_close_are_sent(
+    make: Callable[..., Delivery[int]], recorder: Recorder
+) -> None:
+    delivery = make(linger=30.0)
+    delivery.put(0, 1)
+    for i in range(1, 50):
+        delivery.append(i, 1)
+    stats = delivery.close(5)
+    assert recorder.items == list(range(50))
+    assert stats.dropped == {}
+    delivery.append(50, 1)  # after close: counted, like a put
+    assert delivery.stats().dropped == {"closed": 1}
+
+
+def test_block_mode_never_takes_the_lane(
+    make: Callable[..., Delivery[int]], recorder: Recorder
+) -> None:
+    recorder.release.clear()
+    delivery = make(max_records=32, batch_size=1, linger=0.0, block=True, block_timeout=0.2)
+    delivery.put(0, 1)
+    assert recorder.entered.wait(5)
+    for i in range(1, 33):
+        delivery.append(i, 1)
+    start = time.monotonic()
+    delivery.append(33, 1)  # the queue is full: waits block_timeout, then counts the drop
+    assert time.monotonic() - start >= 0.15
+    assert delivery.stats().dropped == {"queue_full": 1}
+    recorder.release.set()
+
+
 # ---------------------------------------------------------------- fork
 
 

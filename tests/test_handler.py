@@ -706,9 +706,10 @@ def test_an_error_inside_emit_goes_to_handle_error_and_is_counted(
     def broken_put(item: logging.LogRecord, size: int) -> bool:
         raise RuntimeError("queue exploded")
 
-    handler._put = broken_put
+    handler._put = handler._append = broken_put  # both ways into the queue
     log.info("lost")  # must not raise
-    assert handler.stats.dropped == {"emit_error": 1}
+    log.info("also lost", exc_info=(ValueError, ValueError("x"), None))  # the other way
+    assert handler.stats.dropped == {"emit_error": 2}
     assert "queue exploded" in capsys.readouterr().err
 
 

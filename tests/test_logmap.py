@@ -654,3 +654,59 @@ def test_a_creation_time_far_off_falls_back_to_the_time_it_was_logged(created: f
     event = logmap.record_to_event(record, None)
     assert event["time"] == event["metadata"]["logged_time"]
     assert_clean(event)
+
+
+# ---------------------------------------------------------------- intake() and complete()
+
+
+def _plain_record(extra: dict[str, Any] | None = None) -> logging.LogRecord:
+    logger = logging.getLogger("intake.test")
+    return logger.makeRecord(
+        "intake.test",
+        logging.WARNING,
+        "app.py",
+        7,
+        "user %s has %s",
+        ("ann", [1]),
+        None,
+        extra=extra,
+    )
+
+
+def test_intake_then_complete_gives_what_compact_gives() -> None:
+    record = _plain_record({"request_id": "r-1", "attempt": 2})
+    pending = logmap.intake(record)
+    assert pending is not None
+    queued = logmap.complete(pending)
+    direct = logmap.compact(record)
+    assert queued._replace(captured=None) == direct._replace(captured=None)
+    assert queued.captured[1:3] == (threading.get_native_id(), pytest.approx(queued.created, abs=1))
+    assert queued.captured[0] < direct.captured[0]  # sequence numbers in intake order
+
+
+def test_intake_freezes_the_message_but_not_the_record() -> None:
+    record = _plain_record({"request_id": "r-1"})
+    before = dict(record.__dict__)
+    pending = logmap.intake(record)
+    assert pending is not None
+    assert record.__dict__ == before  # other handlers see the record as it was
+    record.args[1].append(2)  # the application changes an argument after the call
+    # A later handler's formatter adds its own attributes to the record meanwhile.
+    logging.Formatter("%(asctime)s %(message)s").format(record)
+    item = logmap.complete(pending)
+    assert item.message == "user ann has [1]"
+    assert item.extra == {"request_id": "r-1"}
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: logging.makeLogRecord({"msg": "a", "exc_info": (ValueError, ValueError(), None)}),
+        lambda: type("Custom", (logging.LogRecord,), {})("n", 20, "p", 1, "m", (), None),
+        lambda: logging.makeLogRecord({"msg": "%d", "args": ("not a number",)}),
+        lambda: logging.makeLogRecord({"msg": "m", logmap.CAPTURED: (1, 2, 3.0, None)}),
+    ],
+    ids=["exception", "record-subclass", "failing-format", "captured-before"],
+)
+def test_records_intake_cannot_take_go_to_compact(make: Any) -> None:
+    assert logmap.intake(make()) is None

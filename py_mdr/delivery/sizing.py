@@ -8,13 +8,13 @@ what it does not visit is counted at a flat rate per element.
 
 from __future__ import annotations
 
-__all__ = ["estimate_size"]
+__all__ = ["NUMBER_SIZE", "STR_SIZE", "estimate_size"]
 
 # Rough CPython object sizes in bytes (64-bit): headers of str and bytes, a boxed number, an empty
 # container, one pointer slot, an object of unknown kind.
-_STR = 49
+STR_SIZE = _STR = 49
 _BYTES = 33
-_NUMBER = 32
+NUMBER_SIZE = _NUMBER = 32
 _CONTAINER = 64
 _SLOT = 8
 _UNKNOWN = 64

@@ -65,6 +65,8 @@ DEFAULT_BATCH_BYTES = 1024 * 1024
 DEFAULT_LINGER = 0.5
 #: With a spool, records wait at most this long in memory before they are on disk.
 SPOOL_LINGER = 0.05
+#: The lock-free lane in front of the queue holds at most this many items (see ``put``).
+_LANE_ITEMS = 1024
 _IDLE_WAIT = 1.0  # an idle thread re-checks this often (losses to tell, the owner's tick)
 _DISK_RETRY = 60.0  # seconds before a spool the disk refused is tried again
 _monotonic = time.monotonic
@@ -148,6 +150,10 @@ class Delivery(Generic[T]):
         self._encode = encode
         self._spool = spool
         self._block = bool(block)
+        # The lane holds at most a sixteenth of the queue's bounds, in items and in bytes.
+        self._lane_items = min(_LANE_ITEMS, self._max_records // 16)
+        self._lane_item_bytes = self._max_bytes // 16 // max(1, self._lane_items)
+        self._lane_wake = min(self._batch_size, 64)  # lane items that wake the worker
         self._name = name
         self._finish = finish
         self._confirm = confirm
@@ -177,6 +183,8 @@ class Delivery(Generic[T]):
         self._stop = threading.Event()  # ends the sender's retry waits at close
         self._queue: deque[tuple[T, int]] = deque()
         self._side: deque[tuple[T, int] | tuple[None, str]] = deque()  # puts from signal handlers
+        self._lane: deque[tuple[T, int]] = deque()  # append()'s lock-free way in
+        self._lane_open = False  # True while a worker runs, until close (never in block mode)
         self._bytes = 0
         self._oldest = 0.0  # monotonic time the queue last went from empty to non-empty
         self._thread: threading.Thread | None = None
@@ -206,6 +214,28 @@ class Delivery(Generic[T]):
         self._final_spool: tuple[int, int] | None = None  # (records, bytes) left at close
 
     # ------------------------------------------------------------------ caller side
+    def append(self, item: T, size: int) -> None:
+        """Queue ``item`` like :meth:`put`, without taking the lock, for a caller that needs
+        no answer (a log record: a drop is counted either way).
+
+        The item goes into the lane, a short deque (its appends are thread-safe), which the
+        worker (or the next put) moves into the queue; the queue's bounds apply there, and
+        what does not fit is counted like any drop. The lane holds at most 1/16 of the queue's
+        bounds, so memory stays within them plus that. In block mode, for a large item, or
+        when the lane is full, this is :meth:`put`.
+        """
+        if self._lane_open and size <= self._lane_item_bytes:
+            lane = self._lane
+            if len(lane) < self._lane_items:
+                lane.append((item, size))
+                count = len(lane)
+                if (count == 1 and not self._queue) or not count % self._lane_wake:
+                    # The worker waits for work, or its batch may be full: wake it. Else it
+                    # takes the lane in when it next looks (at the latest as its linger ends).
+                    self._wake.set()
+                return
+        self.put(item, size)
+
     def put(self, item: T, size: int) -> bool:
         """Queue ``item`` (``size``: its estimated bytes); False when it was dropped (counted)."""
         if self._thread is None and not self._closed:
@@ -221,6 +251,8 @@ class Delivery(Generic[T]):
         lock.acquire()  # explicit acquire/release: cheaper than a `with` block here
         self._holder = ident
         try:
+            if self._lane:
+                self._merge_lane()  # what came in by the lane came first
             return self._admit(item, size)
         finally:
             self._holder = 0
@@ -299,6 +331,7 @@ class Delivery(Generic[T]):
         if self._spool is not None and self._thread is None and not self._closed:
             self._start()  # the sender adopts what processes that are gone left behind
         with self._lock:
+            self._merge_lane()
             self._merge_side()
             target = self._enqueued
             if self._spool is not None:
@@ -363,6 +396,8 @@ class Delivery(Generic[T]):
         with self._lock:
             if self._closed:
                 return self._snapshot()
+            self._lane_open = False
+            self._merge_lane()  # logged before close: drained like the rest
             self._closed = True
             self._closing = True
             self._send_deadline = deadline - grace
@@ -390,6 +425,7 @@ class Delivery(Generic[T]):
             if thread is not current:
                 thread.join(max(0.0, deadline - _monotonic()))
         with self._lock:
+            self._merge_lane()  # a put that raced with close: counted as logged after it
             self._merge_side()
             left = len(self._queue)
             if left:
@@ -418,6 +454,7 @@ class Delivery(Generic[T]):
 
     def stats(self) -> DeliveryStats:
         with self._lock:
+            self._merge_lane()
             return self._snapshot()
 
     def _snapshot(self) -> DeliveryStats:
@@ -463,6 +500,7 @@ class Delivery(Generic[T]):
                 self._thread = None
                 self.report_crash("the delivery thread could not be started")
                 return
+            self._lane_open = not self._block
             if self._spool is not None and self._sender is None:
                 sender = threading.Thread(
                     target=self._run_sender, name=f"{self._name}-sender", daemon=True
@@ -491,6 +529,7 @@ class Delivery(Generic[T]):
                 with self._lock:
                     if not self._closed and self._thread is threading.current_thread():
                         self._thread = None  # the next put starts a new worker
+                        self._lane_open = False  # and takes the lock, so the lane moves on
                     self._writer_done = self._closed  # nothing more reaches the spool
                     self._done.notify_all()
                 self._sender_wake.set()  # the sender may be waiting for the worker to finish
@@ -506,8 +545,9 @@ class Delivery(Generic[T]):
         queue = self._queue
         while True:
             wake.clear()  # before looking, so a put after the look wakes the wait below
-            if self._side:
+            if self._side or self._lane:
                 with self._lock:
+                    self._merge_lane()
                     self._merge_side()
             if self._stopping:
                 return None
@@ -547,6 +587,14 @@ class Delivery(Generic[T]):
                 if self._block:
                     self._room.notify_all()
             return batch
+
+    def _merge_lane(self) -> None:
+        """With the lock held: move what came in by the lane into the queue, in order."""
+        lane = self._lane
+        admit = self._admit
+        while lane:
+            item, size = lane.popleft()
+            admit(item, size)
 
     def _merge_side(self) -> None:
         """With the lock held: admit what signal handlers logged meanwhile."""
