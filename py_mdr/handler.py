@@ -1,8 +1,9 @@
 """``MDRHandler``: a ``logging.Handler`` sending each record to MDR as an OCSF Event Log Activity.
 
-The caller's thread only freezes what may change later (the formatted message, the exception
-text) and appends the record to a bounded queue; a worker thread maps, serializes and sends in
-batches (see :mod:`py_mdr.delivery`). Whatever MDR does (slow, down, refusing), ``logger.info``
+The caller's thread only freezes what may change later (the formatted message, the thread,
+the time, the exception text) and appends it with the record's attributes to a bounded queue,
+without a lock in the usual case; a worker thread maps, serializes and sends in batches (see
+:mod:`py_mdr.delivery`). Whatever MDR does (slow, down, refusing), ``logger.info``
 neither blocks nor raises; what cannot be kept is counted and reported once on stderr at close.
 
 Override :meth:`MDRHandler.map_log_record` to change or enrich the event. It runs on the worker

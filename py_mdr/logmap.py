@@ -1,9 +1,12 @@
 """stdlib ``logging.LogRecord`` to an OCSF Event Log Activity dict, in two steps.
 
-:func:`capture` runs inside ``Handler.emit`` on the logging thread and only freezes what cannot
-wait (the formatted message, the exception text, the OS thread id, the intake time, the
-sequence number); :func:`record_to_event` runs later on the worker thread and builds the event as
-a plain dict already in serialized form. See https://schema.ocsf.io/1.3.0/classes/event_log
+On the logging thread, inside ``Handler.emit``, only what cannot wait is frozen (the formatted
+message, the exception text, the OS thread id, the intake time, the sequence number): by
+:func:`intake` for a plain record (the usual case, and the cheapest), by :func:`compact` for
+any other, by :func:`capture` on the record itself when a subclass maps it. On the worker,
+:func:`complete` turns intake's tuple into the same :class:`LogItem` compact gives, and
+:func:`item_to_event` builds the event as a plain dict already in serialized form.
+See https://schema.ocsf.io/1.3.0/classes/event_log
 """
 
 from __future__ import annotations
