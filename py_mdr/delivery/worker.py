@@ -153,7 +153,9 @@ class Delivery(Generic[T]):
         # The lane holds at most a sixteenth of the queue's bounds, in items and in bytes.
         self._lane_items = min(_LANE_ITEMS, self._max_records // 16)
         self._lane_item_bytes = self._max_bytes // 16 // max(1, self._lane_items)
-        self._lane_wake = min(self._batch_size, 64)  # lane items that wake the worker
+        # The lane wakes a busy worker only every this many items: each wake makes it take
+        # the interpreter lock, holding up a logging call, so rarely enough to stay off p99.
+        self._lane_wake = max(1, min(self._batch_size, self._lane_items // 2))
         self._name = name
         self._finish = finish
         self._confirm = confirm
