@@ -190,9 +190,9 @@ def compact(record: logging.LogRecord, context: Any = None) -> LogItem:
     """Freeze ``record`` into a :class:`LogItem` on the caller's thread; never raises.
 
     Unlike :func:`capture`, the record is left as it was (other handlers still see its
-    ``exc_info``), so it need not be copied. ``context`` is kept for the processors. Every
-    logging call pays for this function, so it inlines what it can (``getMessage`` of a plain
-    ``LogRecord``, the extras) and asks the kernel for the thread id once per thread.
+    ``exc_info``), so it need not be copied. ``context`` is kept for the processors. The
+    handler takes this way for the records :func:`intake` leaves (an exception, a formatter,
+    another record class); it asks the kernel for the thread id once per thread.
     """
     data = record.__dict__
     get = data.get
@@ -212,15 +212,7 @@ def compact(record: logging.LogRecord, context: Any = None) -> LogItem:
             text = None
     else:
         try:
-            if plain:  # LogRecord.getMessage, without the call
-                message = data["msg"]
-                if type(message) is not str:
-                    message = str(message)
-                args = data["args"]
-                if args:
-                    message = message % args
-            else:
-                message = record.getMessage()
+            message = record.getMessage()
         except Exception:
             message = _unformatted(record)
         exc_info = get("exc_info")

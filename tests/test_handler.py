@@ -703,10 +703,14 @@ def test_an_error_inside_emit_goes_to_handle_error_and_is_counted(
     handler = handler_for(sink)
     log = attach(handler, "emit.app")
 
-    def broken_put(item: logging.LogRecord, size: int) -> bool:
+    def broken_put(item: object, size: int) -> bool:
         raise RuntimeError("queue exploded")
 
-    handler._put = handler._append = broken_put  # both ways into the queue
+    def broken_append(item: object, size: int) -> None:
+        raise RuntimeError("queue exploded")
+
+    handler._put = broken_put
+    handler._append = broken_append  # the usual record's way into the queue
     log.info("lost")  # must not raise
     log.info("also lost", exc_info=(ValueError, ValueError("x"), None))  # the other way
     assert handler.stats.dropped == {"emit_error": 2}

@@ -659,17 +659,11 @@ def test_a_creation_time_far_off_falls_back_to_the_time_it_was_logged(created: f
 # ---------------------------------------------------------------- intake() and complete()
 
 
-def _plain_record(extra: dict[str, Any] | None = None) -> logging.LogRecord:
+def _plain_record(extra: dict[str, Any] | None = None, argument: Any = None) -> logging.LogRecord:
     logger = logging.getLogger("intake.test")
+    args = ("ann", [1] if argument is None else argument)
     return logger.makeRecord(
-        "intake.test",
-        logging.WARNING,
-        "app.py",
-        7,
-        "user %s has %s",
-        ("ann", [1]),
-        None,
-        extra=extra,
+        "intake.test", logging.WARNING, "app.py", 7, "user %s has %s", args, None, extra=extra
     )
 
 
@@ -679,18 +673,19 @@ def test_intake_then_complete_gives_what_compact_gives() -> None:
     assert pending is not None
     queued = logmap.complete(pending)
     direct = logmap.compact(record)
-    assert queued._replace(captured=None) == direct._replace(captured=None)
+    assert queued._replace(captured=()) == direct._replace(captured=())
     assert queued.captured[1:3] == (threading.get_native_id(), pytest.approx(queued.created, abs=1))
     assert queued.captured[0] < direct.captured[0]  # sequence numbers in intake order
 
 
 def test_intake_freezes_the_message_but_not_the_record() -> None:
-    record = _plain_record({"request_id": "r-1"})
+    argument: list[int] = [1]
+    record = _plain_record({"request_id": "r-1"}, argument)
     before = dict(record.__dict__)
     pending = logmap.intake(record)
     assert pending is not None
     assert record.__dict__ == before  # other handlers see the record as it was
-    record.args[1].append(2)  # the application changes an argument after the call
+    argument.append(2)  # the application changes an argument after the call
     # A later handler's formatter adds its own attributes to the record meanwhile.
     logging.Formatter("%(asctime)s %(message)s").format(record)
     item = logmap.complete(pending)

@@ -181,6 +181,7 @@ class Delivery(Generic[T]):
         self._done = threading.Condition(self._lock)  # notified when items finish
         self._room = threading.Condition(self._lock)  # notified when items leave (block mode)
         self._wake = threading.Event()  # the worker's
+        self._ring_guard = threading.Lock()  # append()'s wake-ups, one at a time
         self._sender_wake = threading.Event()
         self._stop = threading.Event()  # ends the sender's retry waits at close
         self._queue: deque[tuple[T, int]] = deque()
@@ -234,9 +235,20 @@ class Delivery(Generic[T]):
                 if (count == 1 and not self._queue) or not count % self._lane_wake:
                     # The worker waits for work, or its batch may be full: wake it. Else it
                     # takes the lane in when it next looks (at the latest as its linger ends).
-                    self._wake.set()
+                    self._ring()
                 return
         self.put(item, size)
+
+    def _ring(self) -> None:
+        """Wake the worker (the one way to, from any thread), unless a wake-up is under way:
+        perhaps on this very thread, which a signal handler that logs has interrupted inside
+        ``Event.set`` (its lock is not reentrant); the wake-up under way serves both."""
+        guard = self._ring_guard
+        if guard.acquire(False):
+            try:
+                self._wake.set()
+            finally:
+                guard.release()
 
     def put(self, item: T, size: int) -> bool:
         """Queue ``item`` (``size``: its estimated bytes); False when it was dropped (counted)."""
@@ -279,9 +291,9 @@ class Delivery(Generic[T]):
             self._bytes_peak = after
         if count == 1:
             self._oldest = _monotonic()
-            self._wake.set()
+            self._ring()
         elif count == self._batch_size or before < self._batch_bytes <= after:
-            self._wake.set()
+            self._ring()
         return True
 
     def _make_room(self, size: int) -> bool:
@@ -308,7 +320,7 @@ class Delivery(Generic[T]):
         if reason == "closed":
             self._told_late()
         else:
-            self._wake.set()  # the worker tells the user that losses started
+            self._ring()  # the worker tells the user that losses started
         return False
 
     def _fits(self, size: int) -> bool:
@@ -322,7 +334,7 @@ class Delivery(Generic[T]):
             return
         with self._lock:
             self._dropped[reason] = self._dropped.get(reason, 0) + n
-        self._wake.set()
+        self._ring()
 
     def flush(self, timeout: float) -> bool:
         """Wait until everything queued before this call was sent (or given up); False on timeout.
@@ -350,7 +362,7 @@ class Delivery(Generic[T]):
         deadline = _monotonic() + max(0.0, timeout)
         if done:
             return self._closed or is_sending() or self._confirmed(deadline)
-        self._wake.set()
+        self._ring()
         with self._done:
             if not self._done.wait_for(
                 lambda: self._finished_items() >= target and not self._spool_backlog(),
@@ -406,7 +418,7 @@ class Delivery(Generic[T]):
             self._room.notify_all()
             threads = [t for t in (self._thread, self._sender) if t is not None]
         current = threading.current_thread()
-        self._wake.set()
+        self._ring()
         self._sender_wake.set()
         for thread in threads:
             if thread is not current:
@@ -416,7 +428,7 @@ class Delivery(Generic[T]):
         with self._lock:
             self._stopping = True
         self._stop.set()
-        self._wake.set()
+        self._ring()
         self._sender_wake.set()
         if interrupt is not None:
             try:
@@ -456,7 +468,8 @@ class Delivery(Generic[T]):
 
     def stats(self) -> DeliveryStats:
         with self._lock:
-            self._merge_lane()
+            if self._holder != _get_ident():  # not from a signal handler inside put()
+                self._merge_lane()
             return self._snapshot()
 
     def _snapshot(self) -> DeliveryStats:
