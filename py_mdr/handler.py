@@ -299,29 +299,35 @@ class MDRHandler(logging.Handler):
                     if folder is None or folder.new_message(pending[1]):
                         self._append(pending, pending[6])
                     else:  # a repeat, maybe: look closer
-                        self._fold_or_put(complete(pending))
+                        item = complete(pending)
+                        if self._unfolded(folder, item):
+                            self._put_item(item)
                     return
             item = compact(record, context)
             if self.formatter is not None:
                 item = item._replace(message=self._formatted(record, item.message))
-            self._fold_or_put(item)
+            folder = self._folder
+            if folder is None or folder.new_message(item.message) or self._unfolded(folder, item):
+                self._put_item(item)
         except Exception:
             self._delivery.count("emit_error")
             self.handleError(record)
 
-    def _fold_or_put(self, item: LogItem) -> None:
-        """Queue ``item`` unless it repeats a recent record, which folding counts instead."""
-        folder = self._folder
-        if folder is not None and not folder.new_message(item.message):
-            key = fold_key(item.name, item.levelno, item.message, item.exc_text, item.extra)
-            if key is not None:
-                created = item.created
-                when = created if type(created) is float else time.time()
-                send, summary = folder.admit(key, when, item)
-                if summary is not None:
-                    self._put_summary(summary)
-                if not send:
-                    return
+    def _unfolded(self, folder: Folder[Any], item: LogItem) -> bool:
+        """For a message ``folder`` saw lately: False when it counts ``item`` as a repeat
+        instead of queueing it (a summary of the run goes out once it ends)."""
+        key = fold_key(item.name, item.levelno, item.message, item.exc_text, item.extra)
+        if key is None:
+            return True
+        created = item.created
+        when = created if type(created) is float else time.time()
+        send, summary = folder.admit(key, when, item)
+        if summary is not None:
+            self._put_summary(summary)
+        return send
+
+    def _put_item(self, item: LogItem) -> None:
+        """Queue a frozen item, sized for the queue's byte bound."""
         size = _ITEM_BASE + len(item.message)
         text = item.exc_text
         if text:

@@ -229,12 +229,7 @@ def compact(record: logging.LogRecord, context: Any = None) -> LogItem:
         captured = (next(_sequence), tid, _now(), exception)
     extra = None
     if len(data) > _FRESH_SIZE:
-        if plain:  # LogRecord.__init__ set its attributes first; extra= ones come after
-            extra = dict(_islice(data.items(), _FRESH_SIZE, None))
-            if not STANDARD_ATTRIBUTES.isdisjoint(extra):  # e.g. a formatter's "message"
-                extra = _extras_of(data)
-        else:
-            extra = _extras_of(data)
+        extra = _plain_extras(data) if plain else _extras_of(data)
     return _new_item(
         LogItem,
         (*standard, get("taskName"), message, captured, extra, text, context, None),
@@ -302,11 +297,7 @@ def complete(pending: Pending) -> LogItem:
         standard = _STANDARD(data)
     except KeyError:  # taken away since: what is left
         standard = tuple(data.get(key) for key in _STANDARD_NAMES)
-    extra = None
-    if len(data) > _FRESH_SIZE:
-        extra = dict(_islice(data.items(), _FRESH_SIZE, None))
-        if not STANDARD_ATTRIBUTES.isdisjoint(extra):  # e.g. a formatter's "message" since
-            extra = _extras_of(data)
+    extra = _plain_extras(data) if len(data) > _FRESH_SIZE else None
     captured = (sequence, tid, logged, None)
     return _new_item(
         LogItem, (*standard, data.get("taskName"), message, captured, extra, None, context, None)
@@ -337,6 +328,15 @@ if hasattr(os, "register_at_fork"):
 
 _FRESH_SIZE = len(_FRESH)
 _LAST_FRESH = list(_FRESH)[-1]
+
+
+def _plain_extras(data: dict[str, Any]) -> dict[str, Any] | None:
+    """The ``extra=`` attributes of a plain ``LogRecord``: ``__init__`` sets its own first, so
+    they are the rest of the dict (unless a formatter has added ``message`` and the like)."""
+    extra = dict(_islice(data.items(), _FRESH_SIZE, None))
+    if STANDARD_ATTRIBUTES.isdisjoint(extra):
+        return extra
+    return _extras_of(data)
 
 
 def _extras_of(data: dict[str, Any]) -> dict[str, Any] | None:

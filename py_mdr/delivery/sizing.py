@@ -12,9 +12,9 @@ __all__ = ["NUMBER_SIZE", "STR_SIZE", "estimate_size"]
 
 # Rough CPython object sizes in bytes (64-bit): headers of str and bytes, a boxed number, an empty
 # container, one pointer slot, an object of unknown kind.
-STR_SIZE = _STR = 49
+STR_SIZE = 49
 _BYTES = 33
-NUMBER_SIZE = _NUMBER = 32
+NUMBER_SIZE = 32
 _CONTAINER = 64
 _SLOT = 8
 _UNKNOWN = 64
@@ -35,11 +35,11 @@ def estimate_size(value: object, budget: int = 256) -> int:
         kind = type(item)
         if kind is str:
             text: str = item  # type: ignore[assignment]
-            total += _STR + (len(text) if text.isascii() else 4 * len(text))
+            total += STR_SIZE + (len(text) if text.isascii() else 4 * len(text))
         elif kind is bytes or kind is bytearray or kind is memoryview:
             total += _BYTES + len(item)  # type: ignore[arg-type]
         elif kind in _SCALARS:
-            total += _NUMBER
+            total += NUMBER_SIZE
         elif kind is dict:
             mapping: dict[object, object] = item  # type: ignore[assignment]
             total += _CONTAINER + 3 * _SLOT * len(mapping)
