@@ -120,7 +120,7 @@ class MDRHandler(logging.Handler):
     - ``max_queue_records`` (100,000) / ``max_queue_bytes`` (32 MiB): the memory bound;
       overflow is dropped and counted, unless ``block`` is set (then the caller waits for room,
       at most one send's timeout).
-    - ``batch_size`` (500) / ``batch_bytes`` (1 MiB) / ``linger`` (0.5 s): when a batch goes.
+    - ``batch_size`` (800) / ``batch_bytes`` (1 MiB) / ``linger`` (0.5 s): when a batch goes.
     - ``close_timeout`` (5 s): bounds ``close`` and draining at interpreter exit.
     - ``processors``: callables run on the worker on each event dict (after mapping, before
       sending), inside the logging call's ``contextvars`` context; each returns the event, a

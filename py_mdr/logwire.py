@@ -88,25 +88,25 @@ class LogWire:
         if product is not self._product:
             self._use_product(product)
 
+        # ``unmapped`` as the dict path builds it; redacted part by part (the thread and task
+        # names are py-mdr's structure, which redaction leaves alone)
+        redactor = self._redactor
+        found: dict[str, int] = {}
+        if redactor is not None:
+            message = redactor.text(message, found)
         unmapped: dict[str, Any] = {"thread_name": thread_name}
-        if exception:
-            unmapped["exception"] = exception.copy()
+        if exception:  # the item's own dict: read here, never changed
+            unmapped["exception"] = redactor.tree(exception, found) if redactor else exception
         if stack:
-            unmapped["stack"] = stack if type(stack) is str else safe_str(stack)
+            stack = stack if type(stack) is str else safe_str(stack)
+            unmapped["stack"] = redactor.text(stack, found) if redactor else stack
         if task_name:
             unmapped["task_name"] = task_name if type(task_name) is str else safe_str(task_name)
         if extra:
             fields = plain_extra(extra)
             if fields:
-                unmapped["extra"] = fields
-        labels = b""
-        redactor = self._redactor
-        if redactor is not None:
-            found: dict[str, int] = {}
-            message = redactor.text(message, found)
-            unmapped = redactor.tree(unmapped, found)
-            if found:
-                labels = b',"labels":' + dumps(redactor.note(found))
+                unmapped["extra"] = redactor.tree(fields, found) if redactor else fields
+        labels = b',"labels":' + dumps(redactor.note(found)) if found and redactor else b""
 
         texts = self._texts
         try:

@@ -147,6 +147,31 @@ def test_a_lone_record_waits_about_linger_then_goes(
     assert 0.25 <= elapsed < 3.0
 
 
+def test_what_is_left_after_a_full_batch_waits_for_company_within_linger(
+    make: Callable[..., Delivery[int]], recorder: Recorder
+) -> None:
+    # a burst of 15 with batch_size 10: the first 10 go at once; the 5 left over wait (a small
+    # body of leftovers compresses badly) until the next 5 make a batch, or until the linger
+    # of the burst's oldest item ends
+    delivery = make(batch_size=10, linger=2.0)
+    recorder.release.clear()  # hold the first send, so all 15 are queued before the worker looks
+    for i in range(15):
+        delivery.put(i, 1)
+    assert recorder.entered.wait(5)
+    recorder.release.set()
+    assert wait_until(lambda: recorder.items == list(range(10)), 5)
+    time.sleep(0.3)  # well within the linger: the leftovers are still waiting
+    assert recorder.batches == [list(range(10))]
+    for i in range(15, 20):
+        delivery.put(i, 1)
+    assert wait_until(lambda: len(recorder.batches) == 2, 5)
+    assert recorder.batches[1] == list(range(10, 20))  # one full batch, not 5 and 5
+    delivery.put(20, 1)
+    started = time.monotonic()
+    assert wait_until(lambda: recorder.items == list(range(21)), 6)
+    assert 1.5 <= time.monotonic() - started < 5.0  # alone, it goes when its linger ends
+
+
 def test_batches_are_bounded_by_bytes(
     make: Callable[..., Delivery[int]], recorder: Recorder
 ) -> None:

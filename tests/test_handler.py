@@ -27,6 +27,7 @@ import pytest
 
 from py_mdr import config, internal
 from py_mdr.config import ConfigError
+from py_mdr.delivery import DEFAULT_BATCH_SIZE
 from py_mdr.handler import MDRHandler
 from py_mdr.hec.retry import RetryPolicy
 from py_mdr.ocsf_models.events.system_activity.event_log_activity import EventLogActivity
@@ -324,7 +325,7 @@ def test_endpoint_down_for_the_whole_run() -> None:
     assert final["sent"] == 0 and final["in_flight"] == 0
     assert dropped["queue_full"] == logged - final["queued"]
     taken = final["queued"] - dropped.get("shutdown", 0)  # what the worker had taken out
-    assert 1 <= taken <= 500  # one batch, stuck in retries until close interrupted it
+    assert 1 <= taken <= DEFAULT_BATCH_SIZE  # one batch, stuck in retries until close stopped it
     assert dropped.get("closed", 0) + dropped.get("deadline", 0) == taken
     assert sum(dropped.values()) == logged
     # the loss is told when it starts and summed up at close, in words, without the token;

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,7 +20,7 @@ import pytest
 from py_mdr.config import ConfigError
 from py_mdr.handler import MDRHandler
 from py_mdr.processing import Redaction, Redactor
-from py_mdr.processing.redact import luhn_valid
+from py_mdr.processing.redact import DEFAULT_RULES, luhn_valid, trie_pattern
 from py_mdr.sink import HECSink
 
 pytestmark = pytest.mark.timeout(60)
@@ -398,3 +400,16 @@ def test_secrets_in_opentelemetry_bodies_and_attributes_are_redacted(
     assert f"[REDACTED:{kind}]" in event["message"]
     assert f"redacted:{kind}" in event["metadata"]["labels"]
     assert exporter.stats().redacted[kind] >= 3
+
+
+def test_the_gate_finds_a_text_exactly_when_one_of_the_triggers_is_in_it() -> None:
+    triggers = sorted({t for _, words in DEFAULT_RULES.values() for t in words} | {"ab-12.c"})
+    factored = re.compile(trie_pattern(triggers))
+    plain = re.compile("|".join(map(re.escape, triggers)))
+    assert trie_pattern(["key", "monkey", "ab", "abc"]) == "ab|key"  # "abc" holds "ab"
+    alphabet = "abceghikloprstuwxyz_-.:/ 12"
+    pick = random.Random(7).choice
+    texts = ["".join(pick(alphabet) for _ in range(40)) for _ in range(3000)]
+    texts += [f"x{word}y" for word in triggers] + [word[:-1] for word in triggers]
+    for text in texts:
+        assert (factored.search(text) is None) == (plain.search(text) is None), text

@@ -60,7 +60,9 @@ Send = Callable[[list[bytes], "float | None"], SendReport]
 
 DEFAULT_MAX_RECORDS = 100_000
 DEFAULT_MAX_BYTES = 32 * 1024 * 1024
-DEFAULT_BATCH_SIZE = 500
+#: About 1 MiB of typical events (1.1-1.3 KB as JSON) in one request body: fewer requests, and
+#: gzip finds more of each event in the ones before it (15 bytes per event where 500 sent 15.6).
+DEFAULT_BATCH_SIZE = 800
 DEFAULT_BATCH_BYTES = 1024 * 1024
 DEFAULT_LINGER = 0.5
 #: With a spool, records wait at most this long in memory before they are on disk.
@@ -597,8 +599,9 @@ class Delivery(Generic[T]):
                     room -= 1
                 self._bytes -= taken
                 self._in_flight = len(batch)
-                if queue:
-                    self._oldest = _monotonic() - self._linger  # it waited already: no linger
+                # What is left came after this batch's oldest item, so it goes at the latest
+                # when that item's linger ends (``_oldest`` stays): a full batch sooner, or the
+                # rest then, rather than a small body of leftovers at once
                 if self._block:
                     self._room.notify_all()
             return batch

@@ -21,7 +21,7 @@ from typing import Any
 
 from py_mdr.config import ConfigError
 
-__all__ = ["DEFAULT_RULES", "Redaction", "Redactor", "luhn_valid"]
+__all__ = ["DEFAULT_RULES", "Redaction", "Redactor", "luhn_valid", "trie_pattern"]
 
 #: kind -> (pattern, triggers). A pattern's group ``secret``, when it has one, is the part
 #: replaced (the rest, e.g. ``password=`` or ``Bearer ``, stays as context). A rule runs only on
@@ -99,6 +99,32 @@ _SCALARS = frozenset({str, int, float, bool, bytes})
 _MAX_KEYS = 4096  # key names remembered as secret or not
 
 
+def trie_pattern(words: Iterable[str]) -> str:
+    """One regular expression finding any of ``words``, factored by common prefixes.
+
+    ``a(?:kia|sia)`` instead of ``akia|asia``: the engine tries fewer branches at each
+    position of the text, which is what the gate every scanned text passes costs. A word
+    holding another one is left out (the shorter one finds the same texts).
+    """
+    unique = sorted(set(words))
+    kept = [w for w in unique if w and not any(o != w and o in w for o in unique if o)]
+    return _factor(kept)
+
+
+def _factor(words: list[str]) -> str:
+    if "" in words:  # a word ended here: what follows it is not needed to find it
+        return ""
+    by_first: dict[str, list[str]] = {}
+    for word in words:
+        by_first.setdefault(word[0], []).append(word[1:])
+    branches = [re.escape(first) + _group(_factor(rest)) for first, rest in by_first.items()]
+    return "|".join(branches)
+
+
+def _group(pattern: str) -> str:
+    return f"(?:{pattern})" if "|" in pattern else pattern
+
+
 def luhn_valid(digits: str) -> bool:
     """The Luhn checksum that every payment card number passes."""
     total = 0
@@ -163,8 +189,9 @@ class _Rule:
 
 
 # A run as long as the shortest card number of digits, spaces and dashes: every card number the
-# rule can match has one, and one search for it is cheaper than the rule itself.
-_CARD_RUN = re.compile(r"(?=[0-9])[0-9 -]{13}")
+# rule can match has one, and one search for it is cheaper than the rule itself (starting with a
+# class of characters, it lets the engine skip ahead to the next digit).
+_CARD_RUN = re.compile(r"[0-9][0-9 -]{12}")
 _CARD_LENGTH = re.compile(r"[0-9](?:[ -]?[0-9]){12}")
 
 
@@ -188,7 +215,7 @@ class Redactor:
                 rules.append(_Rule("hec_token", escaped, (literal.lower(),)))
         self._rules = tuple(rules)
         triggers = tuple(sorted({t for rule in rules for t in rule.triggers}))
-        self._gate = re.compile("|".join(map(re.escape, triggers))) if triggers else None
+        self._gate = re.compile(trie_pattern(triggers)) if triggers else None
         self._always = any(not rule.triggers and not rule.digits for rule in rules)
         self._cards = any(rule.digits for rule in rules)
         keys = [DEFAULT_SECRET_KEYS] if redaction.defaults else []
