@@ -1,9 +1,9 @@
 """What the OpenTelemetry exporters share: settings, the delivery, counters, flush and shutdown.
 
-Both exporters are configured the same way (arguments, then ``MDR_*`` variables, then defaults),
-map their batch on the SDK's export thread and hand the finished HEC envelopes to py-mdr's
-delivery (bounded queue, worker, optional disk spool), then return at once. Only the mapping
-differs: a subclass supplies ``_encode_one``.
+Both exporters are configured the same way (arguments, then ``MDR_*`` variables, then defaults)
+and hand their batch to py-mdr's delivery (bounded queue, worker, optional disk spool), then
+return at once: the span exporter as finished HEC envelopes, the log exporter as the records
+themselves, mapped on the worker. Only the mapping differs: a subclass supplies ``_encode_one``.
 """
 
 from __future__ import annotations
@@ -158,7 +158,7 @@ class Outlet:
         spool_path, spool_bound = resolve_spool(spool_dir, max_spool_bytes)
         self._delivery, self._transport = open_delivery(
             self._config,
-            _as_envelopes,
+            self._encode_queued,
             who=who,
             spool_dir=spool_path,
             max_spool_bytes=spool_bound,
@@ -220,10 +220,15 @@ class Outlet:
         own), :data:`DROPPED` (by a processor), or the name of a kind MDR does not take."""
         raise NotImplementedError
 
-    def _encode(self, batch: Sequence[Any]) -> tuple[list[bytes], int, int]:
-        """Envelopes for the batch; also how many items were py-mdr's own, how many unmappable.
+    def _encode_queued(self, items: list[Any]) -> tuple[list[bytes], dict[str, int]]:
+        """The worker's step: what :meth:`_queue` queued, as envelopes, and what was lost."""
+        return items, {}  # finished envelopes: nothing left to do
 
-        Kinds MDR does not take are counted in ``_skipped``, processor drops in the delivery.
+    def _encode(self, batch: Sequence[Any]) -> tuple[list[bytes], int, dict[str, int]]:
+        """Envelopes for the batch; also how many items were py-mdr's own, and what was lost
+        (``unmappable``, and ``processor`` for the ones a processor dropped).
+
+        Kinds MDR does not take are counted in ``_skipped``.
         """
         envelopes: list[bytes] = []
         internal = unmappable = dropped = 0
@@ -257,9 +262,12 @@ class Outlet:
                     f"{self._item_noun} could not be encoded for MDR; it was skipped and counted",
                     exc_info=True,
                 )
+        lost = {}
+        if unmappable:
+            lost["unmappable"] = unmappable
         if dropped:
-            self._delivery.count("processor", dropped)
-        return envelopes, internal, unmappable
+            lost["processor"] = dropped
+        return envelopes, internal, lost
 
     def _stats_fields(self) -> dict[str, Any]:
         queue = self._delivery.stats()
@@ -303,20 +311,29 @@ class Outlet:
             # was made here is ours by definition.
             self._internal += count
             return True
+        refused, unmappable = self._hand_over(batch)
+        if refused or unmappable:
+            self._failures += 1
+            return False
+        return True
+
+    def _hand_over(self, batch: Sequence[Any]) -> tuple[int, int]:
+        """Queue ``batch`` for the worker; (items refused by the queue, items unmappable).
+
+        Here: mapped and encoded on the calling thread, the envelopes queued. A subclass may
+        queue the items themselves and map them in :meth:`_encode_queued` instead.
+        """
         with internal.sending():
-            envelopes, skipped, unmappable = self._encode(batch)
+            envelopes, skipped, lost = self._encode(batch)
         self._internal += skipped
-        if unmappable:
-            self._delivery.count("unmappable", unmappable)
+        for reason, number in lost.items():
+            self._delivery.count(reason, number)
         put = self._delivery.put
         refused = 0
         for envelope in envelopes:
             if not put(envelope, len(envelope) + _ENVELOPE_OVERHEAD):
                 refused += 1
-        if refused or unmappable:
-            self._failures += 1
-            return False
-        return True
+        return refused, lost.get("unmappable", 0)
 
     def _sourcetype(self, resource: Any) -> str:
         """``pymdr::<name>``: the configured name, else the resource's ``service.name``."""
@@ -337,11 +354,6 @@ class Outlet:
         level = logging.DEBUG if key in self._warned else logging.WARNING
         self._warned.add(key)
         log.log(level, message, exc_info=exc_info)
-
-
-def _as_envelopes(items: list[bytes]) -> tuple[list[bytes], dict[str, int]]:
-    """The exporters queue finished envelopes: nothing left to encode on the worker."""
-    return items, {}
 
 
 def _length(batch: Any) -> int:

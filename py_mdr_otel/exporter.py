@@ -1,9 +1,10 @@
 """``MDRExporter``: OpenTelemetry log records to MDR as OCSF Event Log Activity over HEC.
 
-``export`` maps and serializes its batch on the SDK's export thread and hands the envelopes to
-py-mdr's delivery (bounded queue, worker, optional disk spool: the same as ``MDRHandler``'s),
-then returns at once. So the SDK's processor never waits for MDR and never drops records
-because MDR is slow, busy or down; retries, the send deadline and the spool are the delivery's.
+``export`` hands its batch's records to py-mdr's delivery (bounded queue, worker, optional disk
+spool: the same as ``MDRHandler``'s) and returns at once; the worker maps, serializes and sends
+them. So the SDK's processor never waits for MDR, for the mapping either, and never drops
+records because MDR is slow, busy or down; retries, the send deadline and the spool are the
+delivery's.
 Records created while py-mdr sends (its own lines, its HTTP stack's) carry the
 ``py_mdr_internal`` mark and are skipped instead of exported again; so are OpenTelemetry's own
 records (scope ``opentelemetry.*``). Both are counted in ``stats().internal``.
@@ -12,10 +13,12 @@ records (scope ``opentelemetry.*``). Both are counted in ``stats().internal``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 
+from py_mdr import internal
 from py_mdr.plain import dumps
 from py_mdr.processing.contexts import CONTEXT_ATTRIBUTE, take_context
 from py_mdr_otel._outlet import (
@@ -26,7 +29,13 @@ from py_mdr_otel._outlet import (
     ExporterStats,
     Outlet,
 )
-from py_mdr_otel.mapping import encode_record, envelope_fields, is_internal, otel_to_event
+from py_mdr_otel.mapping import (
+    encode_record,
+    envelope_fields,
+    is_internal,
+    otel_to_event,
+    queued_size,
+)
 
 __all__ = ["DEFAULT_EXPORT_TIMEOUT", "ExporterStats", "MDRExporter"]
 
@@ -56,7 +65,7 @@ class MDRExporter(Outlet, LogRecordExporter):
     - ``close_timeout``: how long ``shutdown`` may take to send what is queued (5 s).
     - ``compress`` (``MDR_COMPRESSION``), ``use_ack`` (``MDR_USE_ACK``), ``retry`` (the backoff:
       a ``RetryPolicy`` or a dict of its fields; its deadline is replaced by ``timeout``).
-    - ``processors``: callables run on each event dict before it is queued, inside the
+    - ``processors``: callables run on each event dict (on py-mdr's worker), inside the
       ``contextvars`` context of the logging call that made the record; each returns the event,
       a changed one, or None to drop it.
     - ``redact``: secrets in bodies and attributes are replaced (default on, ``MDR_REDACT``);
@@ -66,14 +75,48 @@ class MDRExporter(Outlet, LogRecordExporter):
     """
 
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
-        """Map and queue ``batch`` for delivery; returns at once, never raises.
+        """Queue ``batch`` for delivery (mapped on py-mdr's worker); returns at once, never raises.
 
-        SUCCESS means every record was accepted for delivery (queued, or spooled), not that
-        MDR has it yet: delivery goes on in the background, and what it cannot deliver is
-        counted in :meth:`stats` and told on stderr. FAILURE means some records could not even
-        be queued (queue full, unmappable, exporter shut down).
+        SUCCESS means every record was accepted for delivery (queued), not that MDR has it
+        yet: delivery goes on in the background, and what it cannot deliver is counted in
+        :meth:`stats` and told on stderr. FAILURE means some records could not even be queued
+        (queue full, not a log record, exporter shut down).
         """
         return _SUCCESS if self._take(batch) else _FAILURE
+
+    def _hand_over(self, batch: Sequence[Any]) -> tuple[int, int]:
+        """Queue the records themselves: py-mdr's worker maps them (:meth:`_encode_queued`).
+
+        ``export`` then costs the SDK's thread a look and a put per record, so its queue keeps
+        up with a burst however long mapping takes (mapped here, a tight logging loop outran
+        the SDK's export thread, and the SDK dropped what its queue could not hold). Records of
+        the telemetry pipeline itself are counted here and never queued.
+        """
+        put = self._delivery.put
+        ours = refused = unmappable = 0
+        for item in batch:
+            try:
+                size = queued_size(item)
+            except Exception:
+                unmappable += 1
+                continue
+            if size is None:
+                ours += 1
+            elif not put(item, size):
+                refused += 1
+        self._internal += ours
+        if unmappable:
+            self._delivery.count("unmappable", unmappable)
+            with internal.sending():
+                self._warn_once(
+                    "unmappable", "an object that is not a log record was skipped and counted"
+                )
+        return refused, unmappable
+
+    def _encode_queued(self, items: list[Any]) -> tuple[list[bytes], dict[str, int]]:
+        envelopes, ours, lost = self._encode(items)
+        self._internal += ours  # none, unless a record was changed after export
+        return envelopes, lost
 
     def _encode_one(self, item: ReadableLogRecord) -> Encoded | object:
         if self._pipeline.processors:

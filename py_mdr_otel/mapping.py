@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from py_mdr import __version__
+from py_mdr.delivery.sizing import STR_SIZE, estimate_size
 from py_mdr.eventlog import (
     FIXED_PART,
     clean_text,
@@ -36,7 +37,14 @@ from py_mdr.processing.contexts import CONTEXT_ATTRIBUTE
 from py_mdr.severity import UNKNOWN, from_otel_severity, from_otel_text
 from py_mdr_otel.resource import MAX_INT32, ResourceParts, plain, resource_parts, scope_info
 
-__all__ = ["encode_record", "envelope_fields", "is_internal", "otel_to_event"]
+__all__ = [
+    "RECORD_SIZE",
+    "encode_record",
+    "envelope_fields",
+    "is_internal",
+    "otel_to_event",
+    "queued_size",
+]
 
 # Record attributes with an OCSF home: key -> (group, field). Newer and older semconv names.
 _SPECIAL = {
@@ -236,6 +244,24 @@ def encode_record(
             redact(event)
         seconds, host, source = envelope_fields(data, vendor_name)
         return dumps(event), seconds, host, source
+
+
+#: Estimated memory of a queued record beyond its body and attributes (the SDK's objects, its
+#: times and ids); the resource and scope are shared by every record.
+RECORD_SIZE = 512
+
+
+def queued_size(data: Any) -> int | None:
+    """The bytes a record holds while it waits for the worker (its body and attributes walked,
+    bounded); None for a record of the telemetry pipeline itself (see :func:`is_internal`),
+    which is not queued. Raises for an object that is not a log record."""
+    record = _record(data)
+    attributes = _attributes_of(record)
+    if (attributes and attributes.get(INTERNAL_ATTRIBUTE)) or _from_opentelemetry(data):
+        return None
+    body = record.body
+    size = RECORD_SIZE + (STR_SIZE + len(body) if type(body) is str else estimate_size(body))
+    return size + estimate_size(attributes) if attributes else size
 
 
 def _event(shape: _Shape, own: _Own) -> dict[str, Any]:

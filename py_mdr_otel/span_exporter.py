@@ -1,9 +1,10 @@
 """``MDRSpanExporter``: the HTTP and RPC spans a service records, to MDR as OCSF activity.
 
-Works like ``MDRExporter`` (same settings, same delivery): ``export`` maps its batch on the SDK's
-export thread (:mod:`py_mdr_otel.spans`), queues the envelopes and returns at once. Spans of no
-network activity are counted by kind and never sent. py-mdr's own HTTP requests never become
-spans: its sending runs with OpenTelemetry instrumentation suppressed (``py_mdr.internal``).
+Configured like ``MDRExporter`` and sent by the same delivery; ``export`` maps its batch on the
+SDK's export thread (:mod:`py_mdr_otel.spans`), where spans of no network activity are counted
+by kind and never sent, queues the envelopes and returns at once. py-mdr's own HTTP requests
+never become spans: its sending runs with OpenTelemetry instrumentation suppressed
+(``py_mdr.internal``).
 """
 
 from __future__ import annotations

@@ -60,8 +60,9 @@ log = logging.getLogger("burst")
 log.addHandler(LoggingHandler(logger_provider=provider))
 log.setLevel(logging.INFO)
 log.propagate = False
+extra = {"request_id": "r-1234", "tenant": "acme", "attempt": 2}
 for i in range(int(sys.argv[2])):
-    log.info("burst %d", i)
+    log.info("burst %s %d", "alice", i, extra=extra)
 provider.force_flush(60_000)
 flushed = exporter.force_flush(60_000)
 stats = exporter.stats
@@ -112,16 +113,20 @@ def test_the_handler_delivers_the_whole_burst_with_default_settings(scenario: st
     assert received == RECORDS
 
 
-def test_the_otel_exporter_never_holds_the_sdks_thread_while_mdr_is_busy_or_down() -> None:
-    # The SDK's queue (2,048 records) overflows in a tight loop whatever the exporter does; how
-    # much depends on how the threads share the interpreter lock (77-94% delivered when MDR is
-    # fine, from run to run). What the exporter decides is how long export() holds the SDK's
-    # thread: never through MDR's outage or backoff. The OTLP exporter's sits in backoff, and
-    # the same burst delivers 12.8% through it when the endpoint is busy or down.
+def test_the_otel_exporter_delivers_as_much_when_mdr_is_busy_or_down_as_when_it_is_fine() -> None:
+    # The SDK's queue (2,048 records) overflows in a tight loop when export() takes longer than
+    # the logging calls that fill it: the OTLP exporter's sits in backoff, and the same burst
+    # delivers 12.8% through it when the endpoint is busy or down. MDRExporter's export() only
+    # queues the records (py-mdr's worker maps and sends them), so it never holds the SDK's
+    # thread, through MDR's outage or backoff or the mapping itself.
+    delivered = {}
     for scenario in ("fine", "busy", "down"):
         received, report = deliver_burst(OTEL_APP, scenario)
         assert report["flushed"] is True and report["dropped"] == {}, report
         assert received == report["sent"]
         slowest = report["slowest"]  # backoff is 1 s and up; down is 5 s
         assert isinstance(slowest, float) and slowest < 1.0, (scenario, report)
-        assert received >= RECORDS // 2, (scenario, received)
+        delivered[scenario] = received / RECORDS
+    assert min(delivered.values()) >= 0.98, delivered
+    assert delivered["busy"] >= delivered["fine"] - 0.02, delivered
+    assert delivered["down"] >= delivered["fine"] - 0.02, delivered
