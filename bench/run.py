@@ -1,6 +1,6 @@
 """The benchmark: every ratio py-mdr's performance targets are stated in, from one run.
 
-Run: ``make bench`` or ``.venv/bin/python bench/run.py [--rounds 3] [--records 20000]``.
+Run: ``make bench`` or ``.venv/bin/python bench/run.py [--rounds 5] [--records 20000]``.
 
 Each sender logs ``--records`` lines (``logger.info`` with 2 %-args and 3 ``extra`` fields) in
 a child process of its own (bench/senders.py), against receivers on loopback living in this
@@ -240,7 +240,7 @@ def report(rounds: list[Row], records: int, seed: int, started: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--records", type=int, default=20_000)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=None)
     args = parser.parse_args()
     seed = args.seed if args.seed is not None else random.randrange(1 << 16)

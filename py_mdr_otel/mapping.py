@@ -96,7 +96,7 @@ class _Shape:
 
     parts: ResourceParts
     source: str  # the HEC envelope source: scope name, else service name, else program name
-    top: _Template  # fixed part, device, src_endpoint, cloud, log_name
+    top: _Template  # device, src_endpoint, cloud, log_name (the fixed part goes first, alone)
     meta: _Template  # metadata shared by every event: version, product, provider, profiles
     unmapped: _Template  # unmapped.scope and unmapped.resource
     top_json: bytes
@@ -144,7 +144,7 @@ def _shape(data: Any, vendor_name: str | None, log_version: str) -> _Shape:
 def _build_shape(resource: Any, scope: Any, vendor_name: str | None, log_version: str) -> _Shape:
     parts = resource_parts(resource, vendor_name)
     log_name, scope_unmapped = scope_info(scope)
-    top: dict[str, Any] = {**FIXED_PART, "device": parts.device, "src_endpoint": parts.endpoint}
+    top: dict[str, Any] = {"device": parts.device, "src_endpoint": parts.endpoint}
     meta = metadata_fixed(parts.product, log_version)
     if parts.cloud:
         meta["profiles"] = ["cloud"]
@@ -186,10 +186,10 @@ def _actor(parts: ResourceParts, tid: int | None) -> dict[str, Any]:
 
 # Per record -----------------------------------------------------------------------------------
 
-# What one record adds to its shape: its own members (``metadata`` first, holding only the
-# per-event metadata; ``unmapped`` last, when present, holding only the record's own entries),
-# the thread id and the code location. None of its keys meet the shape's at the same level, so
-# the two join without overwriting anything.
+# What one record adds to its shape: its own members (severity, time, message, then ``metadata``
+# holding only the per-event metadata, and ``unmapped`` last, when present, holding only the
+# record's own entries), the thread id and the code location. None of its keys meet the shape's
+# at the same level, so the two join without overwriting anything.
 _Site = tuple[Any, Any, Any]  # code path, function, line, as the record's attributes gave them
 _Own = tuple[dict[str, Any], int | None, _Site | None]
 
@@ -265,25 +265,35 @@ def queued_size(data: Any) -> int | None:
 
 
 def _event(shape: _Shape, own: _Own) -> dict[str, Any]:
-    """Shape and record joined into a new event that shares nothing with the templates."""
+    """Shape and record joined into a new event that shares nothing with the templates.
+
+    In the order :func:`_event_json` writes: the fixed part, then what varies per record
+    (severity, time, message) before what a shape repeats, metadata and unmapped last. Events
+    that vary in one stretch compress better side by side (0.7 byte per event in a gzip
+    batch), and MDRHandler's events have the same order.
+    """
     members, tid, site = own
-    event = shape.top.fresh()
-    event.update(members)
-    metadata = shape.meta.fresh()
-    metadata.update(members["metadata"])
-    event["metadata"] = metadata
+    event: dict[str, Any] = dict(FIXED_PART)
+    for key, value in members.items():
+        if key != "metadata" and key != "unmapped":
+            event[key] = value
+    event.update(shape.top.fresh())
     event["actor"] = _actor(shape.parts, tid)
     if site is not None:
         enrichment = file_information(*site)
         if enrichment:
             event["enrichments"] = [enrichment]
+    metadata = shape.meta.fresh()
+    metadata.update(members["metadata"])
+    event["metadata"] = metadata
     unmapped = members.get("unmapped")
     if unmapped is not None:
         event["unmapped"] = {**shape.unmapped.fresh(), **unmapped}
     return event
 
 
-_OWN_HEAD = len(b'{"metadata":{')  # how the record's own JSON starts: metadata comes first
+_FIXED_JSON = dumps(FIXED_PART)[:-1]  # b'{"class_uid":1008,...' without its closing brace
+_METADATA = b',"metadata":{'
 
 
 def _event_json(shape: _Shape, own: _Own) -> bytes:
@@ -291,16 +301,20 @@ def _event_json(shape: _Shape, own: _Own) -> bytes:
     call, and the shape's pre-encoded members spliced into the event, its metadata and unmapped.
     """
     members, tid, site = own
-    text = dumps(members)  # b'{"metadata":{"uid":...},...[,"unmapped":{...}]}'
+    # b'{"severity_id":..,"time":..[,"message":".."],"metadata":{"uid":..}[,"unmapped":{..}]}':
+    # the first ``,"metadata":{`` is the member's (a quote inside a string is escaped)
+    text = dumps(members)
+    split = text.index(_METADATA)
     actor = shape.actor_json if tid is None else shape.actor_of(tid)
     enrichments = _enrichments_json(*site) if site is not None else b""
+    head = (_FIXED_JSON, b",", text[1:split], b",", shape.top_json, b',"actor":', actor)
+    start = split + len(_METADATA)
     unmapped = members.get("unmapped")
     if unmapped is None or not shape.unmapped_json:
-        tail: tuple[bytes, ...] = (text[_OWN_HEAD:],)
+        tail: tuple[bytes, ...] = (text[start:],)
     else:  # unmapped is the last member: add the shape's entries before its closing brace
-        tail = (text[_OWN_HEAD:-2], b"," if unmapped else b"", shape.unmapped_json, b"}}")
-    head = (b"{", shape.top_json, b',"actor":', actor, enrichments, b',"metadata":{')
-    return b"".join((*head, shape.meta_json, b",", *tail))
+        tail = (text[start:-2], b"," if unmapped else b"", shape.unmapped_json, b"}}")
+    return b"".join((*head, enrichments, _METADATA, shape.meta_json, b",", *tail))
 
 
 def _from_opentelemetry(data: Any) -> bool:
@@ -336,13 +350,13 @@ def _own(data: Any, record: Any, attributes: dict[Any, Any] | None, shape: _Shap
     if type(trace_id) is int and trace_id:
         meta["correlation_uid"] = f"{trace_id:032x}"
     members: dict[str, Any] = {
-        "metadata": meta,
         "severity_id": severity[0],
         "severity": severity[1],
         "time": event_time,
     }
     unmapped: dict[str, Any] = {}
     _body(members, unmapped, record.body)
+    members["metadata"] = meta  # after the message, see _event_json
     tid, site = _attributes(attributes, unmapped) if attributes else _NO_ATTRIBUTES
     if trace_id or span_id:
         trace = _trace(trace_id, span_id, record.trace_flags)
