@@ -2,9 +2,9 @@
 
 ``export`` hands its batch's records to py-mdr's delivery (bounded queue, worker, optional disk
 spool: the same as ``MDRHandler``'s) and returns at once; the worker maps, serializes and sends
-them. So the SDK's processor never waits for MDR, for the mapping either, and never drops
-records because MDR is slow, busy or down; retries, the send deadline and the spool are the
-delivery's.
+them. So the SDK's processor never waits for MDR, nor for the mapping, and never drops records
+because MDR is slow, busy or down; retries, the send deadline and the spool are the delivery's.
+
 Records created while py-mdr sends (its own lines, its HTTP stack's) carry the
 ``py_mdr_internal`` mark and are skipped instead of exported again; so are OpenTelemetry's own
 records (scope ``opentelemetry.*``). Both are counted in ``stats().internal``.
