@@ -99,6 +99,7 @@ class _Shape:
     top: _Template  # device, src_endpoint, cloud, log_name (the fixed part goes first, alone)
     meta: _Template  # metadata shared by every event: version, product, provider, profiles
     unmapped: _Template  # unmapped.scope and unmapped.resource
+    fixed_json: bytes  # b'{"class_uid":1008,...' (the fixed part, its closing brace left off)
     top_json: bytes
     actor_json: bytes  # the whole ``actor`` object of a record without a thread id
     meta_json: bytes
@@ -162,6 +163,7 @@ def _build_shape(resource: Any, scope: Any, vendor_name: str | None, log_version
         _Template.of(top),
         _Template.of(meta),
         _Template.of(unmapped),
+        dumps(FIXED_PART)[:-1],
         _members_json(top),
         dumps(_actor(parts, None)),
         _members_json(meta),
@@ -292,7 +294,6 @@ def _event(shape: _Shape, own: _Own) -> dict[str, Any]:
     return event
 
 
-_FIXED_JSON = dumps(FIXED_PART)[:-1]  # b'{"class_uid":1008,...' without its closing brace
 _METADATA = b',"metadata":{'
 
 
@@ -307,7 +308,7 @@ def _event_json(shape: _Shape, own: _Own) -> bytes:
     split = text.index(_METADATA)
     actor = shape.actor_json if tid is None else shape.actor_of(tid)
     enrichments = _enrichments_json(*site) if site is not None else b""
-    head = (_FIXED_JSON, b",", text[1:split], b",", shape.top_json, b',"actor":', actor)
+    head = (shape.fixed_json, b",", text[1:split], b",", shape.top_json, b',"actor":', actor)
     start = split + len(_METADATA)
     unmapped = members.get("unmapped")
     if unmapped is None or not shape.unmapped_json:
