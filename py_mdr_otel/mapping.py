@@ -272,7 +272,7 @@ def _event(shape: _Shape, own: _Own) -> dict[str, Any]:
     In the order :func:`_event_json` writes: the fixed part, then what varies per record
     (severity, time, message) before what a shape repeats, metadata and unmapped last. Events
     that vary in one stretch compress better side by side (0.7 byte per event in a gzip
-    batch), and MDRHandler's events have the same order.
+    batch); MDRHandler's events begin the same way.
     """
     members, tid, site = own
     event: dict[str, Any] = dict(FIXED_PART)
