@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import functools
 import os
-import threading
 import time
 import weakref
 from collections import deque
@@ -30,6 +29,7 @@ from typing import Any, TypeVar
 from py_mdr.client import MDRClient, MDRDeliveryError
 from py_mdr.hec.reports import HealthReport, SendReport, TransportStats
 from py_mdr.hec.retry import RetryPolicy
+from py_mdr.threads import daemon_thread
 
 __all__ = ["AsyncMDRClient"]
 
@@ -65,7 +65,7 @@ def _in_thread(function: Callable[[], _T], name: str) -> asyncio.Future[_T]:
         with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(settle)
 
-    threading.Thread(target=run, name=name, daemon=True).start()
+    daemon_thread(run, name).start()
     return future
 
 

@@ -684,3 +684,34 @@ def test_close_with_a_spool_ends_as_soon_as_the_spool_is_empty(
         log.removeHandler(handler)
         assert time.monotonic() - started < 0.5
     assert sink.event_count == 5
+
+
+# ---------------------------------------------------------------- signals stay the main thread's
+
+
+@pytest.mark.skipif(not hasattr(signal, "pthread_sigmask"), reason="no per-thread signal masks")
+def test_py_mdr_threads_leave_signals_to_the_main_thread(sink: HECSink) -> None:
+    # A SIGTERM the kernel hands to a py-mdr thread would not wake a main thread blocked in a
+    # lock (a Pool worker waiting for its next task): the application's handler would never run.
+    seen: list[set[int]] = []
+
+    def mask_of_this_thread(event: dict[str, object]) -> dict[str, object]:
+        seen.append(set(signal.pthread_sigmask(signal.SIG_BLOCK, [])))
+        return event
+
+    handler = MDRHandler(host=sink.url, token="test-token", processors=[mask_of_this_thread])
+    logger = logging.getLogger("tests.signals")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        logger.warning("from the main thread")
+        assert handler.flush(5)
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+    assert seen, "the processor ran on the worker"
+    worker_mask = seen[0]
+    assert {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1} <= worker_mask
+    assert signal.SIGSEGV not in worker_mask  # a thread's own fault stays its own
+    assert signal.SIGTERM not in signal.pthread_sigmask(signal.SIG_BLOCK, [])  # main: untouched
+    assert sink.event_count == 1

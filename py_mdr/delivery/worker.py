@@ -36,6 +36,7 @@ from py_mdr.hec.codes import resendable
 from py_mdr.hec.reports import SendReport
 from py_mdr.internal import is_sending, sending
 from py_mdr.stats import Snapshot
+from py_mdr.threads import daemon_thread
 
 __all__ = [
     "DEFAULT_BATCH_BYTES",
@@ -507,7 +508,7 @@ class Delivery(Generic[T]):
             if self._thread is not None or self._closed:
                 return
             lifecycle.worker_started()
-            thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+            thread = daemon_thread(self._run, self._name)
             # Claimed before start(), which waits for the thread: a signal handler logging on
             # this thread meanwhile re-enters put() and must not start a second worker.
             self._thread = thread
@@ -519,9 +520,7 @@ class Delivery(Generic[T]):
                 return
             self._lane_open = not self._block
             if self._spool is not None and self._sender is None:
-                sender = threading.Thread(
-                    target=self._run_sender, name=f"{self._name}-sender", daemon=True
-                )
+                sender = daemon_thread(self._run_sender, f"{self._name}-sender")
                 self._sender = sender
                 try:
                     sender.start()

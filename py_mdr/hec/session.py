@@ -26,6 +26,7 @@ from urllib3.exceptions import (
 from urllib3.util.connection import allowed_gai_family
 
 from py_mdr.hec.watchdog import Deadline, current_deadline
+from py_mdr.threads import daemon_thread
 
 if TYPE_CHECKING:
     from urllib3._base_connection import BaseHTTPConnection
@@ -69,7 +70,7 @@ def _resolve(host: str, port: int, family: int, deadline: Deadline) -> list[_Add
             done.set()
 
     try:
-        threading.Thread(target=lookup, name="py-mdr-lookup", daemon=True).start()
+        daemon_thread(lookup, "py-mdr-lookup").start()
     except RuntimeError:  # no new threads at interpreter shutdown: look up in this one
         lookup()
     if not done.wait(max(deadline.remaining(), 0.0)):

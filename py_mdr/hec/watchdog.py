@@ -17,6 +17,8 @@ import threading
 import time
 from types import TracebackType
 
+from py_mdr.threads import daemon_thread
+
 __all__ = ["Deadline", "current_deadline"]
 
 _local = threading.local()
@@ -138,7 +140,7 @@ class _Watchdog:
                 self._ended = 0
 
     def _start(self) -> None:
-        thread = threading.Thread(target=self._run, name="py-mdr-deadlines", daemon=True)
+        thread = daemon_thread(self._run, "py-mdr-deadlines")
         try:
             thread.start()
         except RuntimeError:  # at interpreter shutdown: socket timeouts still bound each wait
