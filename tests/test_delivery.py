@@ -11,7 +11,6 @@ import pickle
 import threading
 import time
 from collections.abc import Callable, Iterator
-from types import SimpleNamespace
 
 import pytest
 
@@ -535,11 +534,10 @@ def test_a_put_reentering_while_the_worker_starts_starts_no_second_worker(
                 delivery.put(2, 1)  # what a signal handler that logs at this moment does
             super().start()
 
-    monkeypatch.setattr(
-        delivery_module,
-        "threading",
-        SimpleNamespace(Thread=Reentering, current_thread=threading.current_thread),
-    )
+    def reentering_thread(target: Callable[[], object], name: str) -> threading.Thread:
+        return Reentering(target=target, name=name, daemon=True)
+
+    monkeypatch.setattr(delivery_module, "daemon_thread", reentering_thread)
     delivery.put(1, 1)
     assert delivery.flush(5)
     assert len(started) == 1
