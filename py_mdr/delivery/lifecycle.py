@@ -53,10 +53,16 @@ def close_all() -> None:
             delivery.report_crash("closing at exit failed")
 
 
+# A forked child inherits drain_on_sigterm's handler; until it has something to drain, it runs
+# with SIGTERM's default action instead (see _park_sigterm).
+_parked_handler: Any = None
+
+
 def _reset_all_in_child() -> None:
     global _finalizer_pid, _exiting
     _finalizer_pid = 0
     _exiting = False
+    _park_sigterm()
     for delivery in list(_live):
         try:
             delivery.after_fork_in_child()
@@ -64,9 +70,44 @@ def _reset_all_in_child() -> None:
             delivery.report_crash("resetting after fork failed")
 
 
+def _park_sigterm() -> None:
+    """In a forked child: put SIGTERM back to its default action while nothing is queued.
+
+    CPython runs a Python signal handler only between bytecodes, and a signal that arrives
+    just as the main thread starts waiting on a lock is not seen until the wait ends: an idle
+    ``multiprocessing.Pool`` worker that ``Pool.terminate()`` signals at that moment never
+    ends, and the pool waits for it. A child with nothing to drain needs no handler; the first
+    delivery it starts puts the handler back (:func:`worker_started`).
+    """
+    global _parked_handler
+    _parked_handler = None
+    try:
+        current = signal.getsignal(signal.SIGTERM)
+        if getattr(current, "_py_mdr_drain", False) and not getattr(current, "_chained", False):
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            _parked_handler = current
+    except (ValueError, OSError):  # not the main thread, or no signals here
+        pass
+
+
+def _unpark_sigterm() -> None:
+    global _parked_handler
+    handler = _parked_handler
+    if handler is None or threading.current_thread() is not threading.main_thread():
+        return
+    try:
+        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, handler)
+        _parked_handler = None
+    except (ValueError, OSError):
+        pass
+
+
 def worker_started() -> None:
-    """Called when a worker starts: inside a multiprocessing child, drain at its exit too."""
+    """Called when a worker starts: inside a multiprocessing child, drain at its exit too (and
+    on SIGTERM, with :func:`drain_on_sigterm`)."""
     global _finalizer_pid
+    _unpark_sigterm()
     pid = os.getpid()
     if _finalizer_pid == pid:
         return
@@ -130,6 +171,7 @@ def drain_on_sigterm() -> None:
             _exit_on_sigterm(signum, frame)
 
     handler._py_mdr_drain = True  # type: ignore[attr-defined]
+    handler._chained = callable(previous)  # type: ignore[attr-defined]
     signal.signal(signal.SIGTERM, handler)
 
 
