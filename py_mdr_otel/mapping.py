@@ -231,7 +231,7 @@ def encode_record(
     try:
         record = _record(data)
         attributes = _attributes_of(record)
-        if (attributes and attributes.get(INTERNAL_ATTRIBUTE)) or _from_opentelemetry(data):
+        if _of_the_pipeline(data, attributes):
             return None
         shape = _shape(data, vendor_name, __version__)
         own = _own(data, record, attributes, shape)
@@ -259,7 +259,7 @@ def queued_size(data: Any) -> int | None:
     which is not queued. Raises for an object that is not a log record."""
     record = _record(data)
     attributes = _attributes_of(record)
-    if (attributes and attributes.get(INTERNAL_ATTRIBUTE)) or _from_opentelemetry(data):
+    if _of_the_pipeline(data, attributes):
         return None
     body = record.body
     size = RECORD_SIZE + (STR_SIZE + len(body) if type(body) is str else estimate_size(body))
@@ -316,6 +316,12 @@ def _event_json(shape: _Shape, own: _Own) -> bytes:
     else:  # unmapped is the last member: add the shape's entries before its closing brace
         tail = (text[start:-2], b"," if unmapped else b"", shape.unmapped_json, b"}}")
     return b"".join((*head, enrichments, _METADATA, shape.meta_json, b",", *tail))
+
+
+def _of_the_pipeline(data: Any, attributes: dict[Any, Any] | None) -> bool:
+    """A record py-mdr caused (marked ``py_mdr_internal``, in ``attributes``: the record's
+    attributes as a plain dict) or OpenTelemetry's own code logged: see :func:`is_internal`."""
+    return bool(attributes and attributes.get(INTERNAL_ATTRIBUTE)) or _from_opentelemetry(data)
 
 
 def _from_opentelemetry(data: Any) -> bool:
@@ -574,9 +580,7 @@ def is_internal(data: Any) -> bool:
         if _from_opentelemetry(data):
             return True
         attributes = getattr(_record(data), "attributes", None)
-        if not attributes:
-            return False
         # a plain dict copy: BoundedAttributes.get goes through a raised KeyError when absent
-        return bool(plain(attributes).get(INTERNAL_ATTRIBUTE))
+        return _of_the_pipeline(data, plain(attributes) if attributes else None)
     except Exception:
         return False

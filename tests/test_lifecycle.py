@@ -14,7 +14,7 @@ import threading
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -641,21 +641,17 @@ def test_events_unconfirmed_at_close_are_told() -> None:
 
 
 def test_the_spool_directory_can_come_from_the_environment(
-    sink: HECSink, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    sink: HECSink,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    attach: Callable[[logging.Handler, str], logging.Logger],
 ) -> None:
     monkeypatch.setenv("MDR_SPOOL_DIR", str(tmp_path / "from-env"))
     handler = MDRHandler(host=sink.url, token=TOKEN, linger=0.01)
-    log = logging.getLogger("spool.env")
-    log.addHandler(handler)
-    log.propagate = False
-    try:
-        log.warning("through the disk")
-        assert handler.flush(5)
-        assert handler.stats.spooled == 1 and handler.stats.sent == 1
-        assert (tmp_path / "from-env").is_dir()
-    finally:
-        log.removeHandler(handler)
-        handler.close()
+    attach(handler, "spool.env").warning("through the disk")
+    assert handler.flush(5)
+    assert handler.stats.spooled == 1 and handler.stats.sent == 1
+    assert (tmp_path / "from-env").is_dir()
     assert [e["message"] for e in sink.events] == ["through the disk"]
 
 
@@ -690,7 +686,9 @@ def test_close_with_a_spool_ends_as_soon_as_the_spool_is_empty(
 
 
 @pytest.mark.skipif(not hasattr(signal, "pthread_sigmask"), reason="no per-thread signal masks")
-def test_py_mdr_threads_leave_signals_to_the_main_thread(sink: HECSink) -> None:
+def test_py_mdr_threads_leave_signals_to_the_main_thread(
+    sink: HECSink, attach: Callable[[logging.Handler, str], logging.Logger]
+) -> None:
     # A SIGTERM the kernel hands to a py-mdr thread would not wake a main thread blocked in a
     # lock (a Pool worker waiting for its next task): the application's handler would never run.
     seen: list[set[int]] = []
@@ -700,15 +698,8 @@ def test_py_mdr_threads_leave_signals_to_the_main_thread(sink: HECSink) -> None:
         return event
 
     handler = MDRHandler(host=sink.url, token="test-token", processors=[mask_of_this_thread])
-    logger = logging.getLogger("tests.signals")
-    logger.addHandler(handler)
-    logger.propagate = False
-    try:
-        logger.warning("from the main thread")
-        assert handler.flush(5)
-    finally:
-        logger.removeHandler(handler)
-        handler.close()
+    attach(handler, "tests.signals").warning("from the main thread")
+    assert handler.flush(5)
     assert seen, "the processor ran on the worker"
     worker_mask = seen[0]
     assert {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1} <= worker_mask
