@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from py_mdr.async_client import AsyncMDRClient
     from py_mdr.client import MDRClient
     from py_mdr.completion import complete_event
-    from py_mdr.delivery.lifecycle import drain_on_sigterm
+    from py_mdr.delivery.sigterm import drain_on_sigterm
     from py_mdr.errors import ConfigError, EventError, MDRError
     from py_mdr.handler import MDRHandler
     from py_mdr.hec.errors import HECError, MDRDeliveryError
@@ -33,7 +33,7 @@ _LAZY = {
     "MDRError": "py_mdr.errors",
     "MDRHandler": "py_mdr.handler",
     "complete_event": "py_mdr.completion",
-    "drain_on_sigterm": "py_mdr.delivery.lifecycle",
+    "drain_on_sigterm": "py_mdr.delivery.sigterm",
     "to_dict": "py_mdr.serialize",
     "to_json": "py_mdr.serialize",
     "to_json_bytes": "py_mdr.serialize",

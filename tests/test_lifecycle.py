@@ -706,33 +706,3 @@ def test_py_mdr_threads_leave_signals_to_the_main_thread(
     assert signal.SIGSEGV not in worker_mask  # a thread's own fault stays its own
     assert signal.SIGTERM not in signal.pthread_sigmask(signal.SIG_BLOCK, [])  # main: untouched
     assert sink.event_count == 1
-
-
-PARKED = """
-import logging, os, signal, sys
-from py_mdr import drain_on_sigterm
-from py_mdr.handler import MDRHandler
-log = logging.getLogger("parked")
-log.addHandler(MDRHandler(host=sys.argv[1], token="test-token"))
-log.propagate = False
-drain_on_sigterm()
-pid = os.fork()
-if pid == 0:
-    before = signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
-    log.warning("from the child")
-    after = getattr(signal.getsignal(signal.SIGTERM), "_py_mdr_drain", False)
-    print("child", before, after, flush=True)
-    os._exit(0)
-os.waitpid(pid, 0)
-print("parent", getattr(signal.getsignal(signal.SIGTERM), "_py_mdr_drain", False), flush=True)
-"""
-
-
-def test_a_forked_child_takes_the_drain_handler_back_with_its_first_record(sink: HECSink) -> None:
-    # Until it queues something, a forked child has nothing to drain: SIGTERM keeps its default
-    # action there, which an idle Pool worker needs (a Python handler can miss a signal that
-    # arrives just as the worker starts waiting for its next task, and the pool waits forever).
-    result = run_child(f"import sys; sys.argv[1:] = {[sink.url]!r}\n" + PARKED, timeout=30)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "child True True" in result.stdout
-    assert "parent True" in result.stdout

@@ -2,12 +2,13 @@
 
 - :mod:`~py_mdr.delivery.worker`: the queue, its worker and the spool's sender thread.
 - :mod:`~py_mdr.delivery.spool`: the optional disk spool, shared safely by several processes.
-- :mod:`~py_mdr.delivery.lifecycle`: exit, fork, multiprocessing children, the SIGTERM opt-in.
+- :mod:`~py_mdr.delivery.lifecycle`: exit, fork, multiprocessing children.
+- :mod:`~py_mdr.delivery.sigterm`: the SIGTERM opt-in, :func:`drain_on_sigterm`.
 - :mod:`~py_mdr.delivery.report`: what could not be delivered, told on stderr.
 - :mod:`~py_mdr.delivery.sizing`: the memory estimate behind the queue's byte bound.
 """
 
-from py_mdr.delivery.lifecycle import drain_on_sigterm
+from py_mdr.delivery.sigterm import drain_on_sigterm
 from py_mdr.delivery.sizing import estimate_size
 from py_mdr.delivery.spool import DEFAULT_MAX_SPOOL_BYTES, Spool, SpoolStats
 from py_mdr.delivery.worker import (

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from py_mdr.checks import count, seconds
-from py_mdr.delivery import lifecycle
+from py_mdr.delivery import lifecycle, sigterm
 from py_mdr.delivery.report import Reporter
 from py_mdr.delivery.spool import Spool, SpoolBatch
 from py_mdr.hec.codes import resendable
@@ -508,6 +508,7 @@ class Delivery(Generic[T]):
             if self._thread is not None or self._closed:
                 return
             lifecycle.worker_started()
+            sigterm.unpark()
             thread = daemon_thread(self._run, self._name)
             # Claimed before start(), which waits for the thread: a signal handler logging on
             # this thread meanwhile re-enters put() and must not start a second worker.
