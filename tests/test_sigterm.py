@@ -96,12 +96,6 @@ print("still ignored", signal.getsignal(signal.SIGTERM) is signal.SIG_IGN, flush
 )
 
 
-def test_an_ignored_sigterm_stays_ignored(sink: HECSink) -> None:
-    code, out, err = run_with(sink, IGNORED)
-    assert code == 0, err[-3000:]
-    assert "still ignored True" in out
-
-
 THEIR_WAKEUP_FD = (
     PREAMBLE
     + """
@@ -117,11 +111,21 @@ print("kept", kept, "watching", watching, flush=True)
 )
 
 
-def test_an_application_reading_the_wakeup_fd_keeps_it(sink: HECSink) -> None:
-    # An asyncio loop with signal handlers reads it; py-mdr then does without its watcher.
-    code, out, err = run_with(sink, THEIR_WAKEUP_FD)
+@pytest.mark.parametrize(
+    ("script", "expected"),
+    [
+        (IGNORED, "still ignored True"),
+        # An asyncio loop with signal handlers reads it; py-mdr then does without its watcher.
+        (THEIR_WAKEUP_FD, "kept True watching False"),
+    ],
+    ids=["an ignored SIGTERM stays ignored", "an application's wakeup fd is kept"],
+)
+def test_what_the_application_set_up_itself_is_left_alone(
+    sink: HECSink, script: str, expected: str
+) -> None:
+    code, out, err = run_with(sink, script)
     assert code == 0, err[-3000:]
-    assert "kept True watching False" in out
+    assert expected in out
 
 
 PARKED = (
