@@ -19,6 +19,7 @@ working where a plain Python handler would not:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
@@ -34,7 +35,7 @@ __all__ = ["drain_on_sigterm", "park_in_child", "unpark"]
 # How long the main thread gets to start the handler before the watcher repeats the signal.
 NUDGE_AFTER = (0.25, 0.5, 1.0, 2.0, 4.0)
 
-_parked_handler: Any = None  # drain_on_sigterm's handler while a forked child keeps SIG_DFL
+_parked_handler: Any = None  # the drain handler a forked child takes back with its first record
 _handler_ran_at = float("-inf")  # time.monotonic() when the handler last started
 _wakeup: tuple[int, int] | None = None  # the watcher's pipe (read end, write end), this process
 _forking = threading.local()  # .blocked: SIGTERM was blocked by _before_fork in this thread
@@ -152,12 +153,11 @@ def _watch_for_missed_signals() -> None:
         return
     read_end, write_end = os.pipe()
     os.set_blocking(write_end, False)
-    try:
+    previous: int | None = None  # None: this thread may not set it
+    with contextlib.suppress(ValueError, OSError):
         previous = signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
-    except (ValueError, OSError):
-        previous = -2
-    if previous != -1:
-        if previous != -2:
+    if previous != -1:  # taken already (or not settable): give it back, go without
+        if previous is not None:
             signal.set_wakeup_fd(previous)
         os.close(read_end)
         os.close(write_end)
