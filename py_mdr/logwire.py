@@ -93,13 +93,13 @@ class LogWire:
         redactor = self._redactor
         found: dict[str, int] = {}
         if redactor is not None:
-            message = redactor.text(message, found)
+            message = redactor.message(message, found)
         unmapped: dict[str, Any] = {"thread_name": thread_name}
         if exception:  # the item's own dict: read here, never changed
             unmapped["exception"] = redactor.tree(exception, found) if redactor else exception
         if stack:
             stack = stack if type(stack) is str else safe_str(stack)
-            unmapped["stack"] = redactor.text(stack, found) if redactor else stack
+            unmapped["stack"] = redactor.message(stack, found) if redactor else stack
         if task_name:
             unmapped["task_name"] = task_name if type(task_name) is str else safe_str(task_name)
         if extra:

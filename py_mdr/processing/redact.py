@@ -188,10 +188,11 @@ class _Rule:
     digits: bool = False
 
 
-# A run as long as the shortest card number of digits, spaces and dashes: every card number the
-# rule can match has one, and one search for it is cheaper than the rule itself (starting with a
-# class of characters, it lets the engine skip ahead to the next digit).
-_CARD_RUN = re.compile(r"[0-9][0-9 -]{12}")
+# What the gate looks for on behalf of the card rule: a first digit the rule accepts, then as many
+# digits, spaces and dashes as the shortest card number holds. Every match of the rule starts with
+# one. Spelled as one branch per first digit: a gate whose branches all start with a literal
+# character lets the engine skip ahead to the next position where one of them can start.
+_CARD_RUN = "|".join(f"{first}[0-9 -]{{12}}" for first in "23456")
 _CARD_LENGTH = re.compile(r"[0-9](?:[ -]?[0-9]){12}")
 
 
@@ -215,9 +216,13 @@ class Redactor:
                 rules.append(_Rule("hec_token", escaped, (literal.lower(),)))
         self._rules = tuple(rules)
         triggers = tuple(sorted({t for rule in rules for t in rule.triggers}))
-        self._gate = re.compile(trie_pattern(triggers)) if triggers else None
         self._always = any(not rule.triggers and not rule.digits for rule in rules)
         self._cards = any(rule.digits for rule in rules)
+        # One search decides whether any rule could match: the triggers (on the lowercased
+        # text) and the card rule's run of digits (which lowercasing leaves as it is).
+        gate = [trie_pattern(triggers)] if triggers else []
+        gate += [_CARD_RUN] if self._cards else []
+        self._gate = re.compile("|".join(gate)) if gate else None
         keys = [DEFAULT_SECRET_KEYS] if redaction.defaults else []
         keys += [f"^{re.escape(key)}$" for key in redaction.keys]
         self._keys = re.compile("|".join(f"(?:{k})" for k in keys), re.I) if keys else None
@@ -244,8 +249,6 @@ class Redactor:
             return True
         if self._always:
             return False
-        if self._cards and len(value) >= _SHORTEST_CARD and _CARD_RUN.search(value) is not None:
-            return False
         gate = self._gate
         if gate is not None and gate.search(value.lower()) is not None:
             return False
@@ -258,7 +261,22 @@ class Redactor:
     def text(self, value: str, found: dict[str, int]) -> str:
         """``value`` with every secret replaced; what was found is counted in ``found``."""
         if self.looks_clean(value):
-            return value  # the usual message: nothing that looks like a secret
+            return value  # the usual value: nothing that looks like a secret
+        return self._replace(value, found)
+
+    def message(self, value: str, found: dict[str, int]) -> str:
+        """:meth:`text` for a log message or a stack: not remembered when clean. A message
+        rarely comes again word for word, and one that does, often, is folded (its repeats
+        never get here); remembering every message would only churn the memory."""
+        if len(value) < _SHORTEST:
+            return value
+        if not self._always:
+            gate = self._gate
+            if gate is None or gate.search(value.lower()) is None:
+                return value
+        return self._replace(value, found)
+
+    def _replace(self, value: str, found: dict[str, int]) -> str:
         lower = value.lower()
         cards = (
             self._cards and len(value) >= _SHORTEST_CARD and _CARD_LENGTH.search(value) is not None
@@ -368,7 +386,7 @@ class Redactor:
         found: dict[str, int] = {}
         message = event.get("message")
         if type(message) is str:
-            event["message"] = self.text(message, found)
+            event["message"] = self.message(message, found)
         unmapped = event.get("unmapped")
         if unmapped:
             event["unmapped"] = self.tree(unmapped, found)
