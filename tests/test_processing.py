@@ -413,3 +413,28 @@ def test_the_gate_finds_a_text_exactly_when_one_of_the_triggers_is_in_it() -> No
     texts += [f"x{word}y" for word in triggers] + [word[:-1] for word in triggers]
     for text in texts:
         assert (factored.search(text) is None) == (plain.search(text) is None), text
+
+
+def test_one_gate_search_finds_every_trigger_and_every_run_a_card_number_can_start() -> None:
+    redactor = Redactor(Redaction())
+    triggers = sorted({t for _, words in DEFAULT_RULES.values() for t in words})
+    reference = re.compile("|".join([*map(re.escape, triggers), r"[2-6][0-9 -]{12}"]))
+    alphabet = "abeiknoprstyKEY_:/ -0123456789"
+    pick = random.Random(11).choice
+    texts = ["".join(pick(alphabet) for _ in range(30)) for _ in range(3000)]
+    texts += ["order 4111 1111 1111 1111 paid", "ref 1234567890123", "v 2-0-2-6-1-1-3-0-1-2-3-4-5"]
+    for text in texts:
+        could_match = reference.search(text.lower()) is not None
+        assert redactor.looks_clean(text) is not could_match, text
+        assert (redactor.message(text, {}) == text) or could_match, text
+
+
+def test_a_message_is_redacted_like_any_text_but_not_remembered_when_clean() -> None:
+    redactor = Redactor(Redaction())
+    found: dict[str, int] = {}
+    assert redactor.message("token=abc123 sent", found) == "token=[REDACTED:secret_pair] sent"
+    assert found == {"secret_pair": 1}
+    for number in range(10_000):  # unique messages: none of them is kept
+        assert redactor.message(f"user alice did {number}", found) == f"user alice did {number}"
+    assert redactor.text("value-17", found) == "value-17"
+    assert list(redactor._clean) == ["value-17"]  # a field value is remembered
