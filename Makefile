@@ -24,7 +24,7 @@ test: lint
 	$(BIN)/python -m pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
 
 bench: $(STAMP)
-	cd bench && for b in serialize client export_stages run; do ../$(BIN)/python $$b.py || exit 1; done
+	cd bench && for b in serialize client export_stages gzip_levels run; do ../$(BIN)/python $$b.py || exit 1; done
 	$(BIN)/python bench/burst.py
 	$(BIN)/python bench/spans.py
 
