@@ -13,8 +13,10 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from py_mdr.delivery import Delivery
+from py_mdr.delivery import Delivery, estimate_size, sizing
 from py_mdr.delivery import worker as delivery_module
 from py_mdr.hec.reports import SendReport
 from py_mdr.internal import is_sending
@@ -542,3 +544,34 @@ def test_a_put_reentering_while_the_worker_starts_starts_no_second_worker(
     assert delivery.flush(5)
     assert len(started) == 1
     assert sorted(recorder.items) == [1, 2]
+
+
+# --- size estimate ------------------------------------------------------------------------------
+
+_plain_values = st.one_of(
+    st.text(max_size=40), st.integers(), st.floats(allow_nan=False), st.booleans(), st.none()
+)
+
+
+@given(
+    st.dictionaries(
+        st.one_of(st.text(max_size=20), st.integers()),
+        st.one_of(_plain_values, st.lists(_plain_values, max_size=3)),
+        max_size=20,
+    )
+)
+def test_a_dict_of_strings_and_numbers_is_sized_as_the_walk_sizes_it(
+    mapping: dict[object, object],
+) -> None:
+    # the one-loop path for plain attributes must agree with the general walk, which it skips
+    assert estimate_size(mapping) == sizing._walk_size(mapping, 256)
+
+
+def test_a_large_or_wide_value_counts_in_full() -> None:
+    big = {"payload": "x" * 100_000}
+    assert estimate_size(big) > 100_000
+    assert estimate_size({"name": "é" * 1000}) > 4000  # not ASCII: up to 4 bytes a character
+    nested = {"outer": {"inner": "y" * 50_000}}
+    assert estimate_size(nested) > 50_000
+    wide = {str(i): i for i in range(1000)}  # beyond the walk's budget: a flat rate per entry
+    assert estimate_size(wide) >= 1000 * 3 * 8
