@@ -1,16 +1,14 @@
-"""The receiver itself: a threaded HTTP server on loopback with fault modes for tests."""
+"""The receiver itself, :class:`HECSink`: what it stores, how it answers each HEC request, and
+the fault modes tests set. Its connections are served by ``connections.py``."""
 
 from __future__ import annotations
 
-import contextlib
 import hmac
 import json
 import logging
 import os
-import socket
 import ssl
 import threading
-import time
 import uuid
 import weakref
 import zlib
@@ -18,35 +16,28 @@ from collections import deque
 from collections.abc import Callable, Collection
 from dataclasses import replace
 from email.message import Message
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, cast
 
+from py_mdr.sink.connections import Server
 from py_mdr.sink.display import format_event
 from py_mdr.sink.limits import ByteBudget, Reservation
 from py_mdr.sink.ocsf import Validator, load_validator, ocsf_problems
-from py_mdr.sink.pacing import TrickleWriter
 from py_mdr.sink.wire import (
-    _MAX_PENDING_ACKS,
-    _NOT_FOUND,
-    _SILENT,
-    _TOO_LARGE,
-    _UNSUPPORTED,
-    ACK_PATH,
-    EVENT_PATHS,
     HARD_BODY_LIMIT,
-    HEALTH_PATHS,
     MAX_EVENT_BYTES,
+    MAX_PENDING_ACKS,
+    SILENT,
+    TOO_LARGE,
+    UNSUPPORTED,
+    Answer,
     EventCallback,
     NoRoom,
     ReceivedRequest,
     RequestCallback,
-    _Answer,
-    _gunzip,
-    _hec,
-    _query_value,
-    _redacted,
     envelope_problems,
+    gunzip,
+    hec_answer,
     parse_body,
 )
 
@@ -146,7 +137,7 @@ class HECSink:
         self._client_ca = client_ca
         self._on_event = on_event
         self._on_request = on_request
-        self._server: _Server | None = None
+        self._server: Server | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self._validator: Validator | None = None
@@ -161,7 +152,7 @@ class HECSink:
         self._problems: list[str] = []
         self._problems_seen = 0
         # fault modes
-        self._failures: deque[_Answer] = deque()
+        self._failures: deque[Answer] = deque()
         self._close_next = 0
         self._hang: tuple[float, int | None, bool] | None = None
         self._trickle: tuple[float, int | None, bool] | None = None
@@ -184,7 +175,7 @@ class HECSink:
             return self
         if self._stopping.is_set():
             raise RuntimeError("a stopped HECSink cannot be started again; make a new one")
-        server = _Server(self._bind, self)
+        server = Server(self._bind, self)
         if self._tls is not None:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             context.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -364,7 +355,7 @@ class HECSink:
         data = body.encode("utf-8") if isinstance(body, str) else body
         headers = (("Content-Type", content_type),) if content_type else ()
         with self._lock:
-            self._failures.extend([_Answer(status, plain=data, headers=headers)] * n)
+            self._failures.extend([Answer(status, plain=data, headers=headers)] * n)
 
     def trickle(self, interval: float, n: int | None = None, *, health: bool = True) -> None:
         """Write the answers to the next ``n`` event requests (all, when None) one byte every
@@ -432,24 +423,24 @@ class HECSink:
         body: bytes | None,
         channel: str | None,
         room: Reservation | None = None,
-    ) -> tuple[_Answer, int]:
+    ) -> tuple[Answer, int]:
         with self._lock:
             if self._close_next > 0:
                 self._close_next -= 1
-                return _SILENT, 0
+                return SILENT, 0
             pause, then_close = self._take_hang()
         if pause and (self._stopping.wait(pause) or then_close):
-            return _SILENT, 0
+            return SILENT, 0
         with self._lock:
             if self.down:
-                return _hec(503, 9), 0
+                return hec_answer(503, 9), 0
             if self._failures:
                 return self._failures.popleft(), 0
         refusal = self._auth_refusal(headers) or self._channel_refusal(channel)
         if refusal is not None:
             return refusal, 0
         text = self._body_text(headers, body, room)
-        if isinstance(text, _Answer):
+        if isinstance(text, Answer):
             return text, 0
         with self._lock:
             reject_at = self._rejects.popleft() if self._rejects else None
@@ -460,7 +451,7 @@ class HECSink:
             indexes=self.allowed_indexes,
         )
         if not envelopes:
-            return error or _hec(400, 5), 0
+            return error or hec_answer(400, 5), 0
         found = [self._problems_of(envelope) for envelope in envelopes]
         want_ack = channel if error is None and self.use_ack else None
         base, ack_id = self._store(envelopes, found, want_ack)
@@ -469,26 +460,26 @@ class HECSink:
                 self._notify(self._on_event, base + offset, envelope, found[offset])
         if error is not None:
             return error, len(envelopes)
-        return _hec(200, 0, None if ack_id is None else {"ackId": ack_id}), len(envelopes)
+        return hec_answer(200, 0, None if ack_id is None else {"ackId": ack_id}), len(envelopes)
 
-    def _ack_request(self, headers: Message, body: bytes | None, channel: str | None) -> _Answer:
+    def _ack_request(self, headers: Message, body: bytes | None, channel: str | None) -> Answer:
         refusal = self._auth_refusal(headers)
         if refusal is not None:
             return refusal
         if not self.use_ack:
-            return _hec(400, 14)
+            return hec_answer(400, 14)
         refusal = self._channel_refusal(channel)
         if refusal is not None:
             return refusal
         text = self._body_text(headers, body)
-        if isinstance(text, _Answer):
+        if isinstance(text, Answer):
             return text
         try:
             ids = json.loads(text)["acks"]
         except (ValueError, TypeError, KeyError):
-            return _hec(400, 6)
+            return hec_answer(400, 6)
         if not isinstance(ids, list) or not all(type(i) is int for i in ids):
-            return _hec(400, 6)
+            return hec_answer(400, 6)
         answer: dict[str, bool] = {}
         with self._lock:
             pending = self._acks.get(cast(str, channel), {})
@@ -497,10 +488,10 @@ class HECSink:
                 answer[str(ack_id)] = done
                 if done:  # as Splunk does: an id reported true is forgotten
                     del pending[ack_id]
-        return _Answer(200, {"acks": answer})
+        return Answer(200, {"acks": answer})
 
-    def _health(self) -> _Answer:
-        return _hec(503, 18) if self.down else _hec(200, 17)
+    def _health(self) -> Answer:
+        return hec_answer(503, 18) if self.down else hec_answer(200, 17)
 
     def _take_hang(self) -> tuple[float, bool]:
         """The pause for this request and whether to close unanswered after it; uses one up."""
@@ -524,61 +515,61 @@ class HECSink:
             return interval
 
     @staticmethod
-    def _failure(status: int, code: int | None, retry_after: str | None) -> _Answer:
-        answer = _Answer(status) if code is None else _hec(status, code)
+    def _failure(status: int, code: int | None, retry_after: str | None) -> Answer:
+        answer = Answer(status) if code is None else hec_answer(status, code)
         if retry_after is not None:
             answer = replace(answer, headers=(("Retry-After", retry_after),))
         return answer
 
-    def _auth_refusal(self, headers: Message) -> _Answer | None:
+    def _auth_refusal(self, headers: Message) -> Answer | None:
         value = headers.get("Authorization")
         if value is None or not value.strip():
-            return _hec(401, 2)
+            return hec_answer(401, 2)
         scheme, space, given = value.partition(" ")
         if scheme != "Splunk" or not space:
-            return _hec(401, 3)
+            return hec_answer(401, 3)
         if not given:
-            return _hec(401, 2)
+            return hec_answer(401, 2)
         if not hmac.compare_digest(given.encode(), self.token.encode()):
-            return _hec(403, 4)
+            return hec_answer(403, 4)
         if self.token_disabled:
-            return _hec(403, 1)
+            return hec_answer(403, 1)
         return None
 
-    def _channel_refusal(self, channel: str | None) -> _Answer | None:
+    def _channel_refusal(self, channel: str | None) -> Answer | None:
         if not self.use_ack:
             return None
         if not channel:
-            return _hec(400, 10)
+            return hec_answer(400, 10)
         try:
             uuid.UUID(channel)
         except ValueError:
-            return _hec(400, 11)
+            return hec_answer(400, 11)
         return None
 
     def _body_text(
         self, headers: Message, body: bytes | None, room: Reservation | None = None
-    ) -> str | _Answer:
+    ) -> str | Answer:
         encoding = (headers.get("Content-Encoding") or "").strip().lower()
         if encoding not in ("", "gzip"):
-            return _UNSUPPORTED
+            return UNSUPPORTED
         limit = self.max_body_bytes if self.max_body_bytes is not None else HARD_BODY_LIMIT
         if body is None or len(body) > limit:
-            return _TOO_LARGE
+            return TOO_LARGE
         if encoding == "gzip":
             try:
-                data = _gunzip(body, limit, room.grow if room is not None else None)
+                data = gunzip(body, limit, room.grow if room is not None else None)
             except NoRoom:
-                return replace(_hec(503, 9), close=True)
+                return replace(hec_answer(503, 9), close=True)
             except (ValueError, zlib.error):
-                return _hec(400, 6)
+                return hec_answer(400, 6)
             if data is None:
-                return _TOO_LARGE
+                return TOO_LARGE
             body = data
         try:
             return body.decode("utf-8")
         except UnicodeDecodeError:
-            return _hec(400, 6)
+            return hec_answer(400, 6)
 
     def _problems_of(self, envelope: dict[str, Any]) -> list[str]:
         problems = envelope_problems(envelope)
@@ -610,7 +601,7 @@ class HECSink:
                 self._ack_next[channel] = ack_id + 1
                 pending = self._acks.setdefault(channel, {})
                 pending[ack_id] = not self._hold_acks
-                if len(pending) > _MAX_PENDING_ACKS:
+                if len(pending) > MAX_PENDING_ACKS:
                     del pending[next(iter(pending))]
             self._changed.notify_all()
         return base, ack_id
@@ -639,200 +630,3 @@ class HECSink:
             callback(*args)
         except Exception:  # a listener's bug must not break the receiver
             logger.exception("HECSink listener failed")
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-
-    def __init__(self, address: tuple[str, int], sink: HECSink) -> None:
-        self.sink = sink
-        self._open: set[socket.socket] = set()
-        self._open_lock = threading.Lock()
-        super().__init__(address, _Handler)
-
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        with self._open_lock:
-            self._open.add(request)
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            with self._open_lock:
-                self._open.discard(request)
-
-    @property
-    def crowded(self) -> bool:
-        """More connections are open than the sink serves at once."""
-        with self._open_lock:
-            return len(self._open) > self.sink.max_connections
-
-    def close_connections(self) -> None:
-        """Wake every connection thread (idle keep-alive reads included) so it ends now."""
-        with self._open_lock:
-            connections = list(self._open)
-        for connection in connections:
-            # the plain socket call, so an SSL wrapper is not torn down under its reader
-            with contextlib.suppress(OSError):
-                socket.socket.shutdown(connection, socket.SHUT_RDWR)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        logger.debug("connection from %s failed", client_address, exc_info=True)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, as HEC senders expect
-    server_version = "py-mdr-sink"
-    sys_version = ""
-    server: _Server
-
-    def setup(self) -> None:
-        super().setup()
-        # Headers and body go out in separate writes; without this the client's delayed ACK
-        # holds every answer after the first on a keep-alive connection for ~40 ms.
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        # an idle keep-alive connection ends after this; a handshake or a body must not stall longer
-        self.connection.settimeout(self.server.sink.idle_timeout)
-        if isinstance(self.connection, ssl.SSLSocket):
-            self.connection.do_handshake()
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        pass  # the sink logs its own line (without the query string) when asked
-
-    def log_message(self, format: str, *args: Any) -> None:
-        logger.debug("%s: %s", self.address_string(), format % args)
-
-    def do_GET(self) -> None:
-        self._serve("GET")
-
-    def do_POST(self) -> None:
-        self._serve("POST")
-
-    def _serve(self, method: str) -> None:
-        sink = self.server.sink
-        arrived = time.time()
-        path, _, query = self.path.partition("?")
-        path = path.rstrip("/") or "/"
-        channel = self.headers.get("X-Splunk-Request-Channel") or _query_value(query, "channel")
-        room = Reservation(sink._budget)
-        try:
-            answer, count, wire_bytes = self._handle(method, path, channel, room)
-        finally:
-            room.release()
-        health = method == "GET" and path in HEALTH_PATHS
-        paced = health or (method == "POST" and path in EVENT_PATHS)
-        sink._record(
-            ReceivedRequest(
-                time=arrived,
-                method=method,
-                path=path,
-                status=answer.status,
-                hec_code=answer.hec_code,
-                envelope_count=count,
-                body_bytes=wire_bytes,
-                gzip=(self.headers.get("Content-Encoding") or "").strip().lower() == "gzip",
-                channel=channel,
-                headers=_redacted(self.headers),
-            )
-        )
-        self._answer(answer, sink._take_trickle(health) if paced and not answer.silent else 0.0)
-
-    def _handle(
-        self, method: str, path: str, channel: str | None, room: Reservation
-    ) -> tuple[_Answer, int, int]:
-        """The answer, the envelopes accepted and the body's size on the wire."""
-        sink = self.server.sink
-        if self.server.crowded:  # the body is left unread, so the connection must close
-            return replace(_hec(503, 9), close=True), 0, 0
-        try:
-            body, wire_bytes = self._read_body(room)
-        except (ValueError, OSError):
-            return replace(_hec(400, 6), close=True), 0, 0
-        except NoRoom:  # other bodies held the memory budget for the whole idle timeout
-            return replace(_hec(503, 9), close=True), 0, 0
-        count = 0
-        if method == "POST" and path in EVENT_PATHS:
-            answer, count = sink._event_request(self.headers, body, channel, room)
-        elif method == "GET" and path in HEALTH_PATHS:
-            answer = sink._health()
-        elif method == "POST" and path == ACK_PATH:
-            answer = sink._ack_request(self.headers, body, channel)
-        else:
-            answer = _NOT_FOUND
-        if body is None:  # the body was left unread: the connection cannot be reused
-            answer = replace(answer, close=True)
-        return answer, count, wire_bytes
-
-    def _read_body(self, room: Reservation) -> tuple[bytes | None, int]:
-        """The raw body and its size on the wire; None when over the read cap (left unread).
-
-        Its size is reserved from the memory budget first (a chunked body's cap, its size being
-        unknown); :class:`NoRoom` when no room came within the idle timeout.
-        """
-        sink = self.server.sink
-        cap = max(HARD_BODY_LIMIT, sink.max_body_bytes or 0)
-        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            self._reserve(room, cap)
-            return self._read_chunked(cap)
-        declared = self.headers.get("Content-Length")
-        if not declared:
-            return b"", 0
-        length = int(declared)
-        if length < 0:
-            raise ValueError("negative Content-Length")
-        if length > cap:  # refused unread (413), so nothing to hold
-            return None, length
-        self._reserve(room, length)
-        return self.rfile.read(length), length
-
-    def _reserve(self, room: Reservation, size: int) -> None:
-        if not room.take(size, self.server.sink.idle_timeout):
-            raise NoRoom
-
-    def _read_chunked(self, cap: int) -> tuple[bytes | None, int]:
-        parts: list[bytes] = []
-        total = 0
-        for _ in range(cap + 1):  # every chunk but the last carries at least one byte
-            size = int(self.rfile.readline(1024).split(b";", 1)[0].strip(), 16)
-            if size == 0:
-                break
-            total += size
-            if total > cap:
-                return None, total
-            parts.append(self.rfile.read(size))
-            self.rfile.readline(16)  # the CRLF after the chunk
-        for _ in range(64):  # trailers, up to the blank line
-            if self.rfile.readline(1024) in (b"\r\n", b"\n", b""):
-                break
-        return b"".join(parts), total
-
-    def _answer(self, answer: _Answer, interval: float = 0.0) -> None:
-        """Write the answer, one byte every ``interval`` seconds when that is set."""
-        if answer.silent:
-            self.close_connection = True
-            return
-        out = self.wfile
-        if interval > 0:
-            self.wfile = TrickleWriter(out, interval, self.server.sink._stopping)
-        try:
-            self._write_answer(answer)
-        finally:
-            self.wfile = out
-
-    def _write_answer(self, answer: _Answer) -> None:
-        if answer.payload is not None:
-            body = json.dumps(answer.payload, separators=(",", ":")).encode()
-            headers: tuple[tuple[str, str], ...] = (("Content-Type", "application/json"),)
-        else:
-            body, headers = answer.plain, ()
-        try:
-            self.send_response(answer.status)
-            for name, value in headers + answer.headers:
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(body)))
-            if answer.close:
-                self.send_header("Connection", "close")
-                self.close_connection = True
-            self.end_headers()
-            self.wfile.write(body)
-        except OSError:  # the client went away (e.g. it timed out during a hang)
-            self.close_connection = True

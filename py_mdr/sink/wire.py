@@ -12,6 +12,32 @@ from dataclasses import dataclass, field
 from email.message import Message
 from typing import Any
 
+__all__ = [
+    "ACK_PATH",
+    "EVENT_PATHS",
+    "HARD_BODY_LIMIT",
+    "HEALTH_PATHS",
+    "HEC_TEXT",
+    "MAX_EVENT_BYTES",
+    "MAX_PENDING_ACKS",
+    "NOT_FOUND",
+    "SILENT",
+    "TOO_LARGE",
+    "UNSUPPORTED",
+    "Answer",
+    "EventCallback",
+    "NoRoom",
+    "ReceivedRequest",
+    "RequestCallback",
+    "envelope_problems",
+    "epoch_seconds",
+    "gunzip",
+    "hec_answer",
+    "parse_body",
+    "query_value",
+    "redacted_headers",
+]
+
 logger = logging.getLogger("py_mdr.sink")
 
 EVENT_PATHS = frozenset(
@@ -24,7 +50,7 @@ ACK_PATH = "/services/collector/ack"
 HARD_BODY_LIMIT = 100 * 1024 * 1024
 #: Splunk rejects a single event above this size with code 6.
 MAX_EVENT_BYTES = 5_000_000
-_MAX_PENDING_ACKS = 100_000  # per channel; the oldest is forgotten beyond this
+MAX_PENDING_ACKS = 100_000  # per channel; the oldest is forgotten beyond this
 
 HEC_TEXT: dict[int, str] = {
     0: "Success",
@@ -77,7 +103,7 @@ class ReceivedRequest:
 
 
 @dataclass(frozen=True)
-class _Answer:
+class Answer:
     """What to send back: a JSON payload, or a plain body (possibly empty), or nothing at all."""
 
     status: int
@@ -93,21 +119,21 @@ class _Answer:
         return code if isinstance(code, int) else None
 
 
-def _hec(status: int, code: int, extra: Mapping[str, Any] | None = None) -> _Answer:
+def hec_answer(status: int, code: int, extra: Mapping[str, Any] | None = None) -> Answer:
     payload: dict[str, Any] = {"text": HEC_TEXT.get(code, "Error"), "code": code}
     if extra:
         payload.update(extra)
-    return _Answer(status, payload)
+    return Answer(status, payload)
 
 
-def _bad_envelope(code: int, number: int) -> _Answer:
-    return _hec(400, code, {"invalid-event-number": number})
+def _bad_envelope(code: int, number: int) -> Answer:
+    return hec_answer(400, code, {"invalid-event-number": number})
 
 
-_SILENT = _Answer(0, silent=True)
-_TOO_LARGE = _Answer(413, plain=b"Payload Too Large", headers=(("Content-Type", "text/plain"),))
-_UNSUPPORTED = _Answer(415)  # Vector answers an unknown Content-Encoding with an empty body
-_NOT_FOUND = _Answer(404, {"text": "The requested URL was not found on this server.", "code": 404})
+SILENT = Answer(0, silent=True)
+TOO_LARGE = Answer(413, plain=b"Payload Too Large", headers=(("Content-Type", "text/plain"),))
+UNSUPPORTED = Answer(415)  # Vector answers an unknown Content-Encoding with an empty body
+NOT_FOUND = Answer(404, {"text": "The requested URL was not found on this server.", "code": 404})
 
 
 # --- body parsing -------------------------------------------------------------------------------
@@ -127,7 +153,7 @@ class NoRoom(Exception):
 _INFLATE_STEP = 1 << 20
 
 
-def _gunzip(data: bytes, limit: int, room: Callable[[int], bool] | None = None) -> bytes | None:
+def gunzip(data: bytes, limit: int, room: Callable[[int], bool] | None = None) -> bytes | None:
     """The decompressed body (all gzip members), or None once it would exceed ``limit``.
 
     ``room(n)`` is asked before each ``n`` bytes of output; it raises :class:`NoRoom` when
@@ -194,7 +220,7 @@ def parse_body(
     reject_at: int | None = None,
     max_event_bytes: int = MAX_EVENT_BYTES,
     indexes: Collection[str] | None = None,
-) -> tuple[list[dict[str, Any]], _Answer | None]:
+) -> tuple[list[dict[str, Any]], Answer | None]:
     """Split a body into envelopes as HEC does: the ones accepted, and the error that stopped it.
 
     Envelopes before a bad one stay accepted (Vector has already forwarded them); the error
@@ -204,7 +230,7 @@ def parse_body(
     end = len(text)
     pos = _SPACE.match(text, 0).end()  # type: ignore[union-attr]  # the pattern always matches
     if pos == end:
-        return accepted, _hec(400, 5)
+        return accepted, hec_answer(400, 5)
     while pos < end:
         number = len(accepted)
         try:
@@ -278,7 +304,7 @@ def envelope_problems(envelope: Mapping[str, Any]) -> list[str]:
     return problems
 
 
-def _redacted(headers: Message) -> dict[str, str]:
+def redacted_headers(headers: Message) -> dict[str, str]:
     """Headers as a dict, the Authorization value hidden (only a known scheme word is kept)."""
     out: dict[str, str] = {}
     for name, value in headers.items():
@@ -290,7 +316,7 @@ def _redacted(headers: Message) -> dict[str, str]:
     return out
 
 
-def _query_value(query: str, name: str) -> str | None:
+def query_value(query: str, name: str) -> str | None:
     for part in query.split("&"):
         key, _, value = part.partition("=")
         if key == name and value:
