@@ -19,6 +19,14 @@ if os.environ.get("CI"):
     settings.load_profile("ci")
 
 
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No ``MDR_*`` setting of the shell running the tests leaks into them."""
+    for name in list(os.environ):
+        if name.startswith("MDR_"):
+            monkeypatch.delenv(name)
+
+
 @pytest.fixture
 def sink() -> Iterator[HECSink]:
     """A started receiver on an ephemeral port accepting the token "test-token"; stopped after."""

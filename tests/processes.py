@@ -64,13 +64,11 @@ def start_child(code: str, **env: str) -> subprocess.Popen[str]:
 
 def closed_port_url() -> str:
     """A loopback URL where nothing listens (connections are refused at once)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
+    return f"http://127.0.0.1:{free_port()}"
 
 
 def free_port() -> int:
+    """A loopback port nothing listens on (until someone binds it)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]

@@ -25,12 +25,6 @@ HEARTBEAT = 0.005
 EVENT = {"class_uid": 1008, "message": "from asyncio"}
 
 
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for setting in config.SETTINGS:
-        monkeypatch.delenv(setting.name, raising=False)
-
-
 async def with_heartbeat(work: Awaitable[Any]) -> tuple[float, float, BaseException | None]:
     """Run ``work`` while a 5 ms heartbeat ticks: (longest stall of a tick, seconds, error)."""
     done = asyncio.Event()

@@ -11,7 +11,6 @@ import re
 import select
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from typing import Any
 
 import pytest
 from ocsf_examples import populated_event
+from processes import closed_port_url
 
 from py_mdr.cli import main, severity
 from py_mdr.cli.input import MAX_VALUE_CHARS, Item, read_json
@@ -89,13 +89,6 @@ def tls_files(tmp_path: Path) -> tuple[str, str]:
     if shutil.which("openssl") is None:
         pytest.skip("openssl is needed to make a test certificate")
     return make_self_signed_cert(tmp_path / "certs")
-
-
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
 
 
 # --- the command itself ------------------------------------------------------------------------
@@ -583,7 +576,7 @@ def test_check_a_healthy_receiver(sink: HECSink) -> None:
 
 
 def test_check_with_nothing_listening() -> None:
-    done = run(["check"], clean_env(MDR_HOST=f"http://127.0.0.1:{closed_port()}", MDR_TOKEN=TOKEN))
+    done = run(["check"], clean_env(MDR_HOST=closed_port_url(), MDR_TOKEN=TOKEN))
     assert done.returncode == 1
     assert "connection refused" in done.stdout and "nothing listens" in done.stdout
     assert done.stdout.count("connection refused") == 1  # said once, on the FAIL line
@@ -746,7 +739,7 @@ def test_send_with_a_spool_keeps_what_mdr_did_not_take_for_the_next_run(
 ) -> None:
     spool = str(tmp_path / "spool")
     lines = "".join(f"line {n}\n" for n in range(5))
-    down = clean_env(MDR_HOST=f"http://127.0.0.1:{closed_port()}", MDR_TOKEN=TOKEN)
+    down = clean_env(MDR_HOST=closed_port_url(), MDR_TOKEN=TOKEN)
     first = run(["send", "--text", "--spool", spool, "--timeout", "1"], down, stdin=lines)
     assert first.returncode == 1, first.stderr
     assert "5 kept in the spool" in first.stderr and "0 sent" in first.stderr

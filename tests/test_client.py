@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from processes import closed_port_url
 
 from py_mdr import config
 from py_mdr.client import MDRClient, MDRDeliveryError
@@ -34,22 +35,10 @@ from py_mdr.validate import validate
 FAST = RetryPolicy(initial_backoff=0.01, max_backoff=0.05, deadline=3.0)
 
 
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for setting in config.SETTINGS:
-        monkeypatch.delenv(setting.name, raising=False)
-
-
 @pytest.fixture
 def client(sink: HECSink) -> Iterator[MDRClient]:
     with MDRClient("unit-tests", host=sink.url, token=sink.token, retry=FAST) as made:
         yield made
-
-
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 # ---------------------------------------------------------------- construction
@@ -72,7 +61,7 @@ def test_invalid_names_are_refused_naming_the_allowed_characters(name: str) -> N
 
 def test_constructor_does_no_network_io(sink: HECSink) -> None:
     MDRClient("quiet", host=sink.url, token=sink.token).close()
-    MDRClient("nowhere", host=f"http://127.0.0.1:{closed_port()}", token="t").close()
+    MDRClient("nowhere", host=closed_port_url(), token="t").close()
     assert sink.requests == []
 
 
@@ -273,7 +262,7 @@ def test_a_200_with_another_hec_code_is_not_a_delivery(sink: HECSink, client: MD
 
 def test_unreachable_endpoint_raises_within_the_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MDR_TIMEOUT", "0.5")
-    with MDRClient("app", host=f"http://127.0.0.1:{closed_port()}", token="t") as client:
+    with MDRClient("app", host=closed_port_url(), token="t") as client:
         started = time.monotonic()
         with pytest.raises(MDRDeliveryError, match="could not connect"):
             client.send({"a": 1})

@@ -48,12 +48,6 @@ def _names() -> list[tuple[str, str]]:
     return sorted(found)
 
 
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for setting in config.SETTINGS:
-        monkeypatch.delenv(setting.name, raising=False)
-
-
 def test_the_record_holds_all_113_public_class_names_of_0_7_2() -> None:
     # 111 under py_mdr.ocsf_models, plus py_mdr.client.MDRClient and py_mdr.handler.MDRHandler
     assert len(_names()) == 111

@@ -19,12 +19,6 @@ from py_mdr.sink import HECSink
 SECRET = "0c7b1e6a-5f3d-4c8e-9a2b-secret-token"
 
 
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for setting in config.SETTINGS:
-        monkeypatch.delenv(setting.name, raising=False)
-
-
 @pytest.mark.parametrize(
     ("given", "expected"),
     [

@@ -14,7 +14,6 @@ from opentelemetry.instrumentation.logging.handler import LoggingHandler
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 
-from py_mdr import config
 from py_mdr.handler import MDRHandler
 from py_mdr.hec.retry import RetryPolicy
 from py_mdr.ocsf_models.events.system_activity.event_log_activity import EventLogActivity
@@ -25,12 +24,6 @@ pytestmark = pytest.mark.timeout(60)
 
 FAST = RetryPolicy(initial_backoff=0.01, max_backoff=0.05, deadline=5.0)
 Attach = Callable[[logging.Handler, str], logging.Logger]
-
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for setting in config.SETTINGS:
-        monkeypatch.delenv(setting.name, raising=False)
 
 
 def handler_for(sink: HECSink, **options: Any) -> MDRHandler:

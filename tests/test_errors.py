@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 import py_mdr
-from py_mdr import config
 from py_mdr.client import MDRClient
 from py_mdr.errors import ConfigError, EventError, MDRError
 from py_mdr.handler import MDRHandler
@@ -28,12 +27,6 @@ from py_mdr.sink import HECSink
 
 ROOT = Path(__file__).resolve().parents[1]
 NOWHERE = "no-such-host.invalid"  # RFC 6761: never resolves
-
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for setting in config.SETTINGS:
-        monkeypatch.delenv(setting.name, raising=False)
 
 
 def resolver_says_no_such_name(host: str) -> bool:

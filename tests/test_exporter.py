@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -29,8 +28,8 @@ from opentelemetry.sdk._logs.export import (
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from processes import closed_port_url
 
-from py_mdr import config
 from py_mdr.config import ConfigError
 from py_mdr.hec.retry import RetryPolicy
 from py_mdr.sink import HECSink
@@ -55,9 +54,7 @@ OTEL_VARIABLES = ("MDR_PRODUCT_NAME",)
 
 
 @pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for setting in config.SETTINGS:
-        monkeypatch.delenv(setting.name, raising=False)
+def no_otel_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in OTEL_VARIABLES:
         monkeypatch.delenv(name, raising=False)
 
@@ -84,13 +81,6 @@ def readable(body: Any, number: int = 0, **attributes: Any) -> ReadableLogRecord
         resource=RESOURCE,
         instrumentation_scope=InstrumentationScope("tests.direct"),
     )
-
-
-def closed_port_url() -> str:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
 
 
 @contextmanager

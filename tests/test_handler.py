@@ -13,7 +13,6 @@ import logging
 import logging.handlers
 import os
 import queue
-import socket
 import subprocess
 import sys
 import textwrap
@@ -24,8 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from processes import closed_port_url
 
-from py_mdr import config, internal
+from py_mdr import internal
 from py_mdr.config import ConfigError
 from py_mdr.delivery import DEFAULT_BATCH_SIZE
 from py_mdr.handler import MDRHandler
@@ -48,12 +48,6 @@ SEVERITY = {
 }
 
 
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for setting in config.SETTINGS:
-        monkeypatch.delenv(setting.name, raising=False)
-
-
 class Keeper(logging.Handler):
     """Keeps the records a logger saw, to compare with what arrived."""
 
@@ -70,13 +64,6 @@ def handler_for(sink: HECSink, **options: Any) -> MDRHandler:
     options.setdefault("retry", FAST)
     options.setdefault("close_timeout", 2.0)
     return MDRHandler(host=sink.url, token=sink.token, **options)
-
-
-def closed_port_url() -> str:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
 
 
 def run_child(code: str, timeout: float = 60, **env: str) -> subprocess.CompletedProcess[str]:

@@ -6,7 +6,6 @@ Every scenario runs in child interpreters and talks real HTTP to the receiver on
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import subprocess
 import sys
@@ -35,13 +34,6 @@ from py_mdr.sink import HECSink
 pytestmark = pytest.mark.timeout(120)
 
 TOKEN = "test-token"
-
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("MDR_"):
-            monkeypatch.delenv(name)
 
 
 def numbers_by_tag(sink: HECSink) -> dict[str, list[int]]:

@@ -29,7 +29,6 @@ from opentelemetry.trace import SpanKind
 from processes import ROOT, closed_port_url
 from wsgi_app import serve
 
-from py_mdr import config
 from py_mdr.config import ConfigError
 from py_mdr.hec.retry import RetryPolicy
 from py_mdr.sink import HECSink
@@ -45,12 +44,6 @@ TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"
 BIN = Path(sys.executable).parent
 INSTRUMENT = BIN / "opentelemetry-instrument"
-
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for setting in config.SETTINGS:
-        monkeypatch.delenv(setting.name, raising=False)
 
 
 def make_exporter(sink: HECSink, **kwargs: Any) -> MDRSpanExporter:

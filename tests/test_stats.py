@@ -6,11 +6,9 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-from py_mdr import config
 from py_mdr.async_client import AsyncMDRClient
 from py_mdr.client import MDRClient
 from py_mdr.handler import HandlerStats, MDRHandler
@@ -20,12 +18,6 @@ from py_mdr.stats import Snapshot
 from py_mdr_otel import MDRExporter, MDRSpanExporter
 from py_mdr_otel._outlet import ExporterStats
 from py_mdr_otel.span_exporter import SpanExporterStats
-
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for setting in config.SETTINGS:
-        monkeypatch.delenv(setting.name, raising=False)
 
 
 def both_spellings_agree(stats: Snapshot, kind: type[Snapshot]) -> None:

@@ -6,13 +6,13 @@ import email.utils
 import json
 import logging
 import os
-import socket
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
+from processes import closed_port_url
 
 from py_mdr.hec.batching import join_body
 from py_mdr.hec.config import HECConfig
@@ -67,12 +67,6 @@ def make(sink: HECSink) -> Iterator[Make]:
     yield factory
     for transport in made:
         transport.close()
-
-
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 # ----------------------------------------------------------------------- code 0
@@ -437,7 +431,7 @@ def test_unusable_retry_after_headers_are_ignored(sink: HECSink, make: Make) -> 
 
 def test_unreachable_endpoint_is_retried_until_the_deadline(make: Make) -> None:
     transport = make(
-        url=f"http://127.0.0.1:{closed_port()}",
+        url=closed_port_url(),
         retry=RetryPolicy(initial_backoff=0.02, max_backoff=0.1, deadline=0.6),
     )
     started = time.monotonic()
@@ -574,7 +568,7 @@ def test_health(sink: HECSink, make: Make) -> None:
     sink.down = True
     sick = transport.health()
     assert not sick.ok and (sick.status, sick.hec_code) == (503, 18)
-    nowhere = make(url=f"http://127.0.0.1:{closed_port()}").health(timeout=1)
+    nowhere = make(url=closed_port_url()).health(timeout=1)
     assert not nowhere.ok and nowhere.status is None
     assert "could not connect" in (nowhere.error or "")
 
