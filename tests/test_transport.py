@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import gzip
 import json
 import logging
 import os
@@ -15,6 +16,7 @@ import pytest
 from processes import closed_port_url
 
 from py_mdr.hec.batching import join_body
+from py_mdr.hec.compression import ENGINE, gzip_body
 from py_mdr.hec.config import HECConfig
 from py_mdr.hec.envelope import encode_envelope
 from py_mdr.hec.errors import (
@@ -84,6 +86,15 @@ def test_success_puts_the_right_bytes_on_the_wire(sink: HECSink, make: Make) -> 
     assert uuid.UUID(request.channel or "") and request.channel == transport.channel
     stats = transport.stats()
     assert (stats.events_sent, stats.requests, stats.bytes_sent) == (3, 1, request.body_bytes)
+
+
+def test_bodies_are_gzip_from_zlib_ng_that_the_stdlib_reads_back() -> None:
+    body = b"".join(envelopes(800))
+    packed = gzip_body(body, 7)
+    assert ENGINE == "zlib-ng"  # a dependency: the stdlib is only the fallback
+    assert gzip.decompress(packed) == body
+    assert packed == gzip_body(body, 7)  # zero mtime: equal bodies, equal bytes
+    assert len(packed) <= len(gzip.compress(body, compresslevel=7, mtime=0)) * 1.05
 
 
 def test_uncompressed_bodies_when_compression_is_off(sink: HECSink, make: Make) -> None:

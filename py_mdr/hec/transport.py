@@ -6,7 +6,6 @@ called from any thread. It never raises for HTTP or network outcomes: it reports
 
 from __future__ import annotations
 
-import gzip
 import json
 import logging
 import os
@@ -28,6 +27,7 @@ from py_mdr import __version__
 from py_mdr.hec.ack import AckTracker
 from py_mdr.hec.batching import join_body, plan_bodies
 from py_mdr.hec.codes import Action, classify, drop_reason, resendable
+from py_mdr.hec.compression import gzip_body
 from py_mdr.hec.config import HECConfig
 from py_mdr.hec.errors import HECClosedError, HECError, HECRejectedError, HECTimeoutError
 from py_mdr.hec.failures import (
@@ -476,7 +476,7 @@ class HECTransport:
         data = join_body(piece)
         headers = None
         if cfg.compress:
-            data = gzip.compress(data, compresslevel=cfg.compress_level, mtime=0)
+            data = gzip_body(data, cfg.compress_level)
             headers = {"Content-Encoding": "gzip"}
         outcome = _Outcome(
             failure=Failure(HECTimeoutError(f"{DEADLINE_PASSED} before the request"))
