@@ -87,13 +87,13 @@ class MDRExporter(Outlet, LogRecordExporter):
     def _hand_over(self, batch: Sequence[Any]) -> tuple[int, int]:
         """Queue the records themselves: py-mdr's worker maps them (:meth:`_encode_queued`).
 
-        ``export`` then costs the SDK's thread a look and a put per record, so its queue keeps
-        up with a burst however long mapping takes (mapped here, a tight logging loop outran
-        the SDK's export thread, and the SDK dropped what its queue could not hold). Records of
-        the telemetry pipeline itself are counted here and never queued.
+        ``export`` then costs the SDK's thread a look per record and one put per batch, so its
+        queue keeps up with a burst however long mapping takes (mapped here, a tight logging
+        loop outran the SDK's export thread, and the SDK dropped what its queue could not
+        hold). Records of the telemetry pipeline itself are counted here and never queued.
         """
-        put = self._delivery.put
-        ours = refused = unmappable = 0
+        entries = []
+        ours = unmappable = 0
         for item in batch:
             try:
                 size = queued_size(item)
@@ -102,8 +102,9 @@ class MDRExporter(Outlet, LogRecordExporter):
                 continue
             if size is None:
                 ours += 1
-            elif not put(item, size):
-                refused += 1
+            else:
+                entries.append((item, size))
+        refused = self._delivery.put_many(entries)  # one lock for the whole batch
         self._internal += ours
         if unmappable:
             self._delivery.count("unmappable", unmappable)

@@ -233,6 +233,33 @@ def test_byte_bound_drops_and_counts(
     assert delivery.stats().queue_bytes == 0
 
 
+def test_put_many_queues_in_order_and_counts_what_does_not_fit(
+    make: Callable[..., Delivery[int]], recorder: Recorder
+) -> None:
+    delivery = make(max_records=6, max_bytes=100, linger=30.0, batch_bytes=10_000)
+    assert delivery.put_many([(0, 10), (1, 10)]) == 0  # all fit: taken in at once
+    delivery.append(2, 10)  # the lane goes in first, as with put()
+    # past the record bound partway: the ones that fit go in, in order, the rest are counted
+    assert delivery.put_many([(i, 10) for i in range(3, 9)]) == 3
+    assert delivery.put_many([(50, 101)]) == 1  # could never fit
+    stats = delivery.stats()
+    assert (stats.queued, stats.queue_depth, stats.queue_peak) == (6, 6, 6)
+    assert stats.queue_bytes == 60 and stats.queue_bytes_peak == 60
+    assert stats.dropped == {"queue_full": 3, "oversize": 1}
+    assert delivery.put_many([]) == 0
+    assert delivery.flush(5)
+    assert recorder.items == [0, 1, 2, 3, 4, 5]
+
+
+def test_a_stretch_of_the_lane_that_fills_a_batch_wakes_the_worker(
+    make: Callable[..., Delivery[int]], recorder: Recorder
+) -> None:
+    delivery = make(batch_size=4, linger=30.0)
+    assert delivery.put_many([(0, 1), (1, 1)]) == 0
+    assert delivery.put_many([(2, 1), (3, 1), (4, 1)]) == 0  # crosses batch_size: sent now
+    assert wait_until(lambda: recorder.items[:4] == [0, 1, 2, 3], timeout=5)
+
+
 def test_block_mode_waits_for_room(make: Callable[..., Delivery[int]], recorder: Recorder) -> None:
     recorder.release.clear()
     delivery = make(max_records=2, batch_size=1, linger=0.0, block=True, block_timeout=5.0)

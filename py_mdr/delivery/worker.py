@@ -26,6 +26,7 @@ import traceback
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Generic, TypeVar
 
 from py_mdr.checks import count, seconds
@@ -74,6 +75,7 @@ _IDLE_WAIT = 1.0  # an idle thread re-checks this often (losses to tell, the own
 _DISK_RETRY = 60.0  # seconds before a spool the disk refused is tried again
 _monotonic = time.monotonic
 _get_ident = threading.get_ident
+_size_of = itemgetter(1)  # of a queued (item, size)
 
 
 @dataclass(frozen=True)
@@ -271,6 +273,28 @@ class Delivery(Generic[T]):
             if self._lane:
                 self._merge_lane()  # what came in by the lane came first
             return self._admit(item, size)
+        finally:
+            self._holder = 0
+            lock.release()
+
+    def put_many(self, entries: list[tuple[T, int]]) -> int:
+        """Queue each ``(item, size)`` as :meth:`put` would, under one lock; how many were dropped
+        (counted). For a caller with a batch in hand, such as an OpenTelemetry exporter."""
+        if not entries:
+            return 0
+        if self._thread is None and not self._closed:
+            self._start()
+        ident = _get_ident()
+        if self._holder == ident:  # a signal handler inside put(): see put()
+            self._side.extend(entries)
+            return 0
+        lock = self._lock
+        lock.acquire()
+        self._holder = ident
+        try:
+            if self._lane:
+                self._merge_lane()
+            return self._admit_all(entries)
         finally:
             self._holder = 0
             lock.release()
@@ -609,10 +633,34 @@ class Delivery(Generic[T]):
     def _merge_lane(self) -> None:
         """With the lock held: move what came in by the lane into the queue, in order."""
         lane = self._lane
-        admit = self._admit
         while lane:
-            item, size = lane.popleft()
-            admit(item, size)
+            popleft = lane.popleft  # appends racing with this land after what it takes
+            self._admit_all([popleft() for _ in range(len(lane))])
+
+    def _admit_all(self, entries: list[tuple[T, int]]) -> int:
+        """With the lock held: :meth:`_admit` each ``(item, size)``, in order; how many were
+        dropped. When all fit (the usual case) they go in at once, the counters set once."""
+        queue = self._queue
+        count = len(entries)
+        depth = len(queue)
+        before = self._bytes
+        after = before + sum(map(_size_of, entries))
+        if self._closed or depth + count > self._max_records or after > self._max_bytes:
+            admit = self._admit
+            return sum(not admit(item, size) for item, size in entries)
+        queue.extend(entries)
+        self._bytes = after
+        self._enqueued += count
+        if depth + count > self._peak:
+            self._peak = depth + count
+        if after > self._bytes_peak:
+            self._bytes_peak = after
+        if not depth:
+            self._oldest = _monotonic()
+            self._ring()
+        elif depth < self._batch_size <= depth + count or before < self._batch_bytes <= after:
+            self._ring()
+        return 0
 
     def _merge_side(self) -> None:
         """With the lock held: admit what signal handlers logged meanwhile."""
