@@ -302,26 +302,30 @@ class Delivery(Generic[T]):
     def _admit(self, item: T, size: int) -> bool:
         """With the lock held: queue the item or count why not."""
         queue = self._queue
-        count = len(queue)
-        if count >= self._max_records or self._bytes + size > self._max_bytes or self._closed:
+        depth = len(queue)
+        if depth >= self._max_records or self._bytes + size > self._max_bytes or self._closed:
             if not self._make_room(size):
                 return False
-            count = len(queue)
+            depth = len(queue)
         queue.append((item, size))
-        before = self._bytes
-        self._bytes = after = before + size
-        self._enqueued += 1
-        count += 1
-        if count > self._peak:
-            self._peak = count
+        self._added(depth, 1, self._bytes, self._bytes + size)
+        return True
+
+    def _added(self, depth: int, count: int, before: int, after: int) -> None:
+        """With the lock held, after ``count`` items went in behind ``depth`` waiting ones and
+        the queued bytes went from ``before`` to ``after``: the counters, the peaks, and a wake
+        for the worker when the queue was empty or a batch just filled."""
+        self._bytes = after
+        self._enqueued += count
+        if depth + count > self._peak:
+            self._peak = depth + count
         if after > self._bytes_peak:
             self._bytes_peak = after
-        if count == 1:
+        if not depth:
             self._oldest = _monotonic()
             self._ring()
-        elif count == self._batch_size or before < self._batch_bytes <= after:
+        elif depth < self._batch_size <= depth + count or before < self._batch_bytes <= after:
             self._ring()
-        return True
 
     def _make_room(self, size: int) -> bool:
         """Called with the lock held when the item does not fit: wait (block mode) or count it."""
@@ -649,17 +653,7 @@ class Delivery(Generic[T]):
             admit = self._admit
             return sum(not admit(item, size) for item, size in entries)
         queue.extend(entries)
-        self._bytes = after
-        self._enqueued += count
-        if depth + count > self._peak:
-            self._peak = depth + count
-        if after > self._bytes_peak:
-            self._bytes_peak = after
-        if not depth:
-            self._oldest = _monotonic()
-            self._ring()
-        elif depth < self._batch_size <= depth + count or before < self._batch_bytes <= after:
-            self._ring()
+        self._added(depth, count, before, after)
         return 0
 
     def _merge_side(self) -> None:
