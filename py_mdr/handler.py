@@ -46,7 +46,7 @@ from py_mdr.delivery import (
 )
 from py_mdr.delivery.door import open_delivery
 from py_mdr.eventlog import PRODUCT_KEYS, default_product, error_text, host_name
-from py_mdr.hec.envelope import encode_envelope
+from py_mdr.hec.envelope import metadata_json, time_json
 from py_mdr.hec.reports import TransportStats
 from py_mdr.hec.retry import RetryPolicy
 from py_mdr.internal import INTERNAL_ATTRIBUTE, install_record_marker
@@ -76,7 +76,7 @@ __all__ = ["HandlerStats", "MDRHandler"]
 _ITEM_BASE = 512
 _RECORD_BASE = 1536
 _EMPTY_DICT = estimate_size({})  # the item's base counts the extras dict itself
-_MAX_NAMES = 1024  # cached (source, sourcetype) pairs; more distinct logger names reset the cache
+_MAX_NAMES = 1024  # cached envelope heads; more distinct logger names reset the cache
 
 
 @dataclass(frozen=True)
@@ -240,7 +240,7 @@ class MDRHandler(logging.Handler):
         self._transport = transport
         self._host = host_name()
         self._index = self._config.index
-        self._names: dict[str, tuple[str, str]] = {}
+        self._heads: dict[str, bytes] = {}  # per logger name, see _head
         self._mapping_errors = 0
         self._mapping_error_shown = False
         self._closed = False
@@ -493,7 +493,10 @@ class MDRHandler(logging.Handler):
             if body is not None:
                 if self._legacy_source is not None:
                     body = with_source_format_json(body, self._legacy_source)
-                return self._envelope(item.name, body, int(item.created * 1000) / 1000)
+                name = item.name  # a plain item: a str, and 0 < created < 1e11 (is_plain)
+                head = self._heads.get(name) or self._head(name)
+                seconds = b'{"time":%d.%03d' % divmod(int(item.created * 1000), 1000)
+                return b"".join((seconds, head, body, b"}"))
         event = item_to_event(item, self.product, log_version=__version__)
         pipeline = self._pipeline
         if pipeline.active:
@@ -525,26 +528,29 @@ class MDRHandler(logging.Handler):
         return self._envelope(record.name, body, _seconds(event, record.created))
 
     def _envelope(self, name: Any, body: bytes, seconds: float) -> bytes:
-        names = self._names.get(name) if type(name) is str else None
-        if names is None:
-            names = self._source_names(name)
-        return encode_envelope(
-            body,
-            time=seconds,
-            host=self._host,
-            source=names[0],
-            sourcetype=names[1],
-            index=self._index,
-        )
+        """The HEC envelope around an encoded event, as
+        :func:`~py_mdr.hec.envelope.encode_envelope` writes it."""
+        head = self._heads.get(name) if type(name) is str else None
+        if head is None:
+            head = self._head(name)
+        return b"".join((b'{"time":', time_json(seconds), head, body, b"}"))
 
-    def _source_names(self, name: Any) -> tuple[str, str]:
+    def _head(self, name: Any) -> bytes:
+        """``,"host":..,"source":..,"sourcetype":..[,"index":..],"event":`` for a logger name:
+        the envelope's metadata depends on nothing else, so it is encoded once per name."""
         source = name if type(name) is str and name else (safe_str(name) or "root")
-        pair = (self._legacy_source or source, f"pymdr::{self.source_type or source}")
+        metadata = metadata_json(
+            self._host,
+            self._legacy_source or source,
+            f"pymdr::{self.source_type or source}",
+            self._index,
+        )
+        head = b"," + metadata + b',"event":'
         if type(name) is str:
-            if len(self._names) >= _MAX_NAMES:
-                self._names.clear()
-            self._names[name] = pair
-        return pair
+            if len(self._heads) >= _MAX_NAMES:
+                self._heads.clear()
+            self._heads[name] = head
+        return head
 
     def _rescue(self, item: Any, error: Exception) -> bytes | None:
         """A failed mapping: show it once, then send the default mapping noting the error."""

@@ -880,3 +880,33 @@ def test_flush_and_close_are_bounded_while_the_receiver_trickles_its_answer(
     handler.close()
     assert time.monotonic() - started < 3.0 + 1.0
     sink.trickle(0)
+
+
+@pytest.mark.parametrize("legacy", [{}, {"dataset_name": "shop", "namespace": "prod"}])
+def test_the_fast_paths_envelope_is_the_one_encode_envelope_writes(legacy: dict[str, str]) -> None:
+    from py_mdr.hec.envelope import encode_envelope
+    from py_mdr.logmap import compact
+
+    handler = MDRHandler(host=closed_port_url(), token="t", index="main", **legacy)
+    source = handler._legacy_source
+    assert (source is None) == (not legacy)
+    try:
+        record = logging.getLogger("shop.orders").makeRecord(
+            "shop.orders", logging.INFO, __file__, 7, "paid %s", ("ok",), None, func="pay"
+        )
+        record.created = 1_700_000_000.0499  # its milliseconds: 049, not 050
+        envelope = handler._encode(compact(record))
+        assert envelope is not None
+        parsed = json.loads(envelope)
+        expected = encode_envelope(
+            json.dumps(parsed["event"], separators=(",", ":")).encode(),
+            time=1_700_000_000.049,
+            host=parsed["host"],
+            source=source or "shop.orders",
+            sourcetype="pymdr::shop.orders",
+            index="main",
+        )
+        assert json.loads(expected) == parsed
+        assert envelope.startswith(b'{"time":1700000000.049,"host":')
+    finally:
+        handler.close()
