@@ -46,7 +46,7 @@ from py_mdr.delivery import (
 )
 from py_mdr.delivery.door import open_delivery
 from py_mdr.eventlog import PRODUCT_KEYS, default_product, error_text, host_name
-from py_mdr.hec.envelope import metadata_json, time_json
+from py_mdr.hec.envelope import envelope_head, wrap_event
 from py_mdr.hec.reports import TransportStats
 from py_mdr.hec.retry import RetryPolicy
 from py_mdr.internal import INTERNAL_ATTRIBUTE, install_record_marker
@@ -531,21 +531,18 @@ class MDRHandler(logging.Handler):
         """The HEC envelope around an encoded event, as
         :func:`~py_mdr.hec.envelope.encode_envelope` writes it."""
         head = self._heads.get(name) if type(name) is str else None
-        if head is None:
-            head = self._head(name)
-        return b"".join((b'{"time":', time_json(seconds), head, body, b"}"))
+        return wrap_event(body, seconds, head or self._head(name))
 
     def _head(self, name: Any) -> bytes:
         """``,"host":..,"source":..,"sourcetype":..[,"index":..],"event":`` for a logger name:
         the envelope's metadata depends on nothing else, so it is encoded once per name."""
         source = name if type(name) is str and name else (safe_str(name) or "root")
-        metadata = metadata_json(
+        head = envelope_head(
             self._host,
             self._legacy_source or source,
             f"pymdr::{self.source_type or source}",
             self._index,
         )
-        head = b"," + metadata + b',"event":'
         if type(name) is str:
             if len(self._heads) >= _MAX_NAMES:
                 self._heads.clear()

@@ -30,7 +30,7 @@ from py_mdr.delivery import DEFAULT_MAX_BYTES, DEFAULT_MAX_RECORDS, DeliveryStat
 from py_mdr.delivery.door import open_delivery
 from py_mdr.eventlog import error_text, program_name
 from py_mdr.hec.config import HECConfig
-from py_mdr.hec.envelope import encode_envelope
+from py_mdr.hec.envelope import envelope_head, wrap_event
 from py_mdr.hec.reports import TransportStats
 from py_mdr.hec.retry import RetryPolicy
 from py_mdr.processing import Pipeline, Processor, Redaction, check_processors
@@ -245,16 +245,9 @@ class Outlet:
                     skipped[encoded] = skipped.get(encoded, 0) + 1
                 else:
                     event, seconds, host, source = cast(Encoded, encoded)
-                    envelopes.append(
-                        encode_envelope(
-                            event,
-                            time=seconds,
-                            host=host,
-                            source=source,
-                            sourcetype=self._sourcetype(item.resource),
-                            index=index,
-                        )
-                    )
+                    sourcetype = self._sourcetype(item.resource)
+                    head = envelope_head(host, source, sourcetype, index)
+                    envelopes.append(wrap_event(event, seconds, head))
             except Exception:
                 unmappable += 1
                 self._warn_once(

@@ -29,11 +29,22 @@ def metadata_json(host: str, source: str, sourcetype: str, index: str | None) ->
     return b",".join(parts)
 
 
+@functools.lru_cache(maxsize=512)
+def envelope_head(host: str, source: str, sourcetype: str, index: str | None) -> bytes:
+    """What stands between an envelope's time and its event: ``,<metadata>,"event":``."""
+    return b"," + metadata_json(host, source, sourcetype, index) + b',"event":'
+
+
 def time_json(seconds: float) -> bytes:
     """Epoch seconds with millisecond precision; a non-finite time becomes now."""
     if not math.isfinite(seconds):
         seconds = _time.time()
     return b"%.3f" % seconds
+
+
+def wrap_event(event: bytes, seconds: float, head: bytes) -> bytes:
+    """One envelope around already-encoded event JSON, ``head`` from :func:`envelope_head`."""
+    return b"".join((b'{"time":', time_json(seconds), head, event, b"}"))
 
 
 def encode_envelope(
@@ -51,14 +62,4 @@ def encode_envelope(
     encoded it once and it is copied in as it is).
     """
     body = event if isinstance(event, bytes) else dumps(json_safe(event))
-    return b"".join(
-        (
-            b'{"time":',
-            time_json(time),
-            b",",
-            metadata_json(host, source, sourcetype, index),
-            b',"event":',
-            body,
-            b"}",
-        )
-    )
+    return wrap_event(body, time, envelope_head(host, source, sourcetype, index))
