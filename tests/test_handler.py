@@ -887,7 +887,13 @@ def test_the_fast_paths_envelope_is_the_one_encode_envelope_writes(legacy: dict[
     from py_mdr.hec.envelope import encode_envelope
     from py_mdr.logmap import compact
 
-    handler = MDRHandler(host=closed_port_url(), token="t", index="main", **legacy)
+    handler = MDRHandler(
+        host=closed_port_url(),
+        token="t",
+        index="main",
+        dataset_name=legacy.get("dataset_name"),
+        namespace=legacy.get("namespace"),
+    )
     source = handler._legacy_source
     assert (source is None) == (not legacy)
     try:
