@@ -493,10 +493,7 @@ class MDRHandler(logging.Handler):
             if body is not None:
                 if self._legacy_source is not None:
                     body = with_source_format_json(body, self._legacy_source)
-                name = item.name  # a plain item: a str, and 0 < created < 1e11 (is_plain)
-                head = self._heads.get(name) or self._head(name)
-                seconds = b'{"time":%d.%03d' % divmod(int(item.created * 1000), 1000)
-                return b"".join((seconds, head, body, b"}"))
+                return self._envelope(item.name, body, int(item.created * 1000) / 1000)
         event = item_to_event(item, self.product, log_version=__version__)
         pipeline = self._pipeline
         if pipeline.active:

@@ -17,8 +17,9 @@ from py_mdr.plain import dumps, json_safe
 
 
 @functools.lru_cache(maxsize=512)
-def metadata_json(host: str, source: str, sourcetype: str, index: str | None) -> bytes:
-    """The ``"host":..,"source":..,"sourcetype":..[,"index":..]`` part, without braces."""
+def envelope_head(host: str, source: str, sourcetype: str, index: str | None) -> bytes:
+    """What stands between an envelope's time and its event:
+    ``,"host":..,"source":..,"sourcetype":..[,"index":..],"event":``."""
     parts = [
         b'"host":' + dumps(host),
         b'"source":' + dumps(source),
@@ -26,13 +27,7 @@ def metadata_json(host: str, source: str, sourcetype: str, index: str | None) ->
     ]
     if index is not None:
         parts.append(b'"index":' + dumps(index))
-    return b",".join(parts)
-
-
-@functools.lru_cache(maxsize=512)
-def envelope_head(host: str, source: str, sourcetype: str, index: str | None) -> bytes:
-    """What stands between an envelope's time and its event: ``,<metadata>,"event":``."""
-    return b"," + metadata_json(host, source, sourcetype, index) + b',"event":'
+    return b"," + b",".join(parts) + b',"event":'
 
 
 def time_json(seconds: float) -> bytes:
