@@ -251,7 +251,7 @@ def test_put_many_queues_in_order_and_counts_what_does_not_fit(
     assert recorder.items == [0, 1, 2, 3, 4, 5]
 
 
-def test_a_stretch_of_the_lane_that_fills_a_batch_wakes_the_worker(
+def test_a_stretch_put_at_once_that_fills_a_batch_wakes_the_worker(
     make: Callable[..., Delivery[int]], recorder: Recorder
 ) -> None:
     delivery = make(batch_size=4, linger=30.0)
