@@ -321,7 +321,7 @@ class MDRHandler(logging.Handler):
             return True
         created = item.created
         when = created if type(created) is float else time.time()
-        send, summary = folder.admit(key, when, item)
+        send, summary = folder.admit(key, when, item, item.message)
         if summary is not None:
             self._put_summary(summary)
         return send

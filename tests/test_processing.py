@@ -19,7 +19,7 @@ import pytest
 
 from py_mdr.config import ConfigError
 from py_mdr.handler import MDRHandler
-from py_mdr.processing import Redaction, Redactor
+from py_mdr.processing import Folder, Redaction, Redactor, fold_key
 from py_mdr.processing.redact import DEFAULT_RULES, luhn_valid, trie_pattern
 from py_mdr.sink import HECSink
 
@@ -278,6 +278,51 @@ def test_a_storm_of_one_line_folds_and_the_lines_around_it_all_arrive(
         assert started * 1000 - 1 <= event["start_time"] <= event["end_time"] <= ended * 1000 + 1
     assert handler.stats.dropped == {}
     assert sink.problems == [], sink.problems[:3]
+
+
+def test_exactly_the_first_three_repeats_are_sent_and_the_rest_counted(
+    sink: HECSink, attach: Callable[[logging.Handler, str], logging.Logger]
+) -> None:
+    handler = MDRHandler(host=sink.url, token=TOKEN)  # default settings
+    log = attach(handler, "three")
+    log.info("warm-up")  # the worker's first look at the folder is behind us
+    assert handler.flush(5)
+    time.sleep(1.1)  # and its window of seen messages has turned over
+    for _ in range(1000):  # a few milliseconds: inside one window
+        log.warning("same line")
+    assert handler.flush(10)
+    storm = [e for e in sink.events if e["message"] == "same line"]
+    assert [e.get("count") for e in storm] == [None, None, None, 997]
+    assert handler.stats.folded == 997
+
+
+def _send_like_the_handler(folder: Folder[str], message: str, when: float) -> bool:
+    """What MDRHandler.emit asks the folder for a plain record."""
+    if folder.new_message(message):
+        return True
+    send, _ = folder.admit(fold_key("app", 30, message, None, None), when, message, message)
+    return send
+
+
+def test_a_run_counts_the_occurrence_sent_before_it_existed() -> None:
+    folder: Folder[str] = Folder(window=1.0, passes=3)
+    sent = [_send_like_the_handler(folder, "again", 100 + i / 100) for i in range(10)]
+    assert sent == [True] * 3 + [False] * 7
+    (summary,) = folder.expired(101.5)
+    assert summary.count == 7 and (summary.start, summary.end) == (100.03, 100.09)
+    later = [_send_like_the_handler(folder, "again", 102 + i / 100) for i in range(5)]
+    assert later == [True] * 3 + [False] * 2
+
+
+def test_a_new_window_of_messages_does_not_let_a_live_runs_repeats_through() -> None:
+    folder: Folder[str] = Folder(window=1.0, passes=3)
+    sent = [_send_like_the_handler(folder, "again", 100 + i / 10) for i in range(5)]
+    assert folder.expired(100.45) == []  # the messages seen start afresh; the run lives on
+    sent += [_send_like_the_handler(folder, "again", 100.5 + i / 10) for i in range(4)]
+    assert sent == [True] * 3 + [False] * 6
+    (summary,) = folder.expired(101.2)  # the run opened with the second, at 100.1
+    assert summary.count == 6
+    assert _send_like_the_handler(folder, "other", 101.3)  # new messages still go straight out
 
 
 def test_folding_can_be_turned_off(

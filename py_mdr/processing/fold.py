@@ -54,8 +54,8 @@ class Summary(Generic[T]):
 
 
 # A run is a list, the cheapest thing to make in the logging call:
-# [window opened, seen, folded, first folded, last folded, sample]
-_OPENED, _SEEN, _FOLDED, _FIRST, _LAST, _SAMPLE = range(6)
+# [window opened, seen, folded, first folded, last folded, sample, hash of its message]
+_OPENED, _SEEN, _FOLDED, _FIRST, _LAST, _SAMPLE, _DIGEST = range(7)
 
 
 class Folder(Generic[T]):
@@ -68,27 +68,33 @@ class Folder(Generic[T]):
         self._lock = threading.Lock()
         self._holder = 0
         self._runs: dict[Hashable, list[Any]] = {}
-        self._messages: set[int] = set()  # hashes of the messages seen in this window
+        # Hashes of the messages seen in this window (and of every live run's), each True while
+        # the occurrence :meth:`new_message` let through is not yet counted by a run.
+        self._messages: dict[int, bool] = {}
         self._messages_since = 0.0
         self.folded = 0  # occurrences counted into a summary instead of sent
 
     def new_message(self, message: str) -> bool:
-        """True the first time ``message`` comes up in a window: nothing to fold, and no need
-        to work out the record's whole key. Lock-free: a race only costs a closer look."""
+        """True the first time ``message`` comes up in a window, and in no run: send the record
+        without working out its whole key (its run, if repeats follow, counts it as its first).
+        False: take the closer look of :meth:`admit`. Lock-free: a race costs at most one more
+        record sent as it is."""
         digest = hash(message)
         messages = self._messages
-        if digest in messages:
+        if digest in messages or len(messages) >= _MAX_RUNS:
             return False
-        if len(messages) >= _MAX_RUNS:
-            messages.clear()
-        messages.add(digest)
+        messages[digest] = True
         return True
 
-    def admit(self, key: Hashable, when: float, item: T) -> tuple[bool, Summary[T] | None]:
+    def admit(
+        self, key: Hashable, when: float, item: T, message: str | None = None
+    ) -> tuple[bool, Summary[T] | None]:
         """Whether to send ``item`` now; and a summary of the previous run, once it closed.
 
-        A signal handler that logs while this thread is in here gets its record sent as it is
-        (waiting for the lock this thread holds would never end).
+        ``message`` is the one given to :meth:`new_message` (if any), so that the occurrence it
+        let through counts among the run's first few. A signal handler that logs while this
+        thread is in here gets its record sent as it is (waiting for the lock this thread holds
+        would never end).
         """
         ident = _get_ident()
         if self._holder == ident:
@@ -96,17 +102,25 @@ class Folder(Generic[T]):
         with self._lock:
             self._holder = ident
             try:
-                return self._admit(key, when, item)
+                return self._admit(key, when, item, message)
             finally:
                 self._holder = 0
 
-    def _admit(self, key: Hashable, when: float, item: T) -> tuple[bool, Summary[T] | None]:
+    def _admit(
+        self, key: Hashable, when: float, item: T, message: str | None
+    ) -> tuple[bool, Summary[T] | None]:
         runs = self._runs
         run = runs.get(key)
         if run is None or when - run[_OPENED] >= self.window:
             if run is None and len(runs) >= _MAX_RUNS:
                 return True, None  # too many kinds of record: no folding until expiry
-            runs[key] = [when, 1, 0, 0.0, 0.0, None]
+            seen, digest = 1, None
+            if message is not None:
+                digest = hash(message)
+                if self._messages.get(digest):  # new_message sent this run's first already
+                    seen = 2
+                self._messages[digest] = False
+            runs[key] = [when, seen, 0, 0.0, 0.0, None, digest]
             return True, (_summary(run) if run is not None else None)
         run[_SEEN] += 1
         if run[_SEEN] <= self.passes:
@@ -121,17 +135,23 @@ class Folder(Generic[T]):
 
     def expired(self, now: float) -> list[Summary[T]]:
         """Summaries of the runs whose window has ended (and those runs forgotten)."""
-        if now - self._messages_since >= self.window:
-            self._messages = set()  # a new window: every message is new again
-            self._messages_since = now
+        new_window = now - self._messages_since >= self.window
         if not self._runs:
+            if new_window:
+                self._messages = {}  # a new window: every message is new again
+                self._messages_since = now
             return []
         with self._lock:
             self._holder = _get_ident()
             try:
                 runs = self._runs
                 done = [key for key, run in runs.items() if now - run[_OPENED] >= self.window]
-                return [s for s in (_summary(runs.pop(key)) for key in done) if s is not None]
+                summaries = [_summary(runs.pop(key)) for key in done]
+                if new_window:  # every message is new again, but those of the live runs
+                    live = (run[_DIGEST] for run in runs.values())
+                    self._messages = {digest: False for digest in live if digest is not None}
+                    self._messages_since = now
+                return [summary for summary in summaries if summary is not None]
             finally:
                 self._holder = 0
 
@@ -146,7 +166,7 @@ class Folder(Generic[T]):
     def after_fork_in_child(self) -> None:
         self._lock = threading.Lock()
         self._holder = 0
-        self._messages = set()
+        self._messages = {}
         self._runs = {}
         self.folded = 0
 
