@@ -127,14 +127,16 @@ def test_auth_refusal_is_permanent_loud_once_and_fails_fast(
     sink: HECSink, make: Make, caplog: pytest.LogCaptureFixture, status: int, code: int, text: str
 ) -> None:
     caplog.set_level(logging.WARNING, logger="py_mdr.hec")
+    told: list[tuple[str, HECError]] = []
+    notify = lambda kind, error: told.append((kind, error))  # noqa: E731
     if code == 1:
         sink.token_disabled = True
-        transport = make()
+        transport = make(notify=notify)
     elif code == 4:
-        transport = make(token="not-the-token")
+        transport = make(token="not-the-token", notify=notify)
     else:
         sink.fail_next(1, status, code)
-        transport = make()
+        transport = make(notify=notify)
     first = transport.send(envelopes(3))
     assert first.dropped == {"auth": 3} and first.delivered == 0
     assert isinstance(first.error, HECAuthError) and first.error.permanent
@@ -146,8 +148,8 @@ def test_auth_refusal_is_permanent_loud_once_and_fails_fast(
     second = transport.send(envelopes(2))
     assert second.dropped == {"auth": 2} and second.error is first.error
     assert len(sink.requests) == 1  # the second send never went out
-    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
-    assert len(errors) == 1 and f"HEC code {code}" in errors[0].getMessage()
+    assert told == [("auth", first.error)]  # told once, for the door to say on stderr
+    assert caplog.records == []  # and never through logging
     assert transport.stats().events_dropped == {"auth": 5}
 
 
@@ -227,14 +229,16 @@ def test_wrong_index_is_permanent(
     sink: HECSink, make: Make, caplog: pytest.LogCaptureFixture
 ) -> None:
     sink.allowed_indexes = {"main"}
-    transport = make()
+    caplog.set_level(logging.WARNING, logger="py_mdr.hec")
+    told: list[str] = []
+    transport = make(notify=lambda kind, error: told.append(kind))
     report = transport.send(envelopes(3, index="secret"))
     assert report.dropped == {"index": 3}
     assert isinstance(report.error, HECIndexError) and report.error.hec_code == 7
     assert "Incorrect index" in str(report.error)
     assert transport.send(envelopes(1, index="main")).dropped == {"index": 1}
     assert len(sink.requests) == 1
-    assert any("index" in r.getMessage() and r.levelno >= logging.ERROR for r in caplog.records)
+    assert told == ["index"] and caplog.records == []
 
 
 # ------------------------------------------------------ retried codes/statuses
@@ -661,7 +665,8 @@ def test_the_transports_own_log_lines_are_marked_internal(
     assert transport.send(envelopes(1)).dropped == {"auth": 1}
     ours = [r for r in caplog.records if r.name == "py_mdr.hec"]
     assert any("dropped 1 event(s) (bad_event)" in r.getMessage() for r in ours)
-    assert any(r.levelno == logging.ERROR for r in ours)
+    assert any("refused for good (auth)" in r.getMessage() for r in ours)
+    assert all(r.levelno == logging.DEBUG for r in ours)  # what users hear goes to stderr
     assert all(getattr(r, "py_mdr_internal", False) for r in ours)
 
 

@@ -650,21 +650,14 @@ class HECTransport:
         self._counters.dropped(reason, count)
         if error is not None:
             self._counters.error(str(error))
-        level = logging.DEBUG if reason in self._warned else logging.WARNING
-        self._warned.add(reason)
-        log.log(level, "dropped %d event(s) (%s): %s", count, reason, error or "no detail")
+        # Debug only: losses reach the user through the report and ``notify`` (the doors tell
+        # them on stderr), never through ``logging``, which may lead back into py-mdr.
+        log.debug("dropped %d event(s) (%s): %s", count, reason, error or "no detail")
 
     def _set_fatal(self, error: HECError, reason: str) -> None:
         if self._fatal is None:
             self._fatal, self._fatal_reason = error, reason
-            what = "token" if reason == "auth" else "index"
-            log.error(
-                "MDR refused the HEC %s for %s (%s); nothing will be sent until the "
-                "configuration is fixed",
-                what,
-                self.config.url,
-                error,
-            )
+            log.debug("refused for good (%s): %s", reason, error)  # ``notify`` hears of it
 
     def _tell(self, kind: str | None, error: HECError) -> None:
         """Call ``notify`` the first time ``kind`` comes up; it may not break the transport."""
