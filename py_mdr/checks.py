@@ -13,7 +13,12 @@ from typing import Any
 
 from py_mdr.errors import ConfigError
 
-__all__ = ["count", "flag", "mapping_keys", "path", "seconds", "text"]
+__all__ = ["MAX_SECONDS", "count", "flag", "mapping_keys", "path", "seconds", "text"]
+
+#: The longest wait any setting may ask for: a day. Far longer than any timeout, linger or
+#: backoff needs, and far below what the clock and ``threading``'s waits can take (a timeout of
+#: 1e10 s would overflow them in the middle of a send).
+MAX_SECONDS = 86_400.0
 
 
 def _where(name: str, variable: str | None) -> str:
@@ -23,7 +28,8 @@ def _where(name: str, variable: str | None) -> str:
 def seconds(
     name: str, value: object, *, zero_ok: bool = False, variable: str | None = None
 ) -> float:
-    """A finite number of seconds, > 0 (or >= 0 with ``zero_ok``); a bool is refused.
+    """A number of seconds, > 0 (or >= 0 with ``zero_ok``) and at most :data:`MAX_SECONDS`;
+    a bool is refused.
 
     ``True`` is an int to Python, but ``timeout=True`` is a mistake, not one second.
     """
@@ -33,10 +39,12 @@ def seconds(
         and not isinstance(value, bool)
         and math.isfinite(value)
         and (value >= 0 if zero_ok else value > 0)
+        and value <= MAX_SECONDS
     ):
         return float(value)
     raise ConfigError(
-        f"{_where(name, variable)} must be a finite number of seconds {bound}, got {value!r}"
+        f"{_where(name, variable)} must be a finite number of seconds {bound} and at most "
+        f"{MAX_SECONDS:g} (a day), got {value!r}"
     )
 
 

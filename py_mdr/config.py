@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from py_mdr.checks import count, flag, mapping_keys, path, seconds, text
+from py_mdr.checks import MAX_SECONDS, count, flag, mapping_keys, path, seconds, text
 from py_mdr.errors import ConfigError
 from py_mdr.hec.config import HECConfig
 from py_mdr.hec.retry import RetryPolicy
@@ -155,6 +155,11 @@ def env_float(name: str, default: float | None = None, *, positive: bool = True)
         bound = "> 0" if positive else ">= 0"
         raise ConfigError(
             f"environment variable {name} must be a finite number of seconds {bound}, got {value!r}"
+        )
+    if number > MAX_SECONDS:
+        raise ConfigError(
+            f"environment variable {name} must be at most {MAX_SECONDS:g} seconds (a day), "
+            f"got {value!r}"
         )
     return number
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+import py_mdr
 from py_mdr import config
 from py_mdr.config import ConfigError, hec_config, resolve_token, resolve_url, resolve_verify
 from py_mdr.hec.config import HECConfig
@@ -409,3 +410,32 @@ def test_the_product_keys_are_those_of_the_ocsf_product() -> None:
     from py_mdr.ocsf_models.objects.product import Product
 
     assert set(PRODUCT_KEYS) == set(Product.model_fields)
+
+
+@pytest.mark.parametrize(
+    ("door", "argument"),
+    [
+        ("MDRClient", "timeout"),
+        ("MDRHandler", "timeout"),
+        ("MDRHandler", "linger"),
+        ("MDRHandler", "close_timeout"),
+        ("MDRExporter", "timeout"),
+        ("MDRExporter", "close_timeout"),
+        ("MDRSpanExporter", "close_timeout"),
+    ],
+)
+def test_a_wait_too_long_for_the_clock_is_refused_naming_it(door: str, argument: str) -> None:
+    import py_mdr_otel
+
+    make = getattr(py_mdr, door, None) or getattr(py_mdr_otel, door)
+    named = {"name": "app"} if door == "MDRClient" else {}
+    with pytest.raises(ConfigError, match=rf"^{argument} must be .* at most 86400"):
+        make(host="127.0.0.1:1", token="t", **named, **{argument: 1e10})
+
+
+def test_a_timeout_variable_too_long_for_the_clock_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MDR_TIMEOUT", "1e10")
+    with pytest.raises(ConfigError, match="MDR_TIMEOUT must be at most 86400"):
+        py_mdr.MDRClient(host="127.0.0.1:1", token="t", name="app")

@@ -22,6 +22,7 @@ from py_mdr.threads import daemon_thread
 __all__ = ["Deadline", "current_deadline"]
 
 _local = threading.local()
+_LONGEST_WAIT = 3600.0  # the thread looks again at least this often (threading's waits cap)
 
 
 class Deadline:
@@ -170,7 +171,7 @@ class _Watchdog:
             if wait <= 0:
                 heapq.heappop(heap)
                 return due
-            self._cond.wait(wait)
+            self._cond.wait(min(wait, _LONGEST_WAIT))  # a wait too long to take would kill us
 
 
 _watchdog = _Watchdog()
