@@ -9,6 +9,7 @@ themselves, mapped on the worker. Only the mapping differs: a subclass supplies 
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, cast
@@ -35,6 +36,7 @@ from py_mdr.hec.reports import TransportStats
 from py_mdr.hec.retry import RetryPolicy
 from py_mdr.processing import Pipeline, Processor, Redaction, check_processors
 from py_mdr.processing.contexts import capture_contexts
+from py_mdr_otel._sdk_flush import chain_sdk_flush
 
 __all__ = ["DEFAULT_EXPORT_TIMEOUT", "DROPPED", "INTERNAL", "Encoded", "ExporterStats", "Outlet"]
 
@@ -174,6 +176,7 @@ class Outlet:
         self._skipped: dict[str, int] = {}  # items MDR does not take, by reason (spans: kind)
         self._last_error: str | None = None
         self._warned: set[str] = set()
+        self._flush_chained = False
         internal.install_record_marker()
 
     def __repr__(self) -> str:
@@ -283,6 +286,9 @@ class Outlet:
         :meth:`stats` and told on stderr.
         """
         try:
+            if not self._flush_chained:  # the first export: find the SDK's processor
+                self._flush_chained = True
+                chain_sdk_flush(self, sys._getframe(1))
             return self._queue(batch)
         except Exception as error:  # the SDK must never see an exception from us
             count = _length(batch)

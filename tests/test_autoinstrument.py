@@ -135,3 +135,26 @@ def test_missing_configuration_is_reported_and_the_app_still_runs() -> None:
     assert result.returncode == 0
     assert "payment failed for order-7" in result.stderr
     assert "MDR_HOST" in result.stderr and "MDR_TOKEN" in result.stderr
+
+
+FLUSHING_APP = textwrap.dedent("""
+    import logging, os
+    from opentelemetry._logs import get_logger_provider
+    logging.getLogger().setLevel(logging.INFO)
+    for n in range(3000):
+        logging.getLogger("flushed").info("line %d", n)
+    print(get_logger_provider().force_flush(), flush=True)
+    os._exit(0)  # a forked worker's or a serverless handler's end: no exit handlers run
+""")
+
+
+def test_the_providers_force_flush_delivers_under_auto_instrumentation(
+    sink: HECSink, tmp_path: Path
+) -> None:
+    script = tmp_path / "flushing_app.py"
+    script.write_text(FLUSHING_APP)
+    result = instrumented(script, otel_env(sink))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "True"
+    lines = [e["message"] for e in sink.events if e.get("log_name") == "flushed"]
+    assert sorted(lines) == sorted(f"line {n}" for n in range(3000))

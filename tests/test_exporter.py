@@ -567,3 +567,41 @@ def test_export_never_raises_even_for_an_error_that_cannot_print(sink: HECSink) 
     assert result is FAILURE
     stats = exporter.stats()
     assert stats.failures == 1 and (stats.last_error or "").startswith("UnprintableError: ")
+
+
+FLUSH_THEN_EXIT = textwrap.dedent("""
+    import logging, os, sys
+    from opentelemetry.instrumentation.logging.handler import LoggingHandler
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.trace import SpanKind
+    from py_mdr_otel import MDRExporter, MDRSpanExporter
+    logs, spans = LoggerProvider(), TracerProvider()
+    logs.add_log_record_processor(BatchLogRecordProcessor(MDRExporter()))
+    spans.add_span_processor(BatchSpanProcessor(MDRSpanExporter()))
+    log = logging.getLogger("flushed")
+    log.propagate = False
+    log.addHandler(LoggingHandler(logger_provider=logs))
+    tracer = spans.get_tracer("flushed")
+    for n in range(2000):
+        log.warning("line %d", n)
+        with tracer.start_as_current_span("GET", kind=SpanKind.CLIENT) as span:
+            span.set_attributes({"http.request.method": "GET", "url.full": f"http://h/{n}"})
+    flushed = logs.force_flush(), spans.force_flush()
+    print(flushed, flush=True)
+    os._exit(0)  # no exit handlers: what the flush did not deliver is lost
+""")
+
+
+@pytest.mark.timeout(90)
+def test_the_providers_force_flush_delivers_before_an_abrupt_exit(sink: HECSink) -> None:
+    env = {**os.environ, "MDR_HOST": sink.url, "MDR_TOKEN": sink.token}
+    result = run_python(FLUSH_THEN_EXIT, env, timeout=80)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "(True, True)"
+    lines = [e for e in sink.events if e["class_uid"] == 1008]
+    calls = [e for e in sink.events if e["class_uid"] == 4002]
+    assert sorted(e["message"] for e in lines) == sorted(f"line {n}" for n in range(2000))
+    assert len(calls) == 2000
