@@ -249,3 +249,11 @@ def test_source_format_goes_first_in_an_encoded_event_too() -> None:
     }
     with pytest.raises(ValueError, match="JSON object"):
         with_source_format_json(b"[]", "pymdr::a.b")
+
+
+def test_the_base_of_every_model_is_public_as_the_upgrade_table_says() -> None:
+    from py_mdr.ocsf_models import EventLogActivity, OCSFModel, Process
+
+    base_model = importlib.import_module("py_mdr.ocsf_models.objects.base_model")
+    assert base_model.BaseModel is OCSFModel
+    assert issubclass(EventLogActivity, OCSFModel) and issubclass(Process, OCSFModel)

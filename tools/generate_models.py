@@ -486,7 +486,11 @@ def render_package_init(names: Names) -> str:
     out.append("from py_mdr._lazy import lazy_getattr\n\n")
     out.append("_EXPORTS: dict[str, str] = {\n")
     entries = sorted(
-        (cls, module) for module, cls in [*names.classes.values(), *names.objects.values()]
+        [
+            *((cls, module) for module, cls in names.classes.values()),
+            *((cls, module) for module, cls in names.objects.values()),
+            ("OCSFModel", "_base"),  # the base of every model (0.7's BaseModel)
+        ]
     )
     for cls, module in entries:
         out.append(f'    {cls!r}: "py_mdr.ocsf_models.{module}",\n')

@@ -132,6 +132,7 @@ _EXPORTS: dict[str, str] = {
     "NetworkRemediationActivity": "py_mdr.ocsf_models.events.remediation.network_remediation_activity",
     "NetworkTraffic": "py_mdr.ocsf_models.objects.network_traffic",
     "NetworksQuery": "py_mdr.ocsf_models.events.discovery.networks_query",
+    "OCSFModel": "py_mdr.ocsf_models._base",
     "Object": "py_mdr.ocsf_models.objects.object",
     "Observable": "py_mdr.ocsf_models.objects.observable",
     "OperatingSystemPatchState": "py_mdr.ocsf_models.events.discovery.operating_system_patch_state",
