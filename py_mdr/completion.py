@@ -6,7 +6,7 @@ requires and the dict left out: ``metadata.product`` (the sender's product) and,
 that needs one of ``log_name``/``log_file``/... (Event Log Activity), ``log_name`` (the sender's
 name). A value the caller set is never replaced. A dict that names no known class is only made
 JSON-safe and pruned, so ``validate`` can still say what is wrong with it. (``py-mdr send
---strict`` refuses what ``validate`` reports before any of this filling, so it never applies.)
+--strict`` validates the event completed this way, without fitting wrong-typed values.)
 """
 
 from __future__ import annotations

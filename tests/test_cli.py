@@ -249,13 +249,26 @@ def test_a_class_uid_of_the_wrong_type_is_named_as_such(sink: HECSink) -> None:
 
 
 def test_send_strict_refuses_what_validate_rejects(sink: HECSink) -> None:
-    invalid = event(2)
-    del invalid["metadata"]["product"]
+    invalid = event(2, severity_id="high")  # a wrong type, which --strict does not fit
     done = run(["send", "--strict"], sink_env(sink), stdin=jsonl(event(1), invalid, event(3)))
     assert done.returncode == 1
     assert sink.wait_for_events(2)
     assert uids(sink) == ["uid-1", "uid-3"]
-    assert "<stdin>:2: refused by --strict: metadata.product: required" in done.stderr
+    assert "<stdin>:2: refused by --strict: severity_id:" in done.stderr
+
+
+def test_send_strict_and_dry_run_judge_the_event_as_sent(sink: HECSink) -> None:
+    """What send fills itself (the product, log_name) is no reason to refuse an event."""
+    minimal = {"class_uid": 1008, "activity_id": 99, "message": "m", "metadata": {"uid": "u-1"}}
+    dry = run(["send", "--dry-run", "--name", "nightly"], clean_env(), stdin=jsonl(minimal))
+    assert dry.returncode == 0, dry.stderr
+    assert "schema problems" not in dry.stderr
+    done = run(["send", "--strict", "--name", "nightly"], sink_env(sink), stdin=jsonl(minimal))
+    assert done.returncode == 0, done.stderr
+    assert sink.wait_for_events(1)
+    (sent,) = [e["event"] for e in sink.envelopes]
+    assert sent["log_name"] == "nightly" and sent["metadata"]["product"]["name"] == "nightly"
+    assert sink.problems == []
 
 
 def test_missing_token_or_host_is_a_configuration_error(sink: HECSink) -> None:
@@ -812,9 +825,8 @@ def test_send_takes_an_event_known_by_its_type_uid_alone(sink: HECSink) -> None:
 
 
 def test_send_dry_run_shows_what_would_be_sent_and_sends_nothing(sink: HECSink) -> None:
-    unfinished = event(3)
-    del unfinished["log_name"]
-    lines = jsonl(event(1)) + "[1, 2]\n" + jsonl({"message": "no class"}, unfinished)
+    flawed = event(3, severity_id="high")
+    lines = jsonl(event(1)) + "[1, 2]\n" + jsonl({"message": "no class"}, flawed)
     done = run(["send", "--dry-run"], sink_env(sink), stdin=lines)
     assert done.returncode == 1
     shown = [json.loads(line) for line in done.stdout.splitlines()]
@@ -822,7 +834,7 @@ def test_send_dry_run_shows_what_would_be_sent_and_sends_nothing(sink: HECSink) 
     assert shown[0]["sourcetype"] == "pymdr::cli" and shown[0]["event"]["type_uid"] == 100899
     assert done.stderr.count("<stdin>:2:") == 1 and "not a JSON object" in done.stderr
     assert "<stdin>:3: no class_uid" in done.stderr
-    assert "<stdin>:4: <event>: Event Log Activity needs at least one of" in done.stderr
+    assert "<stdin>:4: severity_id:" in done.stderr
     assert "2 would be sent (1 with schema problems" in done.stderr
     assert "2 rejected; nothing was sent" in done.stderr
     assert not sink.wait_for_requests(1, timeout=0.3)

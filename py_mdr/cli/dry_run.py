@@ -1,8 +1,8 @@
 """``py-mdr send --dry-run``: what would be sent, and every problem, without the network.
 
 Each envelope goes to standard output exactly as it would go on the wire (one per line), so it
-can be read or piped on; what would be rejected, and every schema problem ``py-mdr validate``
-finds in an event that would be sent anyway, goes to standard error.
+can be read or piped on; what would be rejected, and every schema problem of an event as it
+would be sent (what ``--strict`` would refuse), goes to standard error.
 """
 
 from __future__ import annotations
@@ -11,8 +11,7 @@ from collections.abc import Iterable
 from typing import TextIO
 
 from py_mdr.cli.input import Item
-from py_mdr.cli.prepare import Noted, Rejected, SendSettings, prepare
-from py_mdr.cli.validate import problems_of
+from py_mdr.cli.prepare import Noted, Rejected, SendSettings, prepare, problems_as_sent
 
 
 def dry_run(items: Iterable[Item], settings: SendSettings, *, out: TextIO, err: TextIO) -> int:
@@ -28,7 +27,7 @@ def dry_run(items: Iterable[Item], settings: SendSettings, *, out: TextIO, err: 
             for warning in prepared.warnings:
                 err.write(f"py-mdr send: {prepared.where}: {warning} (would be sent as written)\n")
             prepared = prepared.envelope
-        problems = [] if settings.text else problems_of(item)
+        problems = [] if settings.text else problems_as_sent(item.value, settings)
         flawed += bool(problems)
         for path, _kind, message in problems:
             err.write(f"py-mdr send: {item.where}: {path or '<event>'}: {message}\n")

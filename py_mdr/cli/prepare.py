@@ -17,11 +17,11 @@ from typing import Any, NamedTuple
 
 from py_mdr import __version__
 from py_mdr.cli.input import STDIN, Item
-from py_mdr.completion import complete_event_noted
+from py_mdr.completion import complete_event, complete_event_noted
 from py_mdr.eventlog import FIXED_PART, device, metadata, next_sequence
 from py_mdr.hec.envelope import encode_envelope
 from py_mdr.ocsf_models._registry import CLASSES
-from py_mdr.serialize import Notes, complete, dumps
+from py_mdr.serialize import Notes, dumps
 from py_mdr.time_units import advice
 from py_mdr.validate import validate
 
@@ -132,12 +132,22 @@ def json_event(
     if class_uid not in CLASSES:
         return f"unknown class_uid {class_uid}: `py-mdr schema` lists the OCSF 1.3.0 classes"
     if strict:
-        event = complete(value, coerce=False)
+        event = complete_event(value, name=name, product=product, coerce=False)
         problems = validate(event)
         if problems:
             return "refused by --strict: " + quote_problems(problems)
         return event, None
     return complete_event_noted(value, name=name, product=product)
+
+
+def problems_as_sent(value: Any, settings: SendSettings) -> list[tuple[str, str, str]]:
+    """(path, kind, message) for what ``--strict`` would refuse in one decoded JSON value: the
+    event as it would be sent (the sender's product and name filled), wrong types unchanged."""
+    try:
+        event = complete_event(value, name=settings.name, product=settings.product, coerce=False)
+        return [(p.path, p.kind, p.message) for p in validate(event)]
+    except Exception as exc:  # a value the serializer could not handle
+        return [("", "type", f"cannot be read as an event: {type(exc).__name__}: {exc}")]
 
 
 def quote_problems(problems: list[Any]) -> str:
