@@ -27,6 +27,7 @@ bench: $(STAMP)
 	cd bench && for b in serialize client export_stages gzip_levels run; do ../$(BIN)/python $$b.py || exit 1; done
 	$(BIN)/python bench/burst.py
 	$(BIN)/python bench/caller_tail.py
+	$(BIN)/python bench/spool_kill.py
 	$(BIN)/python bench/spans.py
 
 generate: $(STAMP)
