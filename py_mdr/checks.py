@@ -7,13 +7,14 @@ saying what is accepted, and returns the value in its one canonical type.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from typing import Any
 
 from py_mdr.errors import ConfigError
 
-__all__ = ["MAX_SECONDS", "count", "flag", "mapping_keys", "path", "seconds", "text"]
+__all__ = ["MAX_SECONDS", "count", "flag", "log_level", "mapping_keys", "path", "seconds", "text"]
 
 #: The longest wait any setting may ask for: a day. Far longer than any timeout, linger or
 #: backoff needs, and far below what the clock and ``threading``'s waits can take (a timeout of
@@ -96,3 +97,15 @@ def mapping_keys(name: str, value: Any, valid: tuple[str, ...]) -> None:
             f"{name} has unknown key(s) {', '.join(map(repr, unknown))}; "
             f"valid keys: {', '.join(valid)}"
         )
+
+
+def log_level(name: str, value: object) -> int | str:
+    """A ``logging`` level: a whole number >= 0, or the name of a registered level."""
+    if type(value) is int and value >= 0:
+        return value
+    if isinstance(value, str) and isinstance(logging.getLevelName(value), int):
+        return value
+    raise ConfigError(
+        f"{name} must be a logging level: a whole number >= 0 or a level name such as 'INFO' "
+        f"or 'WARNING' (upper case), got {value!r}"
+    )

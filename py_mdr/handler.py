@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from py_mdr import __version__
+from py_mdr.checks import log_level
 from py_mdr.compat import legacy_source, with_source_format_json
 from py_mdr.config import (
     ConfigError,
@@ -187,6 +188,7 @@ class MDRHandler(logging.Handler):
             count(name, number)
         seconds("linger", linger, zero_ok=True)
         close_timeout = seconds("close_timeout", close_timeout, zero_ok=True)
+        level = log_level("level", level)
         flag("block", block)
         flag("fold", fold)
         if source_type is not None:

@@ -72,11 +72,11 @@ class ExporterStats(DeliveryStats):
 
 def _require_endpoint(who: str, host: str | None, token: str | None) -> None:
     """One error naming every missing variable (auto-instrumentation can pass no arguments)."""
-    missing = []
-    if not (isinstance(host, str) and host.strip()) and env_str("MDR_HOST") is None:
-        missing.append(("host", "MDR_HOST"))
-    if not (isinstance(token, str) and token.strip()) and env_str("MDR_TOKEN") is None:
-        missing.append(("token", "MDR_TOKEN"))
+    missing = []  # a value of another type is not missing: resolve_url/_token name it
+    for argument, value, variable in (("host", host, "MDR_HOST"), ("token", token, "MDR_TOKEN")):
+        blank = value is None or (isinstance(value, str) and not value.strip())
+        if blank and env_str(variable) is None:
+            missing.append((argument, variable))
     if missing:
         variables = " and ".join(variable for _, variable in missing)
         arguments = ", ".join(f"{argument}=..." for argument, _ in missing)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from collections.abc import Callable
@@ -354,6 +355,17 @@ def test_a_host_that_is_not_a_string_is_refused(door: str, monkeypatch: pytest.M
         _doors()[door](host=8088)
 
 
+@pytest.mark.parametrize("door", DOORS)
+@pytest.mark.parametrize("argument", ["host", "token"])
+def test_a_host_or_token_of_another_type_is_named_even_with_no_variable_set(
+    door: str, argument: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MDR_HOST", raising=False)
+    monkeypatch.delenv("MDR_TOKEN", raising=False)
+    with pytest.raises(ConfigError, match=rf"^{argument} must be a string"):
+        _doors()[door](**{argument: 8088})
+
+
 def test_an_unknown_product_key_names_it_and_the_valid_keys() -> None:
     from py_mdr.handler import MDRHandler
 
@@ -439,3 +451,20 @@ def test_a_timeout_variable_too_long_for_the_clock_is_refused(
     monkeypatch.setenv("MDR_TIMEOUT", "1e10")
     with pytest.raises(ConfigError, match="MDR_TIMEOUT must be at most 86400"):
         py_mdr.MDRClient(host="127.0.0.1:1", token="t", name="app")
+
+
+@pytest.mark.parametrize("level", ["FOO", "info", 1.5, True, -5, None])
+def test_a_handler_level_that_logging_would_refuse_later_is_named_now(level: object) -> None:
+    from py_mdr.handler import MDRHandler
+
+    with pytest.raises(ConfigError, match=r"^level must be a logging level"):
+        MDRHandler(host="127.0.0.1:1", token="t", level=level)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("level", [0, 25, "WARNING", logging.ERROR])
+def test_a_handler_takes_a_level_by_number_or_name(level: int | str) -> None:
+    from py_mdr.handler import MDRHandler
+
+    handler = MDRHandler(host="127.0.0.1:1", token="t", level=level)
+    handler.close()
+    assert handler.level == (logging.getLevelName(level) if isinstance(level, str) else level)
