@@ -194,6 +194,9 @@ def resolve_redact(redact: Any) -> Any:
     return env_bool("MDR_REDACT", True)
 
 
+_NOT_IN_HOST = '<>"{}|\\^`'  # what no host name, IPv6 address or IDN carries
+
+
 def resolve_url(host: str | None) -> str:
     """The HEC base URL from ``host`` or ``MDR_HOST``: scheme resolved, no trailing path.
 
@@ -233,6 +236,13 @@ def resolve_url(host: str | None) -> str:
         )
     if not parts.hostname:
         raise ConfigError(f"host {raw!r} has no host name (argument `host` / MDR_HOST)")
+    if any(ch.isspace() or ch in _NOT_IN_HOST for ch in parts.hostname):
+        raise ConfigError(
+            f"host {raw!r}: the host name may not contain spaces or any of {_NOT_IN_HOST} "
+            "(argument `host` / MDR_HOST)"
+        )
+    if port == 0:
+        raise ConfigError(f"host {raw!r}: the port must be 1-65535 (argument `host` / MDR_HOST)")
     path = parts.path
     cut = path.find(_COLLECTOR)
     if cut >= 0:

@@ -468,3 +468,9 @@ def test_a_handler_takes_a_level_by_number_or_name(level: int | str) -> None:
     handler = MDRHandler(host="127.0.0.1:1", token="t", level=level)
     handler.close()
     assert handler.level == (logging.getLevelName(level) if isinstance(level, str) else level)
+
+
+@pytest.mark.parametrize("host", ["h x:8088", "hec<1>.example.com", "127.0.0.1:0"])
+def test_a_host_that_cannot_be_reached_by_its_shape_is_refused_at_once(host: str) -> None:
+    with pytest.raises(ConfigError, match=r"^host '.*': .*\(argument `host` / MDR_HOST\)"):
+        config.resolve_url(host)
