@@ -356,8 +356,37 @@ def test_ctrl_c_mid_send_sums_up_and_exits_130(sink: HECSink) -> None:
     text = err.decode()
     assert "Traceback" not in text
     assert "py-mdr send: interrupted" in text
-    # the event arrived, but the interrupt may have cut the wait for its answer: unknown
-    assert re.search(r"py-mdr send: [01] sent, 0 rejected, 0 dropped\n", text), text
+    # the event arrived, but the interrupt may have cut the wait for its answer: then it is
+    # counted as not confirmed, never left out of the summary
+    summary = re.search(r"py-mdr send: ([01]) sent, 0 rejected, 0 dropped(.*)\n", text)
+    assert summary, text
+    unconfirmed = ", 1 not confirmed (interrupted while being sent)"
+    assert summary.group(2) == ("" if summary.group(1) == "1" else unconfirmed), text
+
+
+def test_ctrl_c_while_a_send_hangs_counts_the_event_as_not_confirmed(sink: HECSink) -> None:
+    sink.hang(30.0)
+    process = subprocess.Popen(
+        [PY_MDR, "send", "--text"],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=sink_env(sink),
+    )
+    assert process.stdin is not None
+    try:
+        process.stdin.write(b"stuck in the send\n")
+        process.stdin.flush()
+        time.sleep(2.0)  # sent within the 1 s flush interval; the answer never comes
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=5)
+    assert process.returncode == 130
+    text = err.decode()
+    expected = "0 sent, 0 rejected, 0 dropped, 1 not confirmed (interrupted while being sent)"
+    assert expected in text, text
 
 
 def _read_terminal(fd: int, until: bytes, timeout: float) -> bytes:

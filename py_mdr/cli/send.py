@@ -65,6 +65,7 @@ def send_items(
     reader.start()
     wait = min(settings.flush_interval, PROGRESS_EVERY) if progress else settings.flush_interval
     batch: list[bytes] = []
+    in_flight: list[bytes] = []  # handed to flush, its outcome not counted yet
     size = 0
     try:
         done = False
@@ -85,17 +86,23 @@ def send_items(
                 batch.append(thing)
                 size += len(thing)
                 if len(batch) >= settings.batch_events or size >= settings.batch_bytes:
-                    flush(batch, transport, tally, console)
-                    batch, size = [], 0
+                    in_flight, batch, size = batch, [], 0
+                    flush(in_flight, transport, tally, console)
+                    in_flight = []
                     if tally.stopped is not None:
                         break
             # a short take means the input is slow (or over): send what there is now
             if batch and tally.stopped is None and (done or len(things) < settings.batch_events):
-                flush(batch, transport, tally, console)
-                batch, size = [], 0
+                in_flight, batch, size = batch, [], 0
+                flush(in_flight, transport, tally, console)
+                in_flight = []
             console.tick(tally)
     except KeyboardInterrupt:
         tally.interrupted = True
+        if batch:  # read, never sent
+            tally.dropped["interrupted"] = tally.dropped.get("interrupted", 0) + len(batch)
+        if spool is None:  # (with a spool, the batch is on disk before it is sent: kept)
+            tally.unconfirmed = len(in_flight)
     finally:
         handoff.stop()
         console.finish()

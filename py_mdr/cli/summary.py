@@ -26,6 +26,7 @@ class Tally:
     stopped: str | None = None  # why sending ended before the input did
     interrupted: bool = False
     kept: int = 0  # left in the spool for the next run
+    unconfirmed: int = 0  # being sent when interrupted: MDR may or may not have them
     spool_dir: str | None = None
     paused: str | None = None  # with a spool: why sending stopped while the input is kept
 
@@ -46,6 +47,8 @@ class Tally:
         text += f", {self.dropped_total} dropped"
         if self.dropped:
             text += " (" + ", ".join(f"{k}: {v}" for k, v in sorted(self.dropped.items())) + ")"
+        if self.unconfirmed:
+            text += f", {self.unconfirmed} not confirmed (interrupted while being sent)"
         if self.kept:
             text += f", {self.kept} kept in the spool {self.spool_dir} for the next run"
         if self.coerced:
