@@ -1045,3 +1045,25 @@ def test_a_token_echoed_by_the_receiver_is_scrubbed_everywhere(
     assert "<token>" in str(report.error)  # the answer was quoted, without the secret
     for text in seen + [record.getMessage() for record in caplog.records]:
         assert secret not in text
+
+
+# The receiver's answer to one event is 157 bytes: the status line ends at byte 17, the headers
+# at 130. Trickled at these paces, a 2 s deadline cuts it in the status line, in the headers
+# and in the body.
+@pytest.mark.parametrize("interval", [0.2, 0.05, 0.0135], ids=["status", "headers", "body"])
+def test_an_answer_the_deadline_cuts_short_is_a_timeout_not_a_strange_server(
+    sink: HECSink, make: Make, interval: float
+) -> None:
+    sink.trickle(interval)
+    told: list[str] = []
+    transport = make(
+        retry=RetryPolicy(initial_backoff=0.01, max_backoff=0.05, deadline=2.0),
+        notify=lambda kind, error: told.append(kind),
+    )
+    report = transport.send(envelopes(1))
+    assert report.dropped == {"deadline": 1}, report
+    assert isinstance(report.error, HECTimeoutError), report.error
+    assert "the events may have arrived" in str(report.error)
+    assert told == [] and sink.event_count == 1  # stored: a timeout is "unknown", not "lost"
+    health = transport.health(timeout=2.0)
+    assert not health.ok and "no complete answer" in str(health.error), health

@@ -243,6 +243,7 @@ class HECTransport:
         cfg = self.config
         url = cfg.url + HEALTH_PATH
         scope = Deadline(time.monotonic() + timeout)
+        response = None
         try:
             with sending(), scope:
                 response = self._session.get(
@@ -253,18 +254,19 @@ class HECTransport:
                     allow_redirects=False,
                 )
         except Exception as exc:  # a health probe reports; it does not raise
-            if scope.fired:
-                return HealthReport(
-                    False,
-                    None,
-                    None,
-                    "",
-                    f"no complete answer from {url} in time: the {timeout:g} s timeout passed "
-                    "while it was still answering",
-                )
-            failure = self._failure(exc, timeout, scope)
-            self._tell(failure.kind, failure.error)
-            return HealthReport(False, None, None, "", str(failure.error))
+            if not scope.fired:
+                failure = self._failure(exc, timeout, scope)
+                self._tell(failure.kind, failure.error)
+                return HealthReport(False, None, None, "", str(failure.error))
+        if response is None or scope.fired:  # cut off, maybe after the status line
+            return HealthReport(
+                False,
+                None,
+                None,
+                "",
+                f"no complete answer from {url} in time: the {timeout:g} s timeout passed "
+                "while it was still answering",
+            )
         answer = parse_answer(response.content)
         text = self._scrub(answer.text or response.reason or "")
         status = response.status_code
@@ -523,7 +525,10 @@ class HECTransport:
             except Exception as exc:  # anything else is reported, never raised
                 self._pooled = False
                 return _Outcome(failure=self._failure(exc, wait, scope))
-            self._pooled = not scope.fired  # a socket cut at the deadline is not kept
+            if scope.fired:  # the deadline cut the answer short: no answer, a timeout
+                self._pooled = False
+                return _Outcome(failure=self._failure(TimeoutError(), wait, scope))
+            self._pooled = True
             return _Outcome(
                 status=response.status_code,
                 answer=parse_answer(response.content),
