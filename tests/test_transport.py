@@ -158,15 +158,7 @@ def test_auth_refusal_is_permanent_loud_once_and_fails_fast(
 
 @pytest.mark.parametrize(
     ("code", "text"),
-    [
-        (5, "No data"),
-        (6, "Invalid data format"),
-        (10, "Data channel is missing"),
-        (11, "Invalid data channel"),
-        (12, "Event field is required"),
-        (13, "Event field cannot be blank"),
-        (15, "Error in handling indexed fields"),
-    ],
+    [(5, "No data"), (10, "Data channel is missing"), (11, "Invalid data channel")],
 )
 def test_bad_request_drops_the_batch_and_says_why(
     sink: HECSink, make: Make, code: int, text: str
@@ -179,6 +171,17 @@ def test_bad_request_drops_the_batch_and_says_why(
     assert str(report.error) == f"HTTP 400, HEC code {code}: {text}"
     assert len(sink.requests) == 1  # not retried
     assert transport.send(envelopes(1)).ok  # not permanent: the next batch goes through
+
+
+@pytest.mark.parametrize("code", [6, 12, 13, 15])
+def test_a_bad_event_answer_without_its_number_sends_each_half_again(
+    sink: HECSink, make: Make, code: int
+) -> None:
+    sink.fail_next(1, 400, code)  # this once: each half then goes through
+    report = make().send(envelopes(4))
+    assert report.delivered == 4 and report.dropped == {}, report
+    assert [r.envelope_count for r in sink.requests] == [0, 2, 2]  # the refused one unread
+    assert numbers(sink) == [0, 1, 2, 3]
 
 
 def test_invalid_event_number_resends_only_the_rest(sink: HECSink, make: Make) -> None:
@@ -809,8 +812,9 @@ def test_a_partial_answer_pointing_outside_the_body_is_not_trusted(
         json.dumps({"text": "Invalid data format", "code": 6, "invalid-event-number": number}),
     )
     report = make().send(envelopes(3))
-    assert report.delivered == 0  # trusting it would count events no one accepted
-    assert report.dropped == {"rejected_400": 3}
+    # trusting it would count events no one accepted: the halves are sent again instead
+    assert report.delivered == 3 and report.dropped == {}
+    assert [r.envelope_count for r in sink.requests] == [0, 1, 2]  # the refused one unread
 
 
 @pytest.mark.parametrize("number", [3, 99, -1])
@@ -1067,3 +1071,14 @@ def test_an_answer_the_deadline_cuts_short_is_a_timeout_not_a_strange_server(
     assert told == [] and sink.event_count == 1  # stored: a timeout is "unknown", not "lost"
     health = transport.health(timeout=2.0)
     assert not health.ok and "no complete answer" in str(health.error), health
+
+
+def test_one_bad_event_in_a_refused_body_costs_only_itself(sink: HECSink, make: Make) -> None:
+    """A 400 code 6 that does not say which event is bad: the halves are sent until it is found."""
+    sink.refuse_containing("poison")
+    batch = envelopes(50)
+    batch[37] = envelopes(1, tag="poison")[0]
+    report = make().send(batch)
+    assert report.dropped == {"bad_event": 1} and report.delivered == 49, report
+    assert sorted(e["n"] for e in sink.events) == [n for n in range(50) if n != 37]
+    assert len(sink.requests) <= 2 * 6 + 1  # one body, then two halves per level: log2(50) < 6

@@ -10,6 +10,8 @@ AUTH_CODES = frozenset({1, 2, 3, 4})
 RETRY_CODES = frozenset({8, 9, 18, 19, 20})
 #: HTTP statuses worth retrying: throttled, gateway trouble, server error.
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+#: HEC codes that blame an event of the body (bad format, no or blank event, nested fields).
+BAD_EVENT_CODES = frozenset({6, 12, 13, 15})
 SUCCESS_CODE = 0
 INDEX_CODE = 7
 ACK_DISABLED_CODE = 14
@@ -24,6 +26,7 @@ class Action(enum.Enum):
     PERMANENT = "permanent"  # stop: auth or index problem, later sends fail fast
     SPLIT = "split"  # body too large: send each half
     PARTIAL = "partial"  # envelopes before N accepted, N is bad, resend the rest
+    BISECT = "bisect"  # a bad event somewhere, not said which: send each half to find it
     DROP_BATCH = "drop_batch"  # the body was refused as it is; resending would not help
     ACK_DISABLED = "ack_disabled"  # the endpoint does not do acknowledgements
 
@@ -50,6 +53,8 @@ def classify(
         return Action.RETRY
     if status == 400 and invalid_event_number is not None:
         return Action.PARTIAL
+    if status == 400 and hec_code in BAD_EVENT_CODES:
+        return Action.BISECT  # one bad event must not cost the others
     return Action.DROP_BATCH
 
 

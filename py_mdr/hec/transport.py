@@ -388,6 +388,12 @@ class HECTransport:
                 else:
                     half = len(piece) // 2
                     self._resend(queue, report, piece[:half], piece[half:])
+            elif action is Action.BISECT:
+                if len(piece) == 1:
+                    self._drop(report, "bad_event", error, piece)
+                else:
+                    half = len(piece) // 2
+                    self._resend(queue, report, piece[:half], piece[half:])
             elif action is Action.PARTIAL and bad is not None:
                 self._accepted(piece[:bad], _NO_ANSWER, report)
                 self._drop(report, "bad_event", error, piece[bad : bad + 1])

@@ -157,6 +157,7 @@ class HECSink:
         self._hang: tuple[float, int | None, bool] | None = None
         self._trickle: tuple[float, int | None, bool] | None = None
         self._rejects: deque[int] = deque()
+        self._poison: str | None = None
         # indexer acknowledgement, per channel
         self._ack_next: dict[str, int] = {}
         self._acks: dict[str, dict[int, bool]] = {}
@@ -395,6 +396,12 @@ class HECSink:
         with self._lock:
             self._rejects.extend([index] * n)
 
+    def refuse_containing(self, marker: str | None) -> None:
+        """Refuse every event request whose body holds ``marker`` with a 400 code 6 that does
+        not say which event is bad (as Vector does); nothing of it is stored. None ends it."""
+        with self._lock:
+            self._poison = marker
+
     def clear_faults(self) -> None:
         """End every fault mode, including ``down`` and ``token_disabled``."""
         with self._lock:
@@ -403,6 +410,7 @@ class HECSink:
             self._hang = None
             self._trickle = None
             self._rejects.clear()
+            self._poison = None
             self.down = False
             self.token_disabled = False
 
@@ -443,6 +451,8 @@ class HECSink:
         if isinstance(text, Answer):
             return text, 0
         with self._lock:
+            if self._poison is not None and self._poison in text:
+                return hec_answer(400, 6), 0
             reject_at = self._rejects.popleft() if self._rejects else None
         envelopes, error = parse_body(
             text,
