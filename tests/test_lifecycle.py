@@ -624,12 +624,13 @@ def test_events_unconfirmed_at_close_are_told() -> None:
         log = logging.getLogger("acked")
         log.addHandler(handler)
         log.propagate = False
-        log.warning("never acknowledged")
+        for number in range(10):  # one body, one ackId: ten events unconfirmed
+            log.warning("never acknowledged %d", number)
         handler.close()
         """
         result = run_child(code)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "1 accepted by MDR but not acknowledged before close" in result.stderr
+    assert "10 accepted by MDR but not acknowledged before close" in result.stderr
 
 
 def test_the_spool_directory_can_come_from_the_environment(

@@ -549,6 +549,21 @@ def test_pending_acks_are_bounded(ack_sink: HECSink) -> None:
         transport.close()
 
 
+def test_what_was_taken_before_a_bad_event_counts_as_unconfirmed(ack_sink: HECSink) -> None:
+    transport = ack_transport(ack_sink, ack_poll_interval=60)
+    try:
+        ack_sink.hold_acks(True)
+        ack_sink.reject_envelope(4)
+        report = transport.send(envelopes(10))
+        assert report.delivered == 9 and report.dropped == {"bad_event": 1}
+        stats = transport.stats()
+        # the four before it came back without an ackId; the five after it in one body with one
+        assert stats.events_unconfirmed == 4
+        assert (stats.acks_pending, stats.events_awaiting_ack) == (1, 5)
+    finally:
+        transport.close()
+
+
 def test_code_14_on_the_ack_endpoint_turns_acks_off(ack_sink: HECSink) -> None:
     transport = ack_transport(ack_sink)
     try:

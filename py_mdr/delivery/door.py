@@ -55,7 +55,7 @@ def open_delivery(
 
     def unconfirmed() -> int:
         stats = transport.stats()
-        return stats.events_unconfirmed + stats.acks_pending
+        return stats.events_unconfirmed + stats.events_awaiting_ack
 
     def close_transport() -> None:
         with sending():  # what the HTTP stack logs while closing stays out of MDR

@@ -36,6 +36,10 @@ class AckTracker:
             forgotten += len(oldest.envelopes)
         return forgotten
 
+    def events(self) -> int:
+        """How many events the pending bodies hold."""
+        return sum(len(body.envelopes) for body in self._pending.values())
+
     def ids(self) -> list[int]:
         return list(self._pending)
 
@@ -56,6 +60,6 @@ class AckTracker:
 
     def clear(self) -> int:
         """Forget everything; returns how many events were pending."""
-        count = sum(len(body.envelopes) for body in self._pending.values())
+        count = self.events()
         self._pending.clear()
         return count

@@ -66,6 +66,7 @@ class TransportStats(Snapshot):
     bytes_sent: int = 0
     last_error: str | None = None
     acks_pending: int = 0  # ackIds awaiting confirmation
+    events_awaiting_ack: int = 0  # the events of the bodies those ackIds stand for
     events_unconfirmed: int = 0  # accepted, but their acknowledgement was given up on
 
 
@@ -108,7 +109,7 @@ class Counters:
         with self._lock:
             self._stats.last_error = message
 
-    def snapshot(self, acks_pending: int = 0) -> TransportStats:
+    def snapshot(self, acks_pending: int = 0, events_awaiting_ack: int = 0) -> TransportStats:
         with self._lock:
             s = self._stats
             return TransportStats(
@@ -119,5 +120,6 @@ class Counters:
                 bytes_sent=s.bytes_sent,
                 last_error=s.last_error,
                 acks_pending=acks_pending,
+                events_awaiting_ack=events_awaiting_ack,
                 events_unconfirmed=s.events_unconfirmed,
             )

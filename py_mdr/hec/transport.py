@@ -293,7 +293,8 @@ class HECTransport:
             log.debug("closing the HTTP session failed", exc_info=True)
 
     def stats(self) -> TransportStats:
-        return self._counters.snapshot(acks_pending=len(self._acks))
+        acks = self._acks
+        return self._counters.snapshot(acks_pending=len(acks), events_awaiting_ack=acks.events())
 
     def reset_after_fork(self) -> None:
         """In a forked child: own session (sockets belong to the parent), new channel, new locks."""
@@ -442,7 +443,10 @@ class HECTransport:
             return
         report.delivered += count
         self._counters.sent(count)
-        if not self._use_ack or answer is _NO_ANSWER:
+        if not self._use_ack:
+            return
+        if answer is _NO_ANSWER:  # taken before a bad event: that answer carries no ackId
+            self._counters.unconfirmed(count)
             return
         if answer.ack_id is None:
             self._warn_once(
