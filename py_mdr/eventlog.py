@@ -347,10 +347,20 @@ def exception_info(kind: Any, message: Any, stacktrace: Any) -> dict[str, Any]:
 MAX_STRING = 65_535
 
 
+#: The most of a long message kept in ``unmapped.message``: even as JSON escapes (up to six
+#: bytes a character) it leaves the event under HEC's 5 MB, so the event is sent, not dropped.
+MAX_KEPT = 700_000
+
+
 def fit_message(event: dict[str, Any], unmapped: dict[str, Any], text: str) -> None:
-    """Set ``message``; a text too long for ``string_t`` is cut there and kept whole in unmapped."""
+    """Set ``message``; a text too long for ``string_t`` is cut there and kept in unmapped (up
+    to :data:`MAX_KEPT` characters; beyond, ``unmapped.message_length`` says how long it was)."""
     if len(text) > MAX_STRING:
-        unmapped["message"] = text
+        if len(text) > MAX_KEPT:
+            unmapped["message"] = text[: MAX_KEPT - 1] + "\u2026"
+            unmapped["message_length"] = len(text)
+        else:
+            unmapped["message"] = text
         text = text[: MAX_STRING - 1] + "\u2026"
     event["message"] = text
 

@@ -916,3 +916,19 @@ def test_the_fast_paths_envelope_is_the_one_encode_envelope_writes(legacy: dict[
         assert envelope.startswith(b'{"time":1700000000.049,"host":')
     finally:
         handler.close()
+
+
+@pytest.mark.parametrize("character", ["x", "\u00e9", "\u0001"], ids=["ascii", "utf8", "escaped"])
+def test_a_six_megabyte_line_arrives_cut_and_says_how_long_it_was(
+    sink: HECSink, attach: Callable[[logging.Handler, str], logging.Logger], character: str
+) -> None:
+    handler = handler_for(sink)
+    log = attach(handler, "huge")
+    text = character * 6_000_000
+    log.warning(text)
+    assert handler.flush(30)
+    assert handler.stats.dropped == {}
+    (event,) = sink.events
+    assert event["message"] == text[:65_534] + "\u2026"
+    assert event["unmapped"]["message"] == text[:699_999] + "\u2026"
+    assert event["unmapped"]["message_length"] == 6_000_000
