@@ -399,13 +399,15 @@ _site_json = functools.lru_cache(maxsize=4096)(_encode_enrichments)
 
 
 def _ms(nanoseconds: Any) -> int | None:
-    if type(nanoseconds) is int:
-        return nanoseconds // 1_000_000 if nanoseconds > 0 else None
-    try:
-        value = int(nanoseconds)
-    except (TypeError, ValueError, OverflowError):
-        return None
-    return value // 1_000_000 if value > 0 else None
+    """Epoch milliseconds, cut as the stdlib door cuts ``record.created``. OpenTelemetry's
+    handler stores ``int(created * 1e9)``, a few hundred nanoseconds short of the time
+    ``created`` reads (…123 s is …122999808 ns): the microsecond is rounded first."""
+    if type(nanoseconds) is not int:
+        try:
+            nanoseconds = int(nanoseconds)
+        except (TypeError, ValueError, OverflowError):
+            return None
+    return (nanoseconds + 500) // 1000 // 1000 if nanoseconds > 0 else None
 
 
 def _body(event: dict[str, Any], unmapped: dict[str, Any], body: Any) -> None:

@@ -69,13 +69,13 @@ def common_members(
         meta["correlation_uid"] = trace_id
     start, end = span.start_time, span.end_time
     if type(start) is int and type(end) is int and 0 < start <= end:  # an ended span
-        start_ms = start // 1_000_000
+        start_ms, end_ms = start // 1_000_000, end // 1_000_000
         members: dict[str, Any] = {
             "metadata": meta,
             "time": start_ms,
             "start_time": start_ms,
-            "end_time": end // 1_000_000,
-            "duration": (end - start) // 1_000_000,
+            "end_time": end_ms,
+            "duration": end_ms - start_ms,  # as the two times read, not 1 ms apart from them
             "severity_id": severity,
             "severity": _SEVERITY[severity],
             "status_id": status_id,

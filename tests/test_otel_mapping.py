@@ -830,3 +830,11 @@ def test_trace_and_span_ids_keep_their_leading_zeros() -> None:
     for event in (mapped, json.loads(encoded[0])):
         assert event["metadata"]["correlation_uid"] == trace["trace_id"]
         assert event["unmapped"]["trace"] == trace
+
+
+def test_a_time_on_a_whole_millisecond_reads_the_same_as_through_mdr_handler(
+    pipe: Pipeline,
+) -> None:
+    created = 1_700_000_000.123  # OpenTelemetry's handler keeps int(created * 1e9): ...122999808
+    event = pipe.event(body="a", timestamp=int(created * 1e9))
+    assert event["time"] == int(created * 1000) == 1_700_000_000_123

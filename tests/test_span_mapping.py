@@ -139,7 +139,7 @@ def test_a_server_span_in_stable_names_maps_to_http_activity() -> None:
         START // 1_000_000,
         END // 1_000_000,
     )
-    assert event["duration"] == 42
+    assert event["duration"] == 43  # end_time - start_time: 42.6 ms that cross 43 ms marks
     assert (event["severity_id"], event["status_id"], event["status_code"]) == (1, 2, "404")
     assert event["message"] == "GET /users/{id} 404"
     assert event["metadata"]["correlation_uid"] == f"{TRACE:032x}"
@@ -568,3 +568,12 @@ def test_any_attribute_values_give_a_valid_event_or_a_skip(
     assert_clean(event)
     assert third_party_errors(event) == []
     assert event["class_uid"] in (4002, 6003)
+
+
+def test_the_duration_is_the_difference_of_the_times_the_event_shows() -> None:
+    span = make_span({"http.request.method": "GET"})
+    start = 1_700_000_000_000_999_000  # 0.999 ms into a millisecond
+    span._start_time, span._end_time = start, start + 123_500_000  # 123.5 ms later
+    event = span_to_event(span)
+    assert (event["start_time"], event["end_time"]) == (1_700_000_000_000, 1_700_000_000_124)
+    assert event["duration"] == event["end_time"] - event["start_time"] == 124
