@@ -560,7 +560,7 @@ def _map_careful(record: LogItem, product: Any, log_version: str) -> dict[str, A
         **FIXED_PART,
         "severity_id": severity_id,
         "severity": severity,
-        "time": ms_from_seconds(record.created) or logged_ms,
+        "time": _or(ms_from_seconds(record.created), logged_ms),
         "metadata": metadata(_product(product), log_version, sequence, logged_ms, record.levelname),
         "actor": actor,
         "device": device(host),
@@ -626,10 +626,15 @@ def _minimal(record: Any, product: Any, log_version: str, error: Exception) -> d
         log_version=log_version,
         sequence=sequence,
         severity=from_python_level(getattr(record, "levelno", 0)),
-        time_ms=ms_from_seconds(getattr(record, "created", None)) or logged_ms,
+        time_ms=_or(ms_from_seconds(getattr(record, "created", None)), logged_ms),
         logged_time=logged_ms,
         log_level=clean_text(getattr(record, "levelname", None)),
         process={"pid": os.getpid(), "tid": tid},
         log_name=getattr(record, "name", None),
         message=message if message is not None else getattr(record, "msg", None),
     )
+
+
+def _or(ms: int | None, fallback: int) -> int:
+    """``ms`` unless there is none: the epoch itself (0) is a time, not a missing one."""
+    return fallback if ms is None else ms

@@ -705,3 +705,14 @@ def test_intake_freezes_the_message_but_not_the_record() -> None:
 )
 def test_records_intake_cannot_take_go_to_compact(make: Any) -> None:
     assert logmap.intake(make()) is None
+
+
+@pytest.mark.parametrize("created", [0.0, -1.0, 1.5])
+def test_a_record_made_at_or_before_the_epoch_keeps_its_time(
+    logged: tuple[logging.Logger, Capturing], created: float
+) -> None:
+    logger, handler = logged
+    record = logger.makeRecord("t", logging.INFO, __file__, 1, "at the epoch", (), None)
+    record.created = created
+    logger.handle(record)
+    assert _event(handler)["time"] == int(created * 1000)
