@@ -575,5 +575,6 @@ def test_the_duration_is_the_difference_of_the_times_the_event_shows() -> None:
     start = 1_700_000_000_000_999_000  # 0.999 ms into a millisecond
     span._start_time, span._end_time = start, start + 123_500_000  # 123.5 ms later
     event = span_to_event(span)
+    assert event is not None
     assert (event["start_time"], event["end_time"]) == (1_700_000_000_000, 1_700_000_000_124)
     assert event["duration"] == event["end_time"] - event["start_time"] == 124
