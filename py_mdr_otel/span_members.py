@@ -224,11 +224,14 @@ def _other_attributes(values: dict[Any, Any], names: tuple[Any, ...]) -> dict[st
 
 
 def _events(events: Any, unmapped: dict[str, Any]) -> None:
-    """The last ``exception`` event as ``unmapped.exception``; any other event in ``events``."""
+    """The last ``exception`` event as ``unmapped.exception``; any other event (an earlier
+    exception too) in ``events``."""
+    events = list(events)
+    last = max((i for i, event in enumerate(events) if event.name == "exception"), default=-1)
     others = []
-    for event in events:
+    for index, event in enumerate(events):
         attributes = plain(event.attributes) if event.attributes else {}
-        if event.name == "exception":
+        if index == last:
             info = exception_info(
                 attributes.get("exception.type"),
                 attributes.get("exception.message"),

@@ -578,3 +578,17 @@ def test_the_duration_is_the_difference_of_the_times_the_event_shows() -> None:
     assert event is not None
     assert (event["start_time"], event["end_time"]) == (1_700_000_000_000, 1_700_000_000_124)
     assert event["duration"] == event["end_time"] - event["start_time"] == 124
+
+
+def test_an_earlier_exception_is_kept_among_the_events() -> None:
+    first = {"exception.type": "ValueError", "exception.message": "first"}
+    second = {"exception.type": "KeyError", "exception.message": "'second'"}
+    events = (
+        Event("exception", first, timestamp=START + 1_000_000),
+        Event("exception", second, timestamp=START + 2_000_000),
+    )
+    unmapped = mapped(make_span(STABLE, status=ERROR, events=events))["unmapped"]
+    assert unmapped["exception"] == {"type": "KeyError", "message": "'second'"}
+    assert unmapped["events"] == [
+        {"name": "exception", "time": START // 1_000_000 + 1, "attributes": first}
+    ]
