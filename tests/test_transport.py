@@ -1097,3 +1097,19 @@ def test_one_bad_event_in_a_refused_body_costs_only_itself(sink: HECSink, make: 
     assert report.dropped == {"bad_event": 1} and report.delivered == 49, report
     assert sorted(e["n"] for e in sink.events) == [n for n in range(50) if n != 37]
     assert len(sink.requests) <= 2 * 6 + 1  # one body, then two halves per level: log2(50) < 6
+
+
+def test_hurry_retries_at_once_then_backs_off_again_until_its_deadline(
+    sink: HECSink, make: Make
+) -> None:
+    sink.down = True  # 503 code 9 to everything
+    transport = make(retry=RetryPolicy(initial_backoff=0.3, max_backoff=0.3, deadline=60.0))
+    sink.fail_next(1, 503, 9, retry_after="30")  # the first answer asks for 30 s
+    threading.Timer(0.5, lambda: transport.hurry(time.monotonic() + 1.5)).start()
+    started = time.monotonic()
+    report = transport.send(envelopes(2))
+    took = time.monotonic() - started
+    assert report.dropped == {"deadline": 2} and 1.5 < took < 3.0, (report, took)
+    # the 30 s wait was cut at 0.5 s; then the jittered backoff (0-0.3 s, 0.15 s on average)
+    # paces the retries: about ten in that second and a half, where a loop would send hundreds
+    assert 3 <= len(sink.requests) <= 40, len(sink.requests)

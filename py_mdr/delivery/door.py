@@ -80,6 +80,7 @@ def open_delivery(
         confirm=transport.wait_for_acks if acks and spool is not None else None,
         unconfirmed=unconfirmed if acks else None,
         interrupt=close_transport,
+        hurry=transport.hurry,
         **queue,
     )
     return delivery, transport

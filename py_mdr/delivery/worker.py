@@ -137,6 +137,7 @@ class Delivery(Generic[T]):
         confirm: Callable[[float], bool] | None = None,
         unconfirmed: Callable[[], int] | None = None,
         interrupt: Callable[[], object] | None = None,
+        hurry: Callable[[float], object] | None = None,
         retry_wait: tuple[float, float] = (0.5, 30.0),
     ) -> None:
         """A bounded queue and its worker (started on first use), sending through ``send``.
@@ -166,6 +167,7 @@ class Delivery(Generic[T]):
         self._confirm = confirm
         self._unconfirmed = unconfirmed
         self._interrupt = interrupt
+        self._hurry = hurry
         self.reporter = reporter or Reporter(label, spooled=spool is not None)
         #: Called at interpreter exit instead of ``close`` (the owner's close also reports).
         self.exit_hook: Callable[[], object] | None = None
@@ -427,9 +429,11 @@ class Delivery(Generic[T]):
     def close(self, timeout: float, interrupt: Callable[[], object] | None = None) -> DeliveryStats:
         """Drain within ``timeout`` seconds, stop the threads, count what is left; idempotent.
 
-        ``interrupt`` (default: the one given at construction) is called once the drain time is
-        up, before the final wait for the threads, and once more at the end: it should make a
-        pending send return and release the connections (closing the transport does both).
+        ``hurry`` (given at construction) is called first, with the instant sends must end by:
+        a send waiting out a long backoff should try again at once. ``interrupt`` (default: the
+        one given at construction) is called once the drain time is up, before the final wait
+        for the threads, and once more at the end: it should make a pending send return and
+        release the connections (closing the transport does both).
         Items still in memory then are dropped as ``shutdown``; a send that has not returned by
         the deadline is left to finish on its own (the threads are daemons) and shows as
         ``in_flight``. With a spool, what is on disk stays there for the next process.
@@ -448,6 +452,11 @@ class Delivery(Generic[T]):
             self._send_deadline = deadline - grace
             self._room.notify_all()
             threads = [t for t in (self._thread, self._sender) if t is not None]
+        if self._hurry is not None:  # a send waiting out a long backoff tries again now
+            try:
+                self._hurry(deadline - grace)
+            except Exception:  # closing must never fail the caller
+                self.report_crash("hurrying the sender failed")
         current = threading.current_thread()
         self._ring()
         self._sender_wake.set()

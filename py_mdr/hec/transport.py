@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import threading
 import time
@@ -134,6 +135,11 @@ class HECTransport:
         self._counters = Counters()
         self._wake = threading.Event()
         self._closed = False
+        # A backoff wait ends early when the transport closes or its owner hurries it
+        # (``hurry``: the owner is closing; what is left must go now, within its deadline).
+        self._nudge = threading.Condition()
+        self._hurries = 0
+        self._hurry_by = math.inf
         self._fatal: HECError | None = None
         self._fatal_reason = ""
         self._warned: set[str] = set()
@@ -282,10 +288,20 @@ class HECTransport:
             return HealthReport(False, status, answer.hec_code, text, str(error))
         return HealthReport(status == 200, status, answer.hec_code, text)
 
+    def hurry(self, deadline: float) -> None:
+        """Cut a pending backoff short and end every send by ``deadline`` (a monotonic instant):
+        the owner is closing, and a retry now may still deliver what a long backoff would not."""
+        with self._nudge:
+            self._hurry_by = min(self._hurry_by, deadline)
+            self._hurries += 1
+            self._nudge.notify_all()
+
     def close(self) -> None:
         """Stop: interrupt a pending backoff at once, refuse later sends, release the pool."""
         self._closed = True
         self._wake.set()
+        with self._nudge:
+            self._nudge.notify_all()
         try:
             with sending():
                 self._session.close()
@@ -303,6 +319,8 @@ class HECTransport:
         self._wake = threading.Event()
         if self._closed:
             self._wake.set()
+        self._nudge = threading.Condition()
+        self._hurry_by = math.inf  # the parent's closing is not the child's
         self._acks.clear()  # the parent owns those acknowledgements
         self._channel = str(uuid.uuid4())
         self._pooled = False
@@ -337,6 +355,8 @@ class HECTransport:
             piece = queue.popleft()
             if self._stopped(report, [piece, *queue]):
                 return
+            deadline = min(deadline, self._hurry_by)
+            hurries = self._hurries  # a hurry from here on cuts this attempt's backoff short
             if deadline - time.monotonic() <= 0:
                 self._give_up(report, [piece, *queue], report.error)
                 return
@@ -377,7 +397,7 @@ class HECTransport:
                     self._give_up(report, [piece, *queue], error)
                     return
                 log.debug("HEC send failed (%s); retrying in %.3f s", error, wait)
-                if self._wake.wait(wait):
+                if self._pause(wait, hurries):
                     closed = HECClosedError("the HEC transport was closed while waiting to retry")
                     self._drop(report, "closed", closed, piece, *queue)
                     return
@@ -417,6 +437,13 @@ class HECTransport:
                 self._resend(queue, report, piece)
             else:
                 self._drop(report, drop_reason(outcome.status, answer.hec_code), error, piece)
+
+    def _pause(self, seconds: float, hurries: int) -> bool:
+        """Back off for ``seconds``, less if closed (then True) or hurried since the attempt
+        that failed (``hurries`` is the count it saw)."""
+        with self._nudge:
+            self._nudge.wait_for(lambda: self._closed or self._hurries != hurries, seconds)
+        return self._closed
 
     def _resend(self, queue: deque[list[bytes]], report: SendReport, *pieces: list[bytes]) -> None:
         """Put ``pieces`` (in order) at the front of the queue; one retry, every event counted."""
