@@ -483,3 +483,13 @@ def test_a_message_is_redacted_like_any_text_but_not_remembered_when_clean() -> 
         assert redactor.message(f"user alice did {number}", found) == f"user alice did {number}"
     assert redactor.text("value-17", found) == "value-17"
     assert list(redactor._clean) == ["value-17"]  # a field value is remembered
+
+
+def test_a_flood_of_distinct_messages_keeps_the_fast_way_and_the_live_runs() -> None:
+    """Past 4,096 messages in a window the seen ones start afresh (distinct lines must not all
+    take the closer look), but a live run's message stays known: its repeats stay folded."""
+    folder: Folder[str] = Folder(window=10.0, passes=3)
+    sent = [_send_like_the_handler(folder, "again", 100 + i / 1000) for i in range(5)]
+    assert sent == [True] * 3 + [False] * 2
+    assert all(folder.new_message(f"line {n}") for n in range(10_000))
+    assert not _send_like_the_handler(folder, "again", 100.5)  # still folded

@@ -81,10 +81,21 @@ class Folder(Generic[T]):
         record sent as it is."""
         digest = hash(message)
         messages = self._messages
-        if digest in messages or len(messages) >= _MAX_RUNS:
+        if digest in messages:
             return False
+        if len(messages) >= _MAX_RUNS:  # many distinct messages: start afresh, runs kept
+            messages = self._fresh_messages()
+            if len(messages) >= _MAX_RUNS:
+                return False
         messages[digest] = True
         return True
+
+    def _fresh_messages(self) -> dict[int, bool]:
+        """An empty window of seen messages but for those of the live runs (lock-free: the
+        list of runs is taken in one step)."""
+        live = (run[_DIGEST] for run in list(self._runs.values()))
+        self._messages = messages = {digest: False for digest in live if digest is not None}
+        return messages
 
     def admit(
         self, key: Hashable, when: float, item: T, message: str | None = None
@@ -148,8 +159,7 @@ class Folder(Generic[T]):
                 done = [key for key, run in runs.items() if now - run[_OPENED] >= self.window]
                 summaries = [_summary(runs.pop(key)) for key in done]
                 if new_window:  # every message is new again, but those of the live runs
-                    live = (run[_DIGEST] for run in runs.values())
-                    self._messages = {digest: False for digest in live if digest is not None}
+                    self._fresh_messages()
                     self._messages_since = now
                 return [summary for summary in summaries if summary is not None]
             finally:
