@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -334,7 +334,8 @@ def test_send_streams_before_the_input_ends_with_progress_on_a_terminal(sink: HE
         os.close(master)
 
 
-def test_ctrl_c_mid_send_sums_up_and_exits_130(sink: HECSink) -> None:
+def _interrupted_send(sink: HECSink, line: bytes, ready: Callable[[], object]) -> str:
+    """``py-mdr send --text`` given ``line``, then Ctrl-C once ``ready()`` returns: stderr."""
     process = subprocess.Popen(
         [PY_MDR, "send", "--text"],
         stdin=subprocess.PIPE,
@@ -343,9 +344,9 @@ def test_ctrl_c_mid_send_sums_up_and_exits_130(sink: HECSink) -> None:
     )
     assert process.stdin is not None
     try:
-        process.stdin.write(b"before the interrupt\n")
+        process.stdin.write(line)
         process.stdin.flush()
-        assert sink.wait_for_events(1, timeout=10)  # running, its signal handler in place
+        ready()
         process.send_signal(signal.SIGINT)
         _, err = process.communicate(timeout=10)
     finally:
@@ -353,7 +354,14 @@ def test_ctrl_c_mid_send_sums_up_and_exits_130(sink: HECSink) -> None:
             process.kill()
             process.wait(timeout=5)
     assert process.returncode == 130
-    text = err.decode()
+    return err.decode()
+
+
+def test_ctrl_c_mid_send_sums_up_and_exits_130(sink: HECSink) -> None:
+    def running() -> None:  # with its signal handler in place
+        assert sink.wait_for_events(1, timeout=10)
+
+    text = _interrupted_send(sink, b"before the interrupt\n", running)
     assert "Traceback" not in text
     assert "py-mdr send: interrupted" in text
     # the event arrived, but the interrupt may have cut the wait for its answer: then it is
@@ -366,25 +374,8 @@ def test_ctrl_c_mid_send_sums_up_and_exits_130(sink: HECSink) -> None:
 
 def test_ctrl_c_while_a_send_hangs_counts_the_event_as_not_confirmed(sink: HECSink) -> None:
     sink.hang(30.0)
-    process = subprocess.Popen(
-        [PY_MDR, "send", "--text"],
-        stdin=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=sink_env(sink),
-    )
-    assert process.stdin is not None
-    try:
-        process.stdin.write(b"stuck in the send\n")
-        process.stdin.flush()
-        time.sleep(2.0)  # sent within the 1 s flush interval; the answer never comes
-        process.send_signal(signal.SIGINT)
-        _, err = process.communicate(timeout=10)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=5)
-    assert process.returncode == 130
-    text = err.decode()
+    # sent within the 1 s flush interval; the answer never comes
+    text = _interrupted_send(sink, b"stuck in the send\n", lambda: time.sleep(2.0))
     expected = "0 sent, 0 rejected, 0 dropped, 1 not confirmed (interrupted while being sent)"
     assert expected in text, text
 

@@ -403,15 +403,10 @@ class HECTransport:
                     return
                 attempt += 1
                 self._resend(queue, report, piece)
-            elif action is Action.SPLIT:
-                if len(piece) == 1:
-                    self._drop(report, "oversize", error, piece)
-                else:
-                    half = len(piece) // 2
-                    self._resend(queue, report, piece[:half], piece[half:])
-            elif action is Action.BISECT:
-                if len(piece) == 1:
-                    self._drop(report, "bad_event", error, piece)
+            elif action is Action.SPLIT or action is Action.BISECT:  # each half on its own
+                if len(piece) == 1:  # the one too large, or the bad one
+                    reason = "oversize" if action is Action.SPLIT else "bad_event"
+                    self._drop(report, reason, error, piece)
                 else:
                     half = len(piece) // 2
                     self._resend(queue, report, piece[:half], piece[half:])
