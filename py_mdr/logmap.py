@@ -426,7 +426,7 @@ def _event_time(event: dict[str, Any], seconds: Any) -> None:
             if not extra:
                 del unmapped["extra"]
     ms = ms_from_seconds(seconds)
-    if ms is not None and ms > 0:
+    if ms is not None:  # before 1970 too, as for ``record.created``
         event["time"] = ms
 
 

@@ -28,6 +28,7 @@ from collections.abc import MutableMapping
 from datetime import datetime
 from typing import Any
 
+from py_mdr.eventlog import ms_from_seconds
 from py_mdr.logmap import EVENT_TIME, STANDARD_ATTRIBUTES
 
 __all__ = ["render_to_mdr"]
@@ -70,7 +71,7 @@ def _render(
         del event["logger"]
     if "timestamp" in event:
         seconds = _seconds(event["timestamp"])
-        if seconds is not None:
+        if seconds is not None and ms_from_seconds(seconds) is not None:  # a time OCSF takes
             del event["timestamp"]
             event[EVENT_TIME] = seconds
     extra = {

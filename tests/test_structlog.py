@@ -152,6 +152,20 @@ def test_timestamp_becomes_time_in_each_form_timestamper_writes(
     }
 
 
+def test_a_timestamp_that_parses_but_is_no_time_stays_a_pair(
+    sink: HECSink, structlog_to: Callable[[HECSink, list[Any]], Any]
+) -> None:
+    handler = structlog_to(sink, [])
+    log = structlog.get_logger("structlog.test")
+    log.info("milliseconds", timestamp=1_577_934_245_678)  # reads as seconds: year 51970
+    log.info("before 1970", timestamp="1960-01-01T00:00:00Z")
+    assert handler.flush(5)
+    events = {e["message"]: e for e in sink.events}
+    assert events["milliseconds"]["unmapped"]["extra"] == {"timestamp": 1_577_934_245_678}
+    assert events["before 1970"]["time"] == iso_ms("1960-01-01T00:00:00+00:00")
+    assert "extra" not in events["before 1970"].get("unmapped", {})
+
+
 def test_positional_arguments_reserved_keys_and_level_key(
     sink: HECSink, structlog_to: Callable[[HECSink, list[Any]], Any]
 ) -> None:
