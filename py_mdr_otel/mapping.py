@@ -35,6 +35,7 @@ from py_mdr.logmap import CAPTURED, EVENT_TIME
 from py_mdr.plain import clean, dumps, json_safe
 from py_mdr.processing.contexts import CONTEXT_ATTRIBUTE
 from py_mdr.severity import UNKNOWN, from_otel_severity, from_otel_text
+from py_mdr.time_units import MILLISECONDS
 from py_mdr_otel.resource import MAX_INT32, ResourceParts, plain, resource_parts, scope_info
 
 __all__ = [
@@ -398,6 +399,11 @@ def _encode_enrichments(path: Any, function: Any, line: Any) -> bytes:
 _site_json = functools.lru_cache(maxsize=4096)(_encode_enrichments)
 
 
+#: The first millisecond that reads as microseconds (about the year 5138, see
+#: :mod:`py_mdr.time_units`): a later timestamp is taken for a missing one.
+_PLAUSIBLE_MS = MILLISECONDS[1]
+
+
 def _ms(nanoseconds: Any) -> int | None:
     """Epoch milliseconds, cut as the stdlib door cuts ``record.created``. OpenTelemetry's
     handler stores ``int(created * 1e9)``, a few hundred nanoseconds short of the time
@@ -407,7 +413,10 @@ def _ms(nanoseconds: Any) -> int | None:
             nanoseconds = int(nanoseconds)
         except (TypeError, ValueError, OverflowError):
             return None
-    return (nanoseconds + 500) // 1000 // 1000 if nanoseconds > 0 else None
+    if nanoseconds <= 0:
+        return None
+    ms = (nanoseconds + 500) // 1000 // 1000
+    return ms if ms < _PLAUSIBLE_MS else None  # past that it reads as another unit: not a time
 
 
 def _body(event: dict[str, Any], unmapped: dict[str, Any], body: Any) -> None:

@@ -838,3 +838,9 @@ def test_a_time_on_a_whole_millisecond_reads_the_same_as_through_mdr_handler(
     created = 1_700_000_000.123  # OpenTelemetry's handler keeps int(created * 1e9): ...122999808
     event = pipe.event(body="a", timestamp=int(created * 1e9))
     assert event["time"] == int(created * 1000) == 1_700_000_000_123
+
+
+def test_a_timestamp_in_the_year_10000_is_taken_for_missing(pipe: Pipeline) -> None:
+    observed = 1_700_000_009 * NS
+    event = pipe.event(body="far", timestamp=253_402_300_800 * NS, observed_timestamp=observed)
+    assert event["time"] == 1_700_000_009_000  # the observed time, so the event stays valid
