@@ -7,14 +7,13 @@ contain the token.
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from py_mdr.checks import MAX_SECONDS, count, flag, mapping_keys, path, seconds, text
+from py_mdr.checks import count, flag, mapping_keys, path, seconds, text
 from py_mdr.errors import ConfigError
 from py_mdr.hec.config import HECConfig
 from py_mdr.hec.retry import RetryPolicy
@@ -151,17 +150,7 @@ def env_float(name: str, default: float | None = None, *, positive: bool = True)
         number = float(value)
     except ValueError:
         raise ConfigError(f"environment variable {name} must be a number, got {value!r}") from None
-    if not math.isfinite(number) or number < 0 or (positive and number == 0):
-        bound = "> 0" if positive else ">= 0"
-        raise ConfigError(
-            f"environment variable {name} must be a finite number of seconds {bound}, got {value!r}"
-        )
-    if number > MAX_SECONDS:
-        raise ConfigError(
-            f"environment variable {name} must be at most {MAX_SECONDS:g} seconds (a day), "
-            f"got {value!r}"
-        )
-    return number
+    return seconds(f"environment variable {name}", number, zero_ok=not positive)
 
 
 def resolve_spool(spool_dir: Any, max_spool_bytes: int | None) -> tuple[str | None, int | None]:

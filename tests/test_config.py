@@ -449,7 +449,9 @@ def test_a_timeout_variable_too_long_for_the_clock_is_refused(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("MDR_TIMEOUT", "1e10")
-    with pytest.raises(ConfigError, match="MDR_TIMEOUT must be at most 86400"):
+    with pytest.raises(
+        ConfigError, match=r"MDR_TIMEOUT must be a finite number of seconds > 0 and at most 86400"
+    ):
         py_mdr.MDRClient(host="127.0.0.1:1", token="t", name="app")
 
 
