@@ -10,6 +10,7 @@ first is found on the stack, once, and its ``force_flush`` then flushes the expo
 
 from __future__ import annotations
 
+import contextlib
 from types import FrameType
 from typing import Any, Protocol
 
@@ -23,23 +24,23 @@ class _Flushable(Protocol):
     def force_flush(self, timeout_millis: int = ...) -> bool: ...
 
 
-def chain_sdk_flush(exporter: _Flushable, frame: FrameType | None) -> bool:
+def chain_sdk_flush(exporter: _Flushable, frame: FrameType | None) -> None:
     """From ``frame`` (``export()`` or its caller) up: chain the ``force_flush`` of the first
-    object whose ``_exporter`` is ``exporter``. True when one was found (or chained before)."""
+    object whose ``_exporter`` is ``exporter``; nothing when there is none."""
     for _ in range(_FRAMES):
         if frame is None:
-            return False
+            return
         owner = frame.f_locals.get("self")
         if owner is not None and getattr(owner, "_exporter", None) is exporter:
-            return _chain(owner, exporter)
+            _chain(owner, exporter)
+            return
         frame = frame.f_back
-    return False
 
 
-def _chain(processor: Any, exporter: _Flushable) -> bool:
+def _chain(processor: Any, exporter: _Flushable) -> None:
     original = getattr(processor, "force_flush", None)
     if original is None or getattr(original, "_py_mdr_chained", False):
-        return original is not None
+        return
 
     def force_flush(*args: Any, **kwargs: Any) -> bool:
         handed_over = original(*args, **kwargs)
@@ -49,8 +50,5 @@ def _chain(processor: Any, exporter: _Flushable) -> bool:
         return exporter.force_flush(int(millis)) and handed_over is not False
 
     force_flush._py_mdr_chained = True  # type: ignore[attr-defined]
-    try:
+    with contextlib.suppress(AttributeError, TypeError):  # slots, or a frozen object: as it is
         processor.force_flush = force_flush
-    except (AttributeError, TypeError):  # slots, or a frozen object: leave it as it is
-        return False
-    return True
