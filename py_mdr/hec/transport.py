@@ -133,10 +133,9 @@ class HECTransport:
         self._host = urlsplit(config.url).hostname or config.url
         self._policy = config.retry
         self._counters = Counters()
-        self._wake = threading.Event()
         self._closed = False
-        # A backoff wait ends early when the transport closes or its owner hurries it
-        # (``hurry``: the owner is closing; what is left must go now, within its deadline).
+        # A wait (backoff, ack poll) ends early when the transport closes; a backoff also when
+        # its owner hurries it (``hurry``: closing, what is left must go now, by its deadline).
         self._nudge = threading.Condition()
         self._hurries = 0
         self._hurry_by = math.inf
@@ -235,7 +234,7 @@ class HECTransport:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
-            if self._wake.wait(min(interval, remaining)):
+            if self._pause_until_closed(min(interval, remaining)):
                 return False
             interval = min(interval * 2, self.config.ack_poll_interval)
 
@@ -299,7 +298,6 @@ class HECTransport:
     def close(self) -> None:
         """Stop: interrupt a pending backoff at once, refuse later sends, release the pool."""
         self._closed = True
-        self._wake.set()
         with self._nudge:
             self._nudge.notify_all()
         try:
@@ -316,9 +314,6 @@ class HECTransport:
         """In a forked child: own session (sockets belong to the parent), new channel, new locks."""
         self._counters.reset_lock()
         self._told_lock = threading.Lock()
-        self._wake = threading.Event()
-        if self._closed:
-            self._wake.set()
         self._nudge = threading.Condition()
         self._hurry_by = math.inf  # the parent's closing is not the child's
         self._acks.clear()  # the parent owns those acknowledgements
@@ -432,6 +427,11 @@ class HECTransport:
                 self._resend(queue, report, piece)
             else:
                 self._drop(report, drop_reason(outcome.status, answer.hec_code), error, piece)
+
+    def _pause_until_closed(self, seconds: float) -> bool:
+        """Wait ``seconds``, less if the transport closes (then True)."""
+        with self._nudge:
+            return self._nudge.wait_for(lambda: self._closed, seconds)
 
     def _pause(self, seconds: float, hurries: int) -> bool:
         """Back off for ``seconds``, less if closed (then True) or hurried since the attempt
